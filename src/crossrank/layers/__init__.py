@@ -1,0 +1,10 @@
+"""Neural-network layers: cross networks, DLRM interactions, the MLP and the embeddings."""
+
+from crossrank.layers.cross import CrossNet
+from crossrank.layers.embedding import FieldEmbedding
+from crossrank.layers.feature_cross import FeatureCross
+from crossrank.layers.interaction import DotInteraction, ProjectionInteraction
+from crossrank.layers.mlp import MLP
+
+__all__ = ["MLP", "CrossNet", "DotInteraction", "FeatureCross", "FieldEmbedding",
+           "ProjectionInteraction"]

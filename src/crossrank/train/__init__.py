@@ -1,0 +1,1 @@
+"""Training: optimizers, the in-memory loop, and (issue 3) the streaming trainer."""
