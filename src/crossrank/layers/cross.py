@@ -21,9 +21,6 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from crossrank.ops import reference
-from crossrank.ops.activations import get_activation
-from crossrank.ops.dispatch import BACKENDS, cross_stack
 from crossrank.layers.init import BIAS_INITS, KERNEL_INITS, init_bias_, init_kernel_
 from crossrank.layers.validation import (
     check_choice,
@@ -31,6 +28,9 @@ from crossrank.layers.validation import (
     check_non_negative,
     check_positive_int,
 )
+from crossrank.ops import reference
+from crossrank.ops.activations import get_activation
+from crossrank.ops.dispatch import BACKENDS, cross_stack
 
 CROSS_KINDS = ("matrix", "vector")
 

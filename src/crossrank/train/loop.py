@@ -1,0 +1,208 @@
+"""The training loop: mini-batches from an encoded dataset, validation, early stopping,
+checkpoints and resume.
+
+The loop owns the optimizer, seeding and the device; the model only computes logits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from crossrank.models.base import RankingModel
+from crossrank.models.heads import loss_fn, predict
+from crossrank.train.checkpoint import (
+    load_tensors,
+    load_training_state,
+    save_model,
+    save_tensors,
+    save_training_state,
+)
+from crossrank.train.config import TrainConfig
+from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
+from crossrank.train.optim import build_optimizer, lr_factor
+
+
+class BatchSource(Protocol):
+    """What the loop reads: an encoded dataset (``crossrank.data.EncodedDataset``)."""
+
+    def __len__(self) -> int: ...
+
+    def iter_batches(self, batch_size: int, *, shuffle: bool, seed: int
+                     ) -> Iterator[tuple[Tensor, Tensor, Tensor]]: ...
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
+          device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and labels over a whole dataset, in row order. Shape: (R,), (R,)."""
+    model.eval()
+    scores, labels = [], []
+    with torch.no_grad():
+        for dense, sparse, label in data.iter_batches(batch_size, shuffle=False, seed=0):
+            logits = model(dense.to(device), sparse.to(device))
+            scores.append(predict(model.task, logits).double().cpu().numpy())
+            labels.append(label.double().numpy())
+    if not scores:
+        return np.zeros(0), np.zeros(0)
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def evaluate(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
+             device: str = "cpu") -> dict[str, float]:
+    """Metrics over the whole of ``data`` (AUC and log-loss on all rows at once)."""
+    scores, labels = score(model, data, batch_size=batch_size, device=device)
+    return compute_metrics(model.task, scores, labels)
+
+
+class Trainer:
+    """Fit ``model`` on ``train`` with validation on ``valid``; checkpoints go to ``out_dir``.
+
+    Each epoch: shuffled mini-batches (seed + epoch, so an epoch is reproducible on resume),
+    loss = task loss + cross-weight L2, optional gradient clipping and LR schedule; then
+    validation metrics on the whole validation set, a line in ``metrics.jsonl``, a checkpoint
+    of the latest state (for ``--resume``) and of the best weights (``model.safetensors``).
+    Training stops after ``patience`` epochs without improvement of ``config.monitor``; the
+    best weights are restored into ``model`` at the end.
+    """
+
+    def __init__(self, model: RankingModel, config: TrainConfig, *, out_dir: str | Path,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self.model, self.config, self.out_dir = model, config, Path(out_dir)
+        self.metadata = metadata or {}
+        self.monitor = config.monitor or ("logloss" if model.task == "binary" else "rmse")
+        self.optimizer = build_optimizer(model, config.optimizer, config.lr,
+                                         sparse_lr=config.sparse_lr)
+
+    def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
+            stop_after_epochs: int | None = None) -> FitResult:
+        """Train; ``stop_after_epochs`` ends the run early (as an interruption would)."""
+        cfg, model = self.config, self.model
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+        total_steps = steps_per_epoch * cfg.epochs
+        start_epoch, best, best_epoch, bad_epochs = 0, None, -1, 0
+        history: list[dict[str, Any]] = []
+        if resume:
+            start_epoch, best, best_epoch, bad_epochs, history = self._resume()
+        higher = HIGHER_IS_BETTER[self.monitor]
+        stopped_early = False
+        for epoch in range(start_epoch, cfg.epochs):
+            if stop_after_epochs is not None and epoch >= stop_after_epochs:
+                break
+            started = time.perf_counter()
+            train_loss = self._train_epoch(train, epoch, epoch * steps_per_epoch, total_steps)
+            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
+                                      "seconds": time.perf_counter() - started}
+            record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
+            if valid is not None and len(valid):
+                record["valid"] = evaluate(model, valid, device=cfg.device)
+                value = record["valid"][self.monitor]
+            else:
+                value = -train_loss if higher else train_loss
+            improved = best is None or (value > best if higher else value < best)
+            if improved:
+                best, best_epoch, bad_epochs = value, epoch + 1, 0
+                save_model(self.out_dir, model, extra={**self.metadata, "epoch": epoch + 1,
+                                                       "metrics": record.get("valid", {}),
+                                                       "train_config": cfg.to_dict()})
+            else:
+                bad_epochs += 1
+            history.append(record)
+            with open(self.out_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if cfg.progress:
+                print(_epoch_line(record, self.monitor))
+            self._checkpoint_latest(epoch + 1, best, best_epoch, bad_epochs, history)
+            if bad_epochs > cfg.patience:
+                stopped_early = True
+                break
+        self._restore_best()
+        best_metrics = next((h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
+        return FitResult(best_epoch, best_metrics, history, stopped_early)
+
+    def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int) -> float:
+        cfg, model, opt = self.config, self.model, self.optimizer
+        model.train()
+        running, seen = 0.0, 0
+        bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
+        for dense, sparse, label in train.iter_batches(cfg.batch_size, shuffle=True,
+                                                       seed=cfg.seed + epoch):
+            dense, sparse, label = (t.to(cfg.device) for t in (dense, sparse, label))
+            opt.set_lr_factor(lr_factor(cfg.schedule, step, total_steps,
+                                        warmup_steps=cfg.warmup_steps))
+            logits = model(dense, sparse)
+            loss = loss_fn(model.task, logits, label)
+            total = loss + model.regularization()
+            opt.zero_grad()
+            total.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for p in model.parameters() if p.grad is not None and not p.grad.is_sparse],
+                    cfg.grad_clip)
+            opt.step()
+            n = label.shape[0]
+            running += float(loss.detach()) * n
+            seen += n
+            step += 1
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
+        if bar is not None:
+            bar.close()
+        if not seen:
+            raise ValueError("the training set is empty")
+        return running / seen
+
+    def _checkpoint_latest(self, epoch: int, best: float | None, best_epoch: int,
+                           bad_epochs: int, history: list[dict[str, Any]]) -> None:
+        save_tensors(self.out_dir / "latest.safetensors", self.model.state_dict())
+        save_training_state(self.out_dir, optimizer_states=self.optimizer.state_dict(),
+                            progress={"epoch": epoch, "best": best, "best_epoch": best_epoch,
+                                      "bad_epochs": bad_epochs, "history": history})
+
+    def _resume(self) -> tuple[int, float | None, int, int, list[dict[str, Any]]]:
+        states, progress = load_training_state(self.out_dir)
+        self.model.load_state_dict(load_tensors(self.out_dir / "latest.safetensors"))
+        self.optimizer.load_state_dict(states)
+        return (progress["epoch"], progress["best"], progress["best_epoch"],
+                progress["bad_epochs"], progress["history"])
+
+    def _restore_best(self) -> None:
+        best = self.out_dir / "model.safetensors"
+        if best.is_file():
+            self.model.load_state_dict(load_tensors(best))
+        self.model.eval()
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False)
+
+
+def _epoch_line(record: dict[str, Any], monitor: str) -> str:
+    parts = [f"epoch {record['epoch']}", f"train loss {record['train_loss']:.5f}",
+             f"{record['samples_per_s']:,.0f} samples/s"]
+    for key, value in record.get("valid", {}).items():
+        if key != "rows":
+            parts.append(f"valid {key} {value:.5f}")
+    return " | ".join(parts)
