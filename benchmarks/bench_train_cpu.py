@@ -1,75 +1,17 @@
-"""CPU training speed of DLRM-DCN (the issue's TorchRec comparison shape), samples/s.
+"""CPU training speed of DLRM-DCN beside TorchRec's and DeepCTR-Torch's published numbers.
 
-DLRM with a 3-layer low-rank (r=64) cross interaction, D=16, 26 tables of 100,000 rows,
-bottom MLP 512-256-16, top 512-256-1, batch 2048, 2 threads, Criteo-shaped random data.
-Peers' published numbers on this shape (2 cores): TorchRec DLRM_DCN 15,100 samples/s with
-FBGEMM's fused embedding optimizer, 4,800 without; DeepCTR-Torch DCN 4,700.
-
-Run: .venv/bin/python benchmarks/bench_train_cpu.py [--steps 30]
+The shape and the peers' numbers are documented in ``crossrank.bench``.
+Run: .venv/bin/python benchmarks/bench_train_cpu.py [--steps 30] [--threads 2]
 """
 
-from __future__ import annotations
-
 import argparse
-import time
 
-import torch
+from crossrank.bench import run_training_benchmark
 
-from crossrank.models import FeatureSchema, build_model, loss_fn
-from crossrank.train.optim import build_optimizer
-
-PEERS = [("TorchRec DLRM_DCN + FBGEMM fused optimizer (published)", 15_100),
-         ("TorchRec DLRM_DCN, unfused (published)", 4_800),
-         ("DeepCTR-Torch DCN (published)", 4_700)]
-
-
-def make_model(sparse_gradients: bool):
-    schema = FeatureSchema(dense=tuple(f"I{i}" for i in range(1, 14)),
-                           sparse=tuple(f"C{i}" for i in range(1, 27)),
-                           vocab_sizes=(100_000,) * 26, embedding_dim=16)
-    return build_model("dlrm", schema, {
-        "bottom_layers": [512, 256, 16], "top_layers": [512, 256], "interaction": "dcn",
-        "dcn_num_layers": 3, "dcn_rank": 64, "sparse_gradients": sparse_gradients})
-
-
-def measure(model, *, batch: int, steps: int, warmup: int = 5) -> float:
-    g = torch.Generator().manual_seed(0)
-    batches = [(torch.rand(batch, 13, generator=g),
-                torch.randint(0, 100_000, (batch, 26), generator=g),
-                torch.randint(0, 2, (batch,), generator=g).float()) for _ in range(8)]
-    opt = build_optimizer(model, "adam", 1e-3)
-    model.train()
-    for i in range(warmup + steps):
-        if i == warmup:
-            start = time.perf_counter()
-        dense, sparse, label = batches[i % len(batches)]
-        loss = loss_fn("binary", model(dense, sparse), label)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return batch * steps / (time.perf_counter() - start)
-
-
-def main() -> None:
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    rows = []
-    for label, sparse in (("crossrank, sparse embedding updates (SparseAdam)", True),
-                          ("crossrank, dense embedding updates (Adam)", False)):
-        torch.manual_seed(0)
-        rows.append((label, measure(make_model(sparse), batch=args.batch, steps=args.steps)))
-    ours = rows[0][1]
-    print(f"DLRM-DCN training, batch {args.batch}, {args.threads} threads, "
-          f"torch {torch.__version__}")
-    print(f"{'implementation':<58} {'samples/s':>10} {'crossrank / it':>15}")
-    for label, sps in rows + PEERS:
-        print(f"{label:<58} {sps:>10,.0f} {ours / sps:>15.2f}x")
-    print("compute ceiling on these 2 cores (~4 MFLOP/sample at ~90 GFLOP/s): ~22,000 samples/s")
-
-
-if __name__ == "__main__":
-    main()
+    print(run_training_benchmark(steps=args.steps, batch=args.batch, threads=args.threads))
