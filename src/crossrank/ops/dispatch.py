@@ -23,6 +23,12 @@ def check_backend(backend: str) -> None:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
+def _wants_triton(backend: str, x: Tensor) -> bool:
+    """"auto" takes the kernels on CUDA tensors only; "triton" also runs them on the CPU under
+    ``TRITON_INTERPRET=1`` (how CI tests them), where "auto" keeps the reference."""
+    return backend == "triton" or (backend == "auto" and x.is_cuda)
+
+
 def cross_stack(
     x0: Tensor,
     *,
@@ -41,7 +47,7 @@ def cross_stack(
         returns (B, N).
     """
     check_backend(backend)
-    if backend != "reference":
+    if _wants_triton(backend, x0):
         from crossrank.ops import triton as triton_ops
 
         if triton_ops.cross_stack_supported(x0, weight=weight, u=u, v=v, activation=activation,
@@ -73,7 +79,7 @@ def dot_interaction(
         dense: (B, D); sparse: (B, F, D); returns (B, D + (F+1)F/2).
     """
     check_backend(backend)
-    if backend != "reference":
+    if _wants_triton(backend, dense):
         from crossrank.ops import triton as triton_ops
 
         if triton_ops.dot_supported(dense, sparse, forced=backend == "triton"):
