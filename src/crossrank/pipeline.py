@@ -31,6 +31,27 @@ class EncoderOptions:
     hash_buckets: int | None = None
 
 
+# The embedded default data: Criteo-shaped, 100 values per field and a small main effect of
+# each planted field, so that the planted crosses are learnable in a few epochs from the
+# default 50,000 rows. (At 1,000 Zipf values per field and pure XOR crosses, most values are
+# too rare, and the start too flat, to learn the crosses from that many rows.)
+SYNTHETIC_VOCAB = 100
+SYNTHETIC_MAIN_WEIGHT = 0.5
+
+
+def write_default_synthetic(path: str | Path, num_rows: int, *, seed: int = 0) -> None:
+    """Write the synthetic click log ``crossrank train`` uses when given no data (Criteo TSV).
+
+    All files written here come from one click model (one "world"), so files written with
+    different seeds are train and test samples of the same task.
+    """
+    from crossrank.data import make_synthetic_clicks, write_table
+
+    table = make_synthetic_clicks(num_rows, seed=seed, vocab_size=SYNTHETIC_VOCAB,
+                                  main_weight=SYNTHETIC_MAIN_WEIGHT)
+    write_table(table, path, fmt="criteo")
+
+
 def infer_format(path: str | Path, fmt: str | None) -> str:
     """The file format: given, or from the extension (.tsv/.txt -> criteo)."""
     if fmt is not None:
@@ -77,9 +98,14 @@ def _report_rejects(rejects) -> None:
 def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: TrainConfig,
                     encoder_options: EncoderOptions, out_dir: str | Path, on_bad_rows: str = "error",
                     rejects_path: str | Path | None = None, resume: bool = False,
-                    synthetic_rows: int = 50_000) -> FitResult:
+                    synthetic_rows: int = 50_000, verbose: bool = True) -> FitResult:
     """Train ``config.model`` on ``data`` (or synthetic clicks when None); see module doc."""
-    from crossrank.data import FeatureEncoder, encode_to_cache, iter_tables, write_synthetic
+    from crossrank.data import (
+        EncodedDataset,
+        FeatureEncoder,
+        encode_to_cache,
+        iter_tables,
+    )
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +115,7 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
     if data is None:
         data = str(out / "synthetic_train.tsv")
         if not Path(data).is_file():
-            write_synthetic(data, synthetic_rows, fmt="criteo", seed=config.seed)
+            write_default_synthetic(data, synthetic_rows, seed=config.seed)
             print(f"no --data: wrote {synthetic_rows} synthetic Criteo-shaped rows to {data}")
         fmt = "criteo"
     fmt = infer_format(data, fmt)
@@ -99,13 +125,19 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
     def tables(log=None):
         return iter_tables(data, fmt=fmt, schema=schema, on_bad_rows=on_bad_rows, rejects=log)
 
+    log = print if verbose else (lambda *a, **k: None)
     started = time.perf_counter()
-    encoder = FeatureEncoder(schema, **asdict(encoder_options))
-    encoder.fit(tables())
-    dataset = encode_to_cache(tables(rejects), encoder, out / "cache")
-    _report_rejects(rejects)
-    print(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
-    encoder.save(out / "encoder")
+    if resume and (out / "encoder").is_dir() and (out / "cache").is_dir():
+        # The encoder and cache of the interrupted run: same ids, same rows, no re-parse.
+        encoder = FeatureEncoder.load(out / "encoder")
+        dataset = EncodedDataset.open(out / "cache")
+    else:
+        encoder = FeatureEncoder(schema, **asdict(encoder_options))
+        encoder.fit(tables())
+        dataset = encode_to_cache(tables(rejects), encoder, out / "cache", overwrite=True)
+        _report_rejects(rejects)
+        encoder.save(out / "encoder")
+    log(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
     n_valid = int(len(dataset) * config.valid_fraction)
     train = dataset.rows(0, len(dataset) - n_valid)
     valid = dataset.rows(len(dataset) - n_valid, len(dataset)) if n_valid else None
@@ -114,10 +146,10 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
                                  embedding_dim=config.embedding_dim)
     model = build_model(config.model, model_schema, {**config.model_config, "task": schema.task})
     model.to(config.device)
-    print(f"{config.model}: {model.num_parameters():,} parameters; "
+    log(f"{config.model}: {model.num_parameters():,} parameters; "
           f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
-    trainer = Trainer(model, config, out_dir=out, metadata={"table_schema": schema.to_dict(),
-                                                            "format": fmt})
+    trainer = Trainer(model, config, out_dir=out, verbose=verbose,
+                      metadata={"table_schema": schema.to_dict(), "data_format": fmt})
     return trainer.fit(train, valid, resume=resume)
 
 
@@ -160,6 +192,18 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     return compute_metrics(model.task, np.concatenate(scores), np.concatenate(labels))
 
 
+def _file_label(data: str, fmt: str | None, schema) -> str | None:
+    """The label column if ``data`` has it, else None (unlabelled rows to score)."""
+    from crossrank.data import infer_schema
+
+    fmt = infer_format(data, fmt)
+    if schema.label is None:
+        return None
+    found = infer_schema(data, fmt, label=schema.label) if fmt != "criteo" \
+        else infer_schema(data, fmt)
+    return schema.label if found.label is not None else None
+
+
 def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
                     fmt: str | None = None, on_bad_rows: str = "error",
                     rejects_path: str | Path | None = None) -> int:
@@ -167,8 +211,8 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
     import dataclasses
 
     model, _, encoder, schema = _load(model_dir)
-    # Prediction input may lack the label column; read it without one.
-    read_schema = dataclasses.replace(schema, label=None)
+    # Prediction input may or may not carry the label column: look at the file.
+    read_schema = dataclasses.replace(schema, label=_file_label(data, fmt, schema))
     rejects = _open_rejects(on_bad_rows, rejects_path, Path(model_dir))
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")

@@ -83,8 +83,9 @@ class Trainer:
     """
 
     def __init__(self, model: RankingModel, config: TrainConfig, *, out_dir: str | Path,
-                 metadata: dict[str, Any] | None = None) -> None:
+                 metadata: dict[str, Any] | None = None, verbose: bool = True) -> None:
         self.model, self.config, self.out_dir = model, config, Path(out_dir)
+        self.verbose = verbose
         self.metadata = metadata or {}
         self.monitor = config.monitor or ("logloss" if model.task == "binary" else "rmse")
         self.optimizer = build_optimizer(model, config.optimizer, config.lr,
@@ -127,8 +128,8 @@ class Trainer:
             history.append(record)
             with open(self.out_dir / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
-            if cfg.progress:
-                print(_epoch_line(record, self.monitor))
+            if self.verbose:
+                print(_epoch_line(record, self.monitor), flush=True)
             self._checkpoint_latest(epoch + 1, best, best_epoch, bad_epochs, history)
             if bad_epochs > cfg.patience:
                 stopped_early = True

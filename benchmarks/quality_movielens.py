@@ -1,0 +1,83 @@
+"""MovieLens-100K rating regression with the TensorFlow Recommenders DCN tutorial's features
+(user id, movie id, gender, zip code, occupation, bucketized age), 80/20 random split: test
+RMSE, mean over seeds, beside keras-rs' numbers on the same split.
+
+Reads ../shared/data/movielens-100k (never copied into the repository).
+Run: .venv/bin/python benchmarks/quality_movielens.py [--seeds 5] [--model dcn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crossrank.data import EncodedDataset, FeatureEncoder, load_movielens_100k, movielens_schema
+from crossrank.models import FeatureSchema, build_model
+from crossrank.train.config import TrainConfig
+from crossrank.train.loop import Trainer, evaluate
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "movielens-100k"
+PEERS = [("keras-rs DCN (published)", 0.934), ("keras-rs low-rank DCN (published)", 0.937),
+         ("keras-rs DNN (published)", 0.939)]
+DEFAULT_OPTIONS = {"dcn": {"deep_layers": [192, 192], "rank": 16, "dropout": 0.2,
+                           "embedding_l2": 1e-4},
+                   "dnn": {"deep_layers": [192, 192], "dropout": 0.2, "embedding_l2": 1e-4}}
+
+
+def run(seed: int, model_name: str, options: dict, args) -> float:
+    table = load_movielens_100k(DATA)
+    order = np.random.default_rng(seed).permutation(table.num_rows)
+    cut = int(0.8 * table.num_rows)
+    train_table, test_table = table.take(order[:cut]), table.take(order[cut:])
+    encoder = FeatureEncoder(movielens_schema()).fit([train_table])  # train rows only
+    train = EncodedDataset.from_batch(encoder.transform(train_table))
+    test = EncodedDataset.from_batch(encoder.transform(test_table))
+    n_valid = int(len(train) * 0.1)
+    fit, valid = train.rows(0, len(train) - n_valid), train.rows(len(train) - n_valid, len(train))
+    schema = FeatureSchema(dense=encoder.dense_names, sparse=encoder.sparse_names,
+                           vocab_sizes=encoder.vocab_sizes, embedding_dim=args.embedding_dim)
+    torch.manual_seed(seed)
+    model = build_model(model_name, schema, {**options, "task": "regression"})
+    config = TrainConfig(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                         patience=args.patience, seed=seed, progress=False)
+    with tempfile.TemporaryDirectory() as out:
+        Trainer(model, config, out_dir=out, verbose=False).fit(fit, valid)
+    return evaluate(model, test)["rmse"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--model", default="dcn", choices=sorted(DEFAULT_OPTIONS))
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON")
+    parser.add_argument("--embedding-dim", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--patience", type=int, default=2)
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        raise SystemExit(f"{DATA} not found: the shared data sits beside the repository")
+    options = dict(DEFAULT_OPTIONS[args.model])
+    for pair in args.option:
+        key, _, value = pair.partition("=")
+        options[key] = json.loads(value)
+    rmse = [run(seed, args.model, options, args) for seed in range(args.seeds)]
+    sd = statistics.stdev(rmse) if len(rmse) > 1 else 0.0
+    print(f"MovieLens-100K, {args.model} {json.dumps(options)}, D={args.embedding_dim}, "
+          f"lr={args.lr}, {args.seeds} seeds (80/20 random split per seed)")
+    print(f"{'model':<40} {'test RMSE':>10}")
+    print(f"{'crossrank ' + args.model + ' (mean)':<40} {statistics.mean(rmse):>10.4f}   "
+          f"(sd {sd:.4f})")
+    for name, value in PEERS:
+        print(f"{name:<40} {value:>10.3f}")
+
+
+if __name__ == "__main__":
+    main()
