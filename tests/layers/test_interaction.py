@@ -31,9 +31,10 @@ def test_dot_interaction_width_and_values(f, d):
         for j in range(i + 1, f + 1):
             assert_close(out[:, col], (t[:, i] * t[:, j]).sum(-1))
             col += 1
-    assert torch.autograd.gradcheck(
-        lambda a, b: DotInteraction()(a, b),
-        (dense[:, :].clone().requires_grad_(), sparse.clone().requires_grad_()))
+    if f * d <= 32:  # finite differences over every input element: keep it small
+        assert torch.autograd.gradcheck(
+            lambda a, b: DotInteraction()(a, b),
+            (dense.clone().requires_grad_(), sparse.clone().requires_grad_()))
 
 
 def test_dot_interaction_bad_inputs():
