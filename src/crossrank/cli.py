@@ -121,7 +121,7 @@ def _add_data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
                    help="stop at the first bad row with file/line/column (default), or skip bad "
                         "rows, count them and write them to the rejects file")
     p.add_argument("--rejects", metavar="PATH", default=None,
-                   help="where skipped rows go (default: rejects.tsv in the output directory)")
+                   help="where skipped rows go (default: rejects.jsonl in the output directory)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -87,7 +87,7 @@ def _open_rejects(on_bad_rows: str, rejects_path: str | Path | None, out_dir: Pa
 
     if on_bad_rows != "skip":
         return None
-    return RejectsLog(Path(rejects_path) if rejects_path else out_dir / "rejects.tsv")
+    return RejectsLog(Path(rejects_path) if rejects_path else out_dir / "rejects.jsonl")
 
 
 def _report_rejects(rejects) -> None:

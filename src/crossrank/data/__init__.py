@@ -1,0 +1,54 @@
+"""Data: schemas, streaming readers with row validation, feature encoders, encoded caches,
+synthetic click logs and the MovieLens 100K loader.
+
+Importing this package imports pyarrow (and torch, for the batches); ``import crossrank``
+alone does not.
+"""
+
+from crossrank.data.cache import EncodedDataset, encode_to_cache, remove_cache
+from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
+from crossrank.data.hashing import stable_hash64
+from crossrank.data.movielens import load_movielens_100k, movielens_schema
+from crossrank.data.readers import empty_table, iter_tables, list_shards, read_table
+from crossrank.data.rejects import REASONS, BadInputError, RejectsLog
+from crossrank.data.schema import (
+    FORMATS,
+    TASKS,
+    TableSchema,
+    criteo_schema,
+    infer_schema,
+    load_schema,
+    save_schema,
+)
+from crossrank.data.synthetic import SyntheticSpec, make_synthetic_clicks, write_synthetic
+from crossrank.data.writers import write_table
+
+__all__ = [
+    "DENSE_TRANSFORMS",
+    "FORMATS",
+    "REASONS",
+    "TASKS",
+    "BadInputError",
+    "EncodedBatch",
+    "EncodedDataset",
+    "FeatureEncoder",
+    "RejectsLog",
+    "SyntheticSpec",
+    "TableSchema",
+    "criteo_schema",
+    "empty_table",
+    "encode_to_cache",
+    "infer_schema",
+    "iter_tables",
+    "list_shards",
+    "load_movielens_100k",
+    "load_schema",
+    "make_synthetic_clicks",
+    "movielens_schema",
+    "read_table",
+    "remove_cache",
+    "save_schema",
+    "stable_hash64",
+    "write_synthetic",
+    "write_table",
+]

@@ -1,0 +1,463 @@
+"""Encoded binary cache: parse and encode text once, then train epochs from memory-mapped .npy.
+
+A cache directory holds::
+
+    manifest.json   {"format": "crossrank.EncodedDataset", "version": 1, "num_rows": ...,
+                     "dense_names", "sparse_names", "vocab_sizes", "files": {...}}
+    dense.npy       float32 (N, D_out)
+    sparse.npy      int32 (N, F) when every vocab size fits in int32, else int64
+    label.npy       float32 (N,)             (absent for unlabelled data)
+    ids.npy         int64 or unicode (N,)    (only with an id column)
+
+The manifest is written last, so a cache cut short by a crash does not open. Files are plain
+.npy (``numpy.load(..., mmap_mode="r")`` reads them); no pickle anywhere.
+
+:class:`EncodedDataset` is the same interface for a cache and for in-memory arrays
+(:meth:`EncodedDataset.from_arrays`), with cheap row-range views (:meth:`~EncodedDataset.rows`)
+and index views (:meth:`~EncodedDataset.subset`) for validation splits, and
+:meth:`~EncodedDataset.iter_batches` yielding torch tensors, each row exactly once per epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from crossrank.data.encoders import EncodedBatch, FeatureEncoder
+
+_FORMAT = "crossrank.EncodedDataset"
+_VERSION = 1
+_HEADER_BYTES = 128  # fixed .npy header size, so the row count can be written at the end
+_FILES = ("manifest.json", "dense.npy", "sparse.npy", "label.npy", "ids.npy", "ids.tmp.arrow")
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
+    """A .npy v1.0 header padded to exactly ``_HEADER_BYTES``."""
+    descr = np.lib.format.dtype_to_descr(dtype)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape!r}, }}"
+    pad = _HEADER_BYTES - 10 - len(text) - 1
+    if pad < 0:
+        raise ValueError(f"npy header for shape {shape} does not fit in {_HEADER_BYTES} bytes")
+    body = (text + " " * pad + "\n").encode("latin1")
+    return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
+
+
+class _NpyAppender:
+    """Appends rows to a .npy file whose header (row count) is filled in on close."""
+
+    def __init__(self, path: Path, dtype: np.dtype, row_shape: tuple[int, ...]) -> None:
+        self.path, self.dtype, self.row_shape, self.rows = path, np.dtype(dtype), row_shape, 0
+        self.file: IO[bytes] = path.open("wb")
+        self.file.write(_npy_header(self.dtype, (0, *row_shape)))
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        if values.shape[1:] != self.row_shape:
+            raise ValueError(f"{self.path.name}: rows of shape {values.shape[1:]}, "
+                             f"expected {self.row_shape}")
+        self.file.write(values.tobytes())
+        self.rows += values.shape[0]
+
+    def close(self) -> None:
+        self.file.seek(0)
+        self.file.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
+        self.file.close()
+
+
+def _clear(cache_dir: Path, overwrite: bool) -> None:
+    if cache_dir.exists():
+        if not cache_dir.is_dir():
+            raise ValueError(f"cache_dir {str(cache_dir)!r} exists and is not a directory")
+        existing = sorted(p.name for p in cache_dir.iterdir())
+        if existing and not overwrite:
+            raise ValueError(
+                f"cache_dir {str(cache_dir)!r} is not empty ({existing[:5]}); "
+                "pass overwrite=True to replace a cache"
+            )
+        foreign = [n for n in existing if n not in _FILES]
+        if foreign:
+            raise ValueError(
+                f"cache_dir {str(cache_dir)!r} holds files that are not a cache's: {foreign[:5]}"
+            )
+        for name in existing:  # the manifest first, so a half-cleared cache never opens
+            (cache_dir / name).unlink()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+
+
+def encode_to_cache(
+    tables: Iterable[pa.Table],
+    encoder: FeatureEncoder,
+    cache_dir: str | Path,
+    *,
+    overwrite: bool = False,
+) -> EncodedDataset:
+    """Encode a stream of tables with a fitted ``encoder`` into ``cache_dir``.
+
+    Args:
+        tables: chunks, e.g. from :func:`~crossrank.data.readers.iter_tables`.
+        encoder: a fitted :class:`FeatureEncoder`.
+        cache_dir: directory to create (or an empty one).
+        overwrite: replace an existing cache in ``cache_dir``.
+
+    Returns:
+        The cache, opened memory-mapped.
+    """
+    if not isinstance(encoder, FeatureEncoder):
+        raise TypeError(f"encoder must be a FeatureEncoder, got {type(encoder).__name__}")
+    if not encoder.is_fitted:
+        raise ValueError("encoder must be fitted before encode_to_cache")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be a bool, got {overwrite!r}")
+    cache_dir = Path(cache_dir)
+    _clear(cache_dir, overwrite)
+    sparse_dtype = np.int32 if max(encoder.vocab_sizes, default=0) <= 2**31 - 1 else np.int64
+    dense = _NpyAppender(cache_dir / "dense.npy", np.float32, (len(encoder.dense_names),))
+    sparse = _NpyAppender(cache_dir / "sparse.npy", sparse_dtype, (len(encoder.sparse_names),))
+    label: _NpyAppender | None = None
+    int_ids: _NpyAppender | None = None
+    str_ids: pa.ipc.RecordBatchStreamWriter | None = None
+    id_width = 1
+    has_label: bool | None = None
+    has_ids: bool | None = None
+    try:
+        for table in tables:
+            batch = encoder.transform(table)
+            if has_label is None:
+                has_label, has_ids = batch.label is not None, batch.ids is not None
+                if has_label:
+                    label = _NpyAppender(cache_dir / "label.npy", np.float32, ())
+            if (batch.label is not None) != has_label or (batch.ids is not None) != has_ids:
+                raise ValueError("every table must have the label and id columns, or none must")
+            dense.append(batch.dense)
+            sparse.append(batch.sparse)
+            if label is not None and batch.label is not None:
+                label.append(batch.label)
+            if batch.ids is not None:
+                if batch.ids.dtype.kind in "iu":
+                    if str_ids is not None:
+                        raise ValueError("the id column changes type between chunks")
+                    if int_ids is None:
+                        int_ids = _NpyAppender(cache_dir / "ids.npy", np.int64, ())
+                    int_ids.append(batch.ids)
+                else:
+                    if int_ids is not None:
+                        raise ValueError("the id column changes type between chunks")
+                    if str_ids is None:
+                        str_ids = pa.ipc.new_stream(
+                            str(cache_dir / "ids.tmp.arrow"), pa.schema([("id", pa.string())])
+                        )
+                    id_width = max(id_width, batch.ids.dtype.itemsize // 4)
+                    str_ids.write_table(pa.table({"id": pa.array(batch.ids, pa.string())}))
+    finally:
+        for appender in (dense, sparse, label, int_ids):
+            if appender is not None:
+                appender.close()
+        if str_ids is not None:
+            str_ids.close()
+    if str_ids is not None:
+        _string_ids_to_npy(cache_dir, id_width, dense.rows)
+    manifest = {
+        "format": _FORMAT,
+        "version": _VERSION,
+        "num_rows": dense.rows,
+        "dense_names": list(encoder.dense_names),
+        "sparse_names": list(encoder.sparse_names),
+        "vocab_sizes": list(encoder.vocab_sizes),
+        "files": {
+            "dense": "dense.npy",
+            "sparse": "sparse.npy",
+            "label": "label.npy" if label is not None else None,
+            "ids": "ids.npy" if has_ids else None,
+        },
+    }
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+    return EncodedDataset.open(cache_dir)
+
+
+def _string_ids_to_npy(cache_dir: Path, width: int, rows: int) -> None:
+    tmp = cache_dir / "ids.tmp.arrow"
+    out = np.lib.format.open_memmap(
+        cache_dir / "ids.npy", mode="w+", dtype=np.dtype(f"<U{width}"), shape=(rows,)
+    )
+    at = 0
+    with pa.memory_map(str(tmp), "r") as source:
+        for batch in pa.ipc.open_stream(source):
+            values = np.asarray(batch.column(0).to_numpy(zero_copy_only=False), dtype=out.dtype)
+            out[at : at + len(values)] = values
+            at += len(values)
+    out.flush()
+    del out
+    tmp.unlink()
+
+
+class EncodedDataset:
+    """Encoded rows (a cache or in-memory arrays), or a view of some of them.
+
+    Shape:
+        dense (N, D_out) float32; sparse (N, F) int32 or int64; label (N,) float32 or None;
+        ids (N,) or None.
+
+    Example:
+        >>> ds = EncodedDataset.from_arrays(np.zeros((5, 2), np.float32),
+        ...                                 np.arange(10).reshape(5, 2), np.ones(5, np.float32))
+        >>> [b[1][:, 0].tolist() for b in ds.iter_batches(2, shuffle=False, seed=0)]
+        [[0, 2], [4, 6], [8]]
+        >>> len(ds.rows(1, 4)), ds.subset([4, 0]).sparse.tolist()
+        (3, [[8, 9], [0, 1]])
+    """
+
+    def __init__(
+        self,
+        dense: np.ndarray,
+        sparse: np.ndarray,
+        label: np.ndarray | None,
+        ids: np.ndarray | None,
+        *,
+        meta: dict[str, Any],
+        index: np.ndarray | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> None:
+        self._dense, self._sparse, self._label, self._ids = dense, sparse, label, ids
+        self._meta = meta
+        self._index = index  # row map of an index view
+        self._span = span if span is not None else (0, len(sparse))  # range view
+
+    # ------------------------------------------------------------ constructors
+    @classmethod
+    def open(cls, cache_dir: str | Path) -> EncodedDataset:
+        """Open a cache written by :func:`encode_to_cache`, memory-mapped read-only."""
+        cache_dir = Path(cache_dir)
+        manifest_path = cache_dir / "manifest.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"no cache manifest at {str(manifest_path)!r}")
+        meta = json.loads(manifest_path.read_text("utf-8"))
+        if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+            raise ValueError(f"{str(manifest_path)!r} is not a {_FORMAT} v{_VERSION} manifest")
+        files = meta["files"]
+
+        def load(key: str) -> np.ndarray | None:
+            name = files.get(key)
+            return None if name is None else np.load(cache_dir / name, mmap_mode="r")
+
+        dense, sparse = load("dense"), load("sparse")
+        assert dense is not None and sparse is not None
+        ds = cls(dense, sparse, load("label"), load("ids"), meta=meta)
+        ds._check()
+        if len(ds) != meta["num_rows"]:
+            raise ValueError(f"cache {str(cache_dir)!r} has {len(ds)} rows, manifest says "
+                             f"{meta['num_rows']}")
+        return ds
+
+    @classmethod
+    def from_arrays(
+        cls,
+        dense: np.ndarray,
+        sparse: np.ndarray,
+        label: np.ndarray | None = None,
+        ids: np.ndarray | None = None,
+        *,
+        dense_names: Sequence[str] | None = None,
+        sparse_names: Sequence[str] | None = None,
+        vocab_sizes: Sequence[int] | None = None,
+    ) -> EncodedDataset:
+        """An in-memory dataset; ``sparse`` must hold integers (ids are never floats)."""
+        dense = np.asarray(dense)
+        sparse = np.asarray(sparse)
+        if dense.dtype.kind != "f":
+            raise TypeError(f"dense must hold floats, got dtype {dense.dtype}")
+        if sparse.dtype.kind not in "iu":
+            raise TypeError(f"sparse must hold integer ids, got dtype {sparse.dtype}")
+        label = None if label is None else np.asarray(label, dtype=np.float32)
+        if ids is not None:
+            ids = np.asarray(ids)
+            if ids.dtype.kind not in "iuU":
+                raise TypeError(f"ids must be integers or str, got dtype {ids.dtype}")
+        if dense.ndim == 2 and sparse.ndim == 2:
+            dense_names = dense_names or [f"dense_{i}" for i in range(dense.shape[1])]
+            sparse_names = sparse_names or [f"sparse_{i}" for i in range(sparse.shape[1])]
+        meta = {
+            "num_rows": len(sparse),
+            "dense_names": list(dense_names or []),
+            "sparse_names": list(sparse_names or []),
+            "vocab_sizes": None if vocab_sizes is None else [int(v) for v in vocab_sizes],
+        }
+        ds = cls(dense.astype(np.float32, copy=False), sparse, label, ids, meta=meta)
+        ds._check()
+        return ds
+
+    @classmethod
+    def from_batch(
+        cls,
+        batch: EncodedBatch,
+        *,
+        dense_names: Sequence[str] | None = None,
+        sparse_names: Sequence[str] | None = None,
+        vocab_sizes: Sequence[int] | None = None,
+    ) -> EncodedDataset:
+        """One :class:`~crossrank.data.encoders.EncodedBatch` as an in-memory dataset."""
+        if not isinstance(batch, EncodedBatch):
+            raise TypeError(f"batch must be an EncodedBatch, got {type(batch).__name__}")
+        return cls.from_arrays(
+            batch.dense, batch.sparse, batch.label, batch.ids,
+            dense_names=dense_names, sparse_names=sparse_names, vocab_sizes=vocab_sizes,
+        )
+
+    def _check(self) -> None:
+        n = len(self._sparse)
+        if self._dense.ndim != 2 or self._sparse.ndim != 2:
+            raise ValueError(f"dense and sparse must be 2-D, got shapes {self._dense.shape} "
+                             f"and {self._sparse.shape}")
+        for name, a in (("dense", self._dense), ("label", self._label), ("ids", self._ids)):
+            if a is not None and len(a) != n:
+                raise ValueError(f"{name} has {len(a)} rows, sparse has {n}")
+        if self._label is not None and self._label.ndim != 1:
+            raise ValueError(f"label must be 1-D, got shape {self._label.shape}")
+
+    # ------------------------------------------------------------------- views
+    def __len__(self) -> int:
+        if self._index is not None:
+            return len(self._index)
+        return self._span[1] - self._span[0]
+
+    def _base_rows(self, positions: np.ndarray | slice) -> np.ndarray | slice:
+        if self._index is not None:
+            return self._index[positions]
+        if isinstance(positions, slice):
+            start, stop, _ = positions.indices(len(self))
+            return slice(self._span[0] + start, self._span[0] + stop)
+        return positions + self._span[0]
+
+    def _view(self, array: np.ndarray | None) -> np.ndarray | None:
+        if array is None:
+            return None
+        return array[self._base_rows(slice(None))]
+
+    @property
+    def dense(self) -> np.ndarray:
+        """float32 (N, D_out); a memmap view for caches and row ranges, a copy for subsets."""
+        out = self._view(self._dense)
+        assert out is not None
+        return out
+
+    @property
+    def sparse(self) -> np.ndarray:
+        """int32 or int64 (N, F); a view for caches and row ranges, a copy for subsets."""
+        out = self._view(self._sparse)
+        assert out is not None
+        return out
+
+    @property
+    def label(self) -> np.ndarray | None:
+        """float32 (N,), or None for unlabelled data."""
+        return self._view(self._label)
+
+    @property
+    def ids(self) -> np.ndarray | None:
+        """The id column (N,), or None."""
+        return self._view(self._ids)
+
+    @property
+    def dense_names(self) -> tuple[str, ...]:
+        return tuple(self._meta["dense_names"])
+
+    @property
+    def sparse_names(self) -> tuple[str, ...]:
+        return tuple(self._meta["sparse_names"])
+
+    @property
+    def vocab_sizes(self) -> tuple[int, ...] | None:
+        """Per-field id counts (from the encoder), or None for arrays given without them."""
+        sizes = self._meta.get("vocab_sizes")
+        return None if sizes is None else tuple(sizes)
+
+    def rows(self, start: int, stop: int) -> EncodedDataset:
+        """Rows ``start:stop`` of this dataset as a view (no copy for caches)."""
+        n = len(self)
+        if not (0 <= start <= stop <= n):
+            raise ValueError(f"need 0 <= start <= stop <= {n}, got start={start}, stop={stop}")
+        if self._index is not None:
+            return self._derive(index=self._index[start:stop])
+        return self._derive(span=(self._span[0] + start, self._span[0] + stop))
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> EncodedDataset:
+        """The rows at ``indices`` (positions in this dataset), in that order."""
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+            raise TypeError(f"indices must be a 1-D integer sequence, got dtype {idx.dtype}")
+        idx = idx.astype(np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise ValueError(f"indices must lie in [0, {len(self)}), got "
+                             f"[{idx.min()}, {idx.max()}]")
+        base = self._base_rows(idx)
+        assert isinstance(base, np.ndarray)
+        return self._derive(index=base)
+
+    def _derive(
+        self, *, index: np.ndarray | None = None, span: tuple[int, int] | None = None
+    ) -> EncodedDataset:
+        return EncodedDataset(self._dense, self._sparse, self._label, self._ids,
+                              meta=self._meta, index=index, span=span)
+
+    # ----------------------------------------------------------------- batches
+    def iter_batches(
+        self,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        start: int = 0,
+        stop: int | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Batches of ``(dense, sparse, label)`` tensors covering each row once.
+
+        The epoch's order is ``numpy.random.default_rng(seed).permutation(N)`` when
+        ``shuffle`` (pass ``seed = base_seed + epoch`` for a new, reproducible order each
+        epoch), else ``0..N-1``. ``start``/``stop`` select positions of that order, so a run can
+        resume mid-epoch (``start = batches_done * batch_size``) or take a shard of it.
+
+        Shape:
+            dense (B, D_out) float32, sparse (B, F) int64, label (B,) float32 or None when the
+            data has no label.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"shuffle must be a bool, got {shuffle!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        n = len(self)
+        stop = n if stop is None else stop
+        if not (0 <= start <= stop <= n):
+            raise ValueError(f"need 0 <= start <= stop <= {n}, got start={start}, stop={stop}")
+        order = np.random.default_rng(seed).permutation(n) if shuffle else None
+        for lo in range(start, stop, batch_size):
+            hi = min(lo + batch_size, stop)
+            if drop_last and hi - lo < batch_size:
+                break
+            rows = self._base_rows(order[lo:hi] if order is not None else slice(lo, hi))
+            # np.array copies: a slice of a read-only memmap must not back a torch tensor
+            dense = torch.from_numpy(np.array(self._dense[rows], dtype=np.float32))
+            sparse = torch.from_numpy(np.array(self._sparse[rows], dtype=np.int64))
+            label = None
+            if self._label is not None:
+                label = torch.from_numpy(np.array(self._label[rows], dtype=np.float32))
+            yield dense, sparse, label
+
+
+def remove_cache(cache_dir: str | Path) -> None:
+    """Delete a cache directory written by :func:`encode_to_cache` (and nothing else)."""
+    cache_dir = Path(cache_dir)
+    if not (cache_dir / "manifest.json").is_file():
+        raise ValueError(f"{str(cache_dir)!r} is not a cache directory (no manifest.json)")
+    foreign = [p.name for p in cache_dir.iterdir() if p.name not in _FILES]
+    if foreign:
+        raise ValueError(f"{str(cache_dir)!r} holds files that are not a cache's: {foreign[:5]}")
+    shutil.rmtree(cache_dir)

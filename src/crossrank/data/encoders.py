@@ -1,0 +1,470 @@
+"""Feature encoding: raw columns -> a float32 dense matrix and int64 categorical ids.
+
+Dense features (D of them, plus D missing indicators when asked)::
+
+    log1p:        x' = log(1 + max(x, 0))
+    standardize:  x' = (x - mean) / std        (mean, std of the non-missing training values)
+    none:         x' = x
+    missing x  -> x' = 0 (after the transform); indicator = 1 if missing else 0
+
+Null and NaN both mean missing; an infinite value is an error.
+
+Categorical fields (F of them) map each value to an id in ``[0, vocab_size)``::
+
+    id 0  missing value (null)                     (both modes)
+    id 1  out of vocabulary: unseen at fit time or seen fewer than ``min_count`` times
+    id 2+ vocabulary, most frequent first (ties broken by value, so fitting is deterministic)
+    hash mode (``hash_buckets=N``): id = 1 + stable_hash64(value) % N, so vocab_size = N + 1
+
+Values are hashed as UTF-8 text (integers as their decimal text) with
+:func:`~crossrank.data.hashing.stable_hash64`. Transform never fails on an unseen or missing
+value. The mapping runs on the distinct values of a chunk (``dictionary_encode``), looked up by
+hash in a sorted array (``numpy.searchsorted``) and confirmed by exact string comparison, so it
+costs O(distinct * log V) per chunk whatever the vocabulary size V.
+
+Persistence, no pickle: :meth:`FeatureEncoder.to_dict` is plain JSON (vocabularies inline, for
+small ones); :meth:`FeatureEncoder.save` writes ``encoder.json`` plus ``vocab.arrow``, one Arrow
+IPC string column holding every field's vocabulary back to back in id order (their lengths are
+in the JSON), which loads memory-mapped in milliseconds where a JSON list of millions of
+strings would take seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crossrank.data.hashing import stable_hash64
+from crossrank.data.schema import TableSchema
+
+DenseTransform = Literal["log1p", "standardize", "none"]
+DENSE_TRANSFORMS: tuple[str, ...] = ("log1p", "standardize", "none")
+MISSING_ID = 0
+OOV_ID = 1
+_FORMAT = "crossrank.FeatureEncoder"
+_VERSION = 1
+_MERGE_ROWS = 1 << 20  # merge per-chunk value counts once this many are pending
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """One encoded chunk.
+
+    Shape:
+        dense: float32 (B, D_out); sparse: int64 (B, F); label: float32 (B,) or None;
+        ids: (B,) int64 or unicode (``numpy.str_``) or None.
+    """
+
+    dense: np.ndarray
+    sparse: np.ndarray
+    label: np.ndarray | None
+    ids: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.sparse.shape[0])
+
+
+class _Vocabulary:
+    """Values of one field in id order (id = position + 2) and a hash index over them."""
+
+    def __init__(self, values: pa.Array) -> None:
+        self.values = pc.cast(values, pa.string()) if values.type != pa.string() else values
+        hashes = stable_hash64(self.values)
+        self.order = np.argsort(hashes, kind="stable")
+        self.sorted_hashes = hashes[self.order]
+        # Two vocabulary values with one 64-bit hash (odds ~V^2 / 2^65) fall back to index_in.
+        self.exact = bool(np.any(self.sorted_hashes[1:] == self.sorted_hashes[:-1]))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def lookup(self, uniques: pa.Array) -> np.ndarray:
+        """Ids of distinct non-null values: vocabulary id or OOV."""
+        if len(self) == 0 or len(uniques) == 0:
+            return np.full(len(uniques), OOV_ID, dtype=np.int64)
+        if self.exact:
+            pos = pc.index_in(uniques, value_set=self.values).fill_null(-1).to_numpy()
+            return np.where(pos >= 0, pos.astype(np.int64) + 2, OOV_ID)
+        h = stable_hash64(uniques)
+        at = np.minimum(np.searchsorted(self.sorted_hashes, h), len(self) - 1)
+        candidate = self.order[at]
+        hit = self.sorted_hashes[at] == h
+        if hit.any():  # confirm: equal hashes of different strings must not share an id
+            same = pc.equal(self.values.take(pa.array(candidate)), uniques)
+            hit &= same.fill_null(False).to_numpy(zero_copy_only=False)
+        return np.where(hit, candidate + 2, OOV_ID).astype(np.int64)
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    if name not in table.column_names:
+        raise ValueError(f"table has no column {name!r}; it has {table.column_names}")
+    col = table.column(name)
+    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+
+
+def _float64(arr: pa.Array, name: str) -> np.ndarray:
+    """Values as float64 with NaN where missing."""
+    t = arr.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+            or pa.types.is_boolean(t) or pa.types.is_null(t)):
+        raise TypeError(f"dense column {name!r} must hold numbers, got type {t}")
+    x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    if np.isinf(x).any():
+        row = int(np.flatnonzero(np.isinf(x))[0])
+        raise ValueError(f"dense column {name!r} holds an infinite value at row {row}")
+    return x
+
+
+def _text(arr: pa.Array) -> pa.Array:
+    """Categorical values as Arrow text (integers as decimal text), nulls kept."""
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_binary(t):
+        return arr
+    if pa.types.is_floating(t):
+        raise TypeError(f"categorical values must be integers or text, got type {t}")
+    return pc.cast(arr, pa.string())
+
+
+class FeatureEncoder:
+    """Learns dense statistics and categorical vocabularies on training data; encodes chunks.
+
+    Args:
+        schema: the columns to encode.
+        dense_transform: ``"log1p"``, ``"standardize"`` or ``"none"`` (see the module docstring).
+        missing_indicator: add one 0/1 column per dense feature, 1 where the value is missing.
+        min_count: values seen fewer times while fitting map to the OOV id.
+        max_vocab_size: keep at most this many values per field (the most frequent).
+        hash_buckets: hash values into this many buckets instead of learning a vocabulary.
+
+    Shape:
+        transform: table of B rows -> dense (B, D_out), sparse (B, F), with
+        D_out = D * (2 if missing_indicator else 1).
+
+    Example:
+        >>> s = TableSchema(label="y", dense=("n",), categorical=("c",))
+        >>> t = pa.table({"y": [1.0, 0.0, 1.0], "n": [0.0, None, np.e - 1],
+        ...               "c": ["a", "b", "a"]})
+        >>> enc = FeatureEncoder(s, missing_indicator=True, min_count=2).fit([t])
+        >>> b = enc.transform(pa.table({"n": [1.0], "c": ["a"]}))
+        >>> b.sparse.tolist(), enc.vocab_sizes, enc.dense_names
+        ([[2]], (3,), ('n', 'n_missing'))
+        >>> enc.transform(t).dense.round(3).tolist()
+        [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0]]
+        >>> enc.transform(t).sparse[:, 0].tolist()  # "b" was seen once: OOV
+        [2, 1, 2]
+    """
+
+    def __init__(
+        self,
+        schema: TableSchema,
+        *,
+        dense_transform: DenseTransform = "log1p",
+        missing_indicator: bool = False,
+        min_count: int = 1,
+        max_vocab_size: int | None = None,
+        hash_buckets: int | None = None,
+    ) -> None:
+        if not isinstance(schema, TableSchema):
+            raise TypeError(f"schema must be a TableSchema, got {type(schema).__name__}")
+        if dense_transform not in DENSE_TRANSFORMS:
+            raise ValueError(
+                f"dense_transform must be one of {DENSE_TRANSFORMS}, got {dense_transform!r}"
+            )
+        if not isinstance(missing_indicator, bool):
+            raise TypeError(f"missing_indicator must be a bool, got {missing_indicator!r}")
+        for arg, value, optional in (
+            ("min_count", min_count, False),
+            ("max_vocab_size", max_vocab_size, True),
+            ("hash_buckets", hash_buckets, True),
+        ):
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{arg} must be a positive int, got {value!r}")
+        if hash_buckets is not None and (min_count != 1 or max_vocab_size is not None):
+            raise ValueError(
+                "hash_buckets replaces the vocabulary: leave min_count=1 and max_vocab_size=None, "
+                f"got min_count={min_count!r}, max_vocab_size={max_vocab_size!r}"
+            )
+        self.schema = schema
+        self.dense_transform = dense_transform
+        self.missing_indicator = missing_indicator
+        self.min_count = min_count
+        self.max_vocab_size = max_vocab_size
+        self.hash_buckets = hash_buckets
+        self.num_rows_fit = 0
+        self._mean = np.zeros(len(schema.dense))
+        self._std = np.ones(len(schema.dense))
+        self._vocabs: list[_Vocabulary] | None = None if hash_buckets is None else []
+        self._fitted = False
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def is_fitted(self) -> bool:
+        return self._fitted
+
+    @property
+    def dense_names(self) -> tuple[str, ...]:
+        """Output dense columns: the features, then ``<name>_missing`` indicators if asked."""
+        extra = tuple(f"{n}_missing" for n in self.schema.dense) if self.missing_indicator else ()
+        return self.schema.dense + extra
+
+    @property
+    def sparse_names(self) -> tuple[str, ...]:
+        """Output categorical fields, in column order of ``sparse``."""
+        return self.schema.categorical
+
+    @property
+    def vocab_sizes(self) -> tuple[int, ...]:
+        """Ids per field, reserved ids included (every id is in ``[0, size)``)."""
+        self._require_fit()
+        if self.hash_buckets is not None:
+            return tuple(self.hash_buckets + 1 for _ in self.schema.categorical)
+        assert self._vocabs is not None
+        return tuple(len(v) + 2 for v in self._vocabs)
+
+    def vocabulary(self, field: str) -> list[str]:
+        """The learned values of ``field`` in id order (id = index + 2)."""
+        self._require_fit()
+        if self.hash_buckets is not None or self._vocabs is None:
+            raise ValueError("a hashing encoder has no vocabulary")
+        if field not in self.schema.categorical:
+            raise ValueError(f"field must be one of {self.schema.categorical}, got {field!r}")
+        return self._vocabs[self.schema.categorical.index(field)].values.to_pylist()
+
+    def _require_fit(self) -> None:
+        if not self._fitted:
+            raise RuntimeError("FeatureEncoder is not fitted: call fit(tables) or load it first")
+
+    # ----------------------------------------------------------------------- fit
+    def fit(self, tables: Iterable[pa.Table]) -> FeatureEncoder:
+        """Learn from a stream of tables (each seen once; counts merged across chunks)."""
+        if isinstance(tables, pa.Table):
+            raise TypeError("tables must be an iterable of tables; wrap one table as [table]")
+        d = len(self.schema.dense)
+        count, mean, m2 = np.zeros(d), np.zeros(d), np.zeros(d)
+        fields = self.schema.categorical if self.hash_buckets is None else ()
+        pending: dict[str, list[pa.Table]] = {f: [] for f in fields}
+        pending_rows = 0
+        rows = 0
+        for table in tables:
+            if not isinstance(table, pa.Table):
+                raise TypeError(f"tables must yield pyarrow Tables, got {type(table).__name__}")
+            rows += table.num_rows
+            for i, name in enumerate(self.schema.dense):
+                x = _float64(_column(table, name), name)
+                x = x[~np.isnan(x)]
+                if self.dense_transform == "standardize" and len(x):
+                    # Chan et al. parallel merge of (count, mean, M2)
+                    n_b, mean_b = len(x), float(x.mean())
+                    m2_b = float(((x - mean_b) ** 2).sum())
+                    n = count[i] + n_b
+                    delta = mean_b - mean[i]
+                    mean[i] += delta * n_b / n
+                    m2[i] += m2_b + delta**2 * count[i] * n_b / n
+                    count[i] = n
+            for name in fields:
+                counts = pc.value_counts(_column(table, name).drop_null())
+                pending[name].append(
+                    pa.table({"value": _text(counts.field("values")),
+                              "count": counts.field("counts")})
+                )
+                pending_rows += len(counts)
+            if pending_rows > _MERGE_ROWS:
+                pending = {f: [_merge(t)] for f, t in pending.items()}
+                pending_rows = sum(t[0].num_rows for t in pending.values())
+        self.num_rows_fit = rows
+        if self.dense_transform == "standardize":
+            std = np.sqrt(np.divide(m2, count, out=np.zeros(d), where=count > 0))
+            self._mean = mean
+            self._std = np.where(std > 0, std, 1.0)
+        if self.hash_buckets is None:
+            self._vocabs = [self._select(_merge(pending[f])) for f in fields]
+        self._fitted = True
+        return self
+
+    def _select(self, counts: pa.Table) -> _Vocabulary:
+        counts = counts.filter(pc.greater_equal(counts["count"], self.min_count))
+        order = pc.sort_indices(counts, sort_keys=[("count", "descending"), ("value", "ascending")])
+        values = counts["value"].take(order).combine_chunks()
+        if self.max_vocab_size is not None:
+            values = values.slice(0, self.max_vocab_size)
+        return _Vocabulary(values)
+
+    # ----------------------------------------------------------------- transform
+    def transform(self, table: pa.Table) -> EncodedBatch:
+        """Encode one table; columns are found by name (extra columns are ignored)."""
+        self._require_fit()
+        if not isinstance(table, pa.Table):
+            raise TypeError(f"table must be a pyarrow Table, got {type(table).__name__}")
+        n = table.num_rows
+        d = len(self.schema.dense)
+        dense = np.zeros((n, len(self.dense_names)), dtype=np.float32)
+        for i, name in enumerate(self.schema.dense):
+            x = _float64(_column(table, name), name)
+            missing = np.isnan(x)
+            if self.dense_transform == "log1p":
+                x = np.log1p(np.maximum(x, 0.0))
+            elif self.dense_transform == "standardize":
+                x = (x - self._mean[i]) / self._std[i]
+            x[missing] = 0.0
+            dense[:, i] = x  # (B,) into column i of (B, D_out)
+            if self.missing_indicator:
+                dense[:, d + i] = missing
+        sparse = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
+        for j, name in enumerate(self.schema.categorical):
+            sparse[:, j] = self._field_ids(j, _column(table, name))
+        label = None
+        if self.schema.label is not None and self.schema.label in table.column_names:
+            label = _float64(_column(table, self.schema.label), self.schema.label)
+            if np.isnan(label).any():
+                raise ValueError(f"label column {self.schema.label!r} has missing values")
+            label = label.astype(np.float32)
+        ids = None
+        if self.schema.id_column is not None and self.schema.id_column in table.column_names:
+            ids = _ids(_column(table, self.schema.id_column))
+        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids)
+
+    def _field_ids(self, j: int, column: pa.Array) -> np.ndarray:
+        if pa.types.is_dictionary(column.type):
+            encoded = column
+        else:
+            encoded = pc.dictionary_encode(_text(column))
+        uniques = _text(encoded.dictionary)
+        if self.hash_buckets is not None:
+            h = stable_hash64(uniques)
+            table = (h % np.uint64(self.hash_buckets)).astype(np.int64) + 1
+        else:
+            assert self._vocabs is not None
+            table = self._vocabs[j].lookup(uniques)
+        table = np.append(table, MISSING_ID)  # null codes point past the end -> MISSING_ID
+        return table[encoded.indices.fill_null(len(uniques)).to_numpy()]
+
+    # ----------------------------------------------------------------- persistence
+    def _header(self) -> dict[str, Any]:
+        self._require_fit()
+        return {
+            "format": _FORMAT,
+            "version": _VERSION,
+            "schema": self.schema.to_dict(),
+            "options": {
+                "dense_transform": self.dense_transform,
+                "missing_indicator": self.missing_indicator,
+                "min_count": self.min_count,
+                "max_vocab_size": self.max_vocab_size,
+                "hash_buckets": self.hash_buckets,
+            },
+            "num_rows_fit": self.num_rows_fit,
+            "dense_mean": [float(v) for v in self._mean],
+            "dense_std": [float(v) for v in self._std],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON state (vocabularies inline); :meth:`from_dict` inverts it."""
+        d = self._header()
+        if self._vocabs is not None and self.hash_buckets is None:
+            d["vocabularies"] = {
+                f: v.values.to_pylist()
+                for f, v in zip(self.schema.categorical, self._vocabs, strict=True)
+            }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureEncoder:
+        """Rebuild a fitted encoder from :meth:`to_dict` output; unknown keys raise."""
+        return cls._from_parts(d, None)
+
+    @classmethod
+    def _from_parts(cls, d: dict[str, Any], vocab: pa.Array | None) -> FeatureEncoder:
+        if not isinstance(d, dict):
+            raise TypeError(f"d must be a dict, got {type(d).__name__}")
+        known = {"format", "version", "schema", "options", "num_rows_fit", "dense_mean",
+                 "dense_std", "vocabularies", "vocab_file", "vocab_lengths"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown encoder keys {unknown}; known keys are {sorted(known)}")
+        if d.get("format") != _FORMAT or d.get("version") != _VERSION:
+            raise ValueError(
+                f"not a {_FORMAT} v{_VERSION} state: format={d.get('format')!r}, "
+                f"version={d.get('version')!r}"
+            )
+        enc = cls(TableSchema.from_dict(d["schema"]), **d["options"])
+        enc.num_rows_fit = int(d["num_rows_fit"])
+        enc._mean = np.asarray(d["dense_mean"], dtype=np.float64)
+        enc._std = np.asarray(d["dense_std"], dtype=np.float64)
+        if len(enc._mean) != len(enc.schema.dense) or len(enc._std) != len(enc.schema.dense):
+            raise ValueError("dense_mean/dense_std do not match the schema's dense columns")
+        if enc.hash_buckets is None:
+            fields = enc.schema.categorical
+            if vocab is None:
+                vocabs = d.get("vocabularies")
+                if not isinstance(vocabs, dict) or set(vocabs) != set(fields):
+                    raise ValueError(f"vocabularies must map every field {fields} to a list")
+                enc._vocabs = [_Vocabulary(pa.array(vocabs[f], pa.string())) for f in fields]
+            else:
+                lengths = d["vocab_lengths"]
+                if set(lengths) != set(fields) or sum(lengths.values()) != len(vocab):
+                    raise ValueError("vocab_lengths do not match the fields or the vocab file")
+                enc._vocabs, start = [], 0
+                for f in fields:
+                    enc._vocabs.append(_Vocabulary(vocab.slice(start, lengths[f])))
+                    start += lengths[f]
+        enc._fitted = True
+        return enc
+
+    def save(self, directory: str | Path) -> None:
+        """Write ``encoder.json`` and (vocabulary mode) ``vocab.arrow`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        d = self._header()
+        if self.hash_buckets is None:
+            assert self._vocabs is not None
+            d["vocab_file"] = "vocab.arrow"
+            d["vocab_lengths"] = {
+                f: len(v) for f, v in zip(self.schema.categorical, self._vocabs, strict=True)
+            }
+            values = [v.values for v in self._vocabs]
+            column = pa.concat_arrays(values) if values else pa.array([], pa.string())
+            with pa.OSFile(str(directory / "vocab.arrow"), "wb") as sink:
+                with pa.ipc.new_file(sink, pa.schema([("value", pa.string())])) as writer:
+                    writer.write_table(pa.table({"value": column}))
+        (directory / "encoder.json").write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> FeatureEncoder:
+        """Read what :meth:`save` wrote."""
+        directory = Path(directory)
+        d = json.loads((directory / "encoder.json").read_text(encoding="utf-8"))
+        vocab = None
+        if d.get("vocab_file") is not None:
+            with pa.memory_map(str(directory / d["vocab_file"]), "r") as source:
+                vocab = pa.ipc.open_file(source).read_all().column("value").combine_chunks()
+            if len(vocab) == 0:
+                vocab = pa.array([], pa.string())
+        return cls._from_parts(d, vocab)
+
+
+def _merge(parts: list[pa.Table]) -> pa.Table:
+    if not parts:
+        return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
+    if len(parts) == 1:
+        return parts[0]
+    merged = pa.concat_tables(parts).group_by("value").aggregate([("count", "sum")])
+    return pa.table({"value": merged["value"], "count": merged["count_sum"]})
+
+
+def _ids(arr: pa.Array) -> np.ndarray:
+    if pa.types.is_integer(arr.type):
+        if arr.null_count:
+            raise ValueError("the id column has missing values")
+        return arr.to_numpy().astype(np.int64)
+    if arr.null_count:
+        raise ValueError("the id column has missing values")
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.str_)

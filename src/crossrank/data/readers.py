@@ -1,0 +1,233 @@
+"""Streaming readers: Criteo TSV, CSV and Parquet files (or shards of them) as validated chunks.
+
+Nothing is read whole and nothing is parsed line by line in Python: pyarrow's streaming CSV
+reader parses every field as ``binary`` (so a bad value can never abort the stream) and
+:func:`~crossrank.data.validate.validate_columns` types and checks each batch with vectorised
+compute. Every yielded table has the columns of ``schema.column_names`` in that order (id
+``string`` for text or its Parquet type, label and dense ``float64``, categorical ``string``;
+missing values are nulls) and ``chunk_rows`` rows, except the last.
+
+Line numbers are physical 1-based lines of the file, right across chunks and skipped rows:
+pyarrow numbers the rows it cannot parse (that needs its serial reader, ``use_threads=False``,
+which costs nothing measurable here: the streaming reader parses one block at a time anyway),
+and a valid row's line follows from how many rows were delivered and skipped before it.
+
+Formats:
+    ``criteo``: no header, tab-separated, no quoting, fields ``label?, dense..., categorical...``
+    in schema order (no id column). ``csv``: a header row naming the columns (extra columns are
+    read and ignored), ``"`` quoting; a quoted value holding a line break is a bad row.
+    ``parquet``: columns by name, read with ``iter_batches``; places are 0-based row indices.
+    Text files ending in ``.gz``, ``.bz2``, ``.zst`` or ``.lz4`` are decompressed on the fly.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+
+from crossrank.data.rejects import BadInputError, RejectsLog
+from crossrank.data.schema import FORMATS, Format, TableSchema
+from crossrank.data.text_reader import TextFile, report
+from crossrank.data.validate import validate_columns
+
+OnBadRows = Literal["error", "skip"]
+ON_BAD_ROWS: tuple[str, ...] = ("error", "skip")
+
+
+def list_shards(path: str | Path) -> list[Path]:
+    """The files behind ``path``: itself, the visible files of a directory, or a glob's matches.
+
+    Files whose names start with ``.`` or ``_`` (``_SUCCESS``, ``.crc``) are left out of a
+    directory. The result is sorted by path, so shards are read in a fixed order.
+    """
+    if not isinstance(path, str | Path):
+        raise TypeError(f"path must be a str or a Path, got {type(path).__name__}")
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith((".", "_"))]
+    elif any(ch in str(path) for ch in "*?["):
+        files = [Path(f) for f in glob.glob(str(path)) if Path(f).is_file()]
+    else:
+        raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
+    if not files:
+        raise FileNotFoundError(f"no data files in {str(path)!r}")
+    return sorted(files)
+
+
+def _check_options(
+    fmt: object, schema: object, chunk_rows: object, on_bad_rows: object, rejects: object
+) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    if not isinstance(schema, TableSchema):
+        raise TypeError(f"schema must be a TableSchema, got {type(schema).__name__}")
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
+    if on_bad_rows not in ON_BAD_ROWS:
+        raise ValueError(f"on_bad_rows must be one of {ON_BAD_ROWS}, got {on_bad_rows!r}")
+    if rejects is not None and not isinstance(rejects, RejectsLog):
+        raise TypeError(f"rejects must be a RejectsLog or None, got {type(rejects).__name__}")
+    if on_bad_rows == "skip" and rejects is None:
+        raise ValueError(
+            "on_bad_rows='skip' needs a RejectsLog (rejects=...) so skipped rows are counted "
+            "and reported, got rejects=None"
+        )
+    if fmt == "criteo" and schema.id_column is not None:
+        raise ValueError(
+            f"the criteo format has no id column, got schema.id_column={schema.id_column!r}"
+        )
+
+
+def iter_tables(
+    path: str | Path,
+    *,
+    fmt: Format,
+    schema: TableSchema,
+    chunk_rows: int = 65536,
+    on_bad_rows: OnBadRows = "error",
+    rejects: RejectsLog | None = None,
+) -> Iterator[pa.Table]:
+    """Stream validated chunks of a file, a directory of shards or a glob.
+
+    Args:
+        path: a file, a directory (its visible files, sorted) or a glob pattern.
+        fmt: ``"criteo"``, ``"csv"`` or ``"parquet"`` (every shard has the same format).
+        schema: the columns; ``schema.label=None`` reads unlabelled data for prediction.
+        chunk_rows: rows per yielded table (the last may be shorter).
+        on_bad_rows: ``"error"`` raises :class:`BadInputError` at the first bad row in file
+            order; ``"skip"`` leaves bad rows out and records each in ``rejects``.
+        rejects: where skipped rows go; required with ``"skip"``.
+
+    Missing columns and unreadable files raise in both modes, and so does, in CSV only, a row
+    with the wrong number of fields that is also invalid UTF-8 (pyarrow cannot hand it over;
+    Criteo files resume after it, see :mod:`crossrank.data.text_reader`). An empty file is a bad
+    "row" of its own: raised, or recorded with reason ``empty_file`` and skipped.
+
+    Shape:
+        Each table: (rows <= chunk_rows, len(schema.column_names)); rows out equal rows in
+        minus the rows reported as bad.
+
+    Example:
+        >>> import tempfile, os
+        >>> from crossrank.data.schema import TableSchema
+        >>> d = tempfile.mkdtemp(); p = os.path.join(d, "a.tsv")
+        >>> _ = open(p, "w").write("1\\t5\\tx\\n0\\t\\ty\\n")
+        >>> s = TableSchema(label="y", dense=("n",), categorical=("c",))
+        >>> [t.to_pydict() for t in iter_tables(p, fmt="criteo", schema=s)]
+        [{'y': [1.0, 0.0], 'n': [5.0, None], 'c': ['x', 'y']}]
+    """
+    _check_options(fmt, schema, chunk_rows, on_bad_rows, rejects)
+    files = list_shards(path)
+
+    def pieces() -> Iterator[pa.Table]:
+        for file in files:
+            if fmt == "parquet":
+                yield from _iter_parquet(file, schema, chunk_rows, on_bad_rows, rejects)
+            else:
+                yield from TextFile(file, fmt, schema, chunk_rows, on_bad_rows, rejects)
+
+    return _rechunk(pieces(), chunk_rows)
+
+
+def read_table(
+    path: str | Path,
+    *,
+    fmt: Format,
+    schema: TableSchema,
+    on_bad_rows: OnBadRows = "error",
+    rejects: RejectsLog | None = None,
+) -> pa.Table:
+    """Everything :func:`iter_tables` yields, as one table (for data that fits in memory)."""
+    tables = list(
+        iter_tables(path, fmt=fmt, schema=schema, on_bad_rows=on_bad_rows, rejects=rejects)
+    )
+    if not tables:
+        return empty_table(schema)
+    return pa.concat_tables(tables)
+
+
+def empty_table(schema: TableSchema) -> pa.Table:
+    """A zero-row table with the reader's column types."""
+    types = {n: pa.string() for n in schema.categorical}
+    types |= {n: pa.float64() for n in schema.dense}
+    if schema.label is not None:
+        types[schema.label] = pa.float64()
+    if schema.id_column is not None:
+        types[schema.id_column] = pa.string()
+    return pa.table({n: pa.array([], types[n]) for n in schema.column_names})
+
+
+def _rechunk(pieces: Iterable[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
+    buffer: list[pa.Table] = []
+    buffered = 0
+    for piece in pieces:
+        if piece.num_rows == 0:
+            continue
+        if not buffer and piece.num_rows == chunk_rows:
+            yield piece
+            continue
+        buffer.append(piece)
+        buffered += piece.num_rows
+        while buffered >= chunk_rows:
+            whole = pa.concat_tables(buffer)
+            yield whole.slice(0, chunk_rows).combine_chunks()
+            rest = whole.slice(chunk_rows)
+            buffer, buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+    if buffered:
+        yield pa.concat_tables(buffer).combine_chunks()
+
+
+def _iter_parquet(
+    path: Path,
+    schema: TableSchema,
+    chunk_rows: int,
+    on_bad_rows: str,
+    rejects: RejectsLog | None,
+) -> Iterator[pa.Table]:
+    import pyarrow.parquet as pq
+
+    name = str(path)
+    try:
+        pf = pq.ParquetFile(name)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise BadInputError(f"cannot read as Parquet: {e}", file=name, reason="bad_file") from e
+    present = set(pf.schema_arrow.names)
+    missing = [c for c in schema.column_names if c not in present]
+    if missing:
+        raise BadInputError(
+            f"missing column(s) {missing}; the file has {pf.schema_arrow.names}",
+            file=name,
+            reason="bad_file",
+        )
+    if pf.metadata.num_rows == 0:
+        report(BadInputError("empty file (no rows)", file=name, reason="empty_file"),
+                None, on_bad_rows, rejects)
+        return
+    row0 = 0
+    for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(schema.column_names)):
+        n = batch.num_rows
+        columns = {c: batch.column(c) for c in schema.column_names}
+        try:
+            table, issues = validate_columns(columns, schema, num_rows=n)
+        except TypeError as e:
+            raise BadInputError(str(e), file=name, reason="bad_file") from e
+        if issues is not None:
+            for i, column, reason, detail in zip(
+                issues.rows, issues.columns, issues.reasons, issues.details, strict=True
+            ):
+                error = BadInputError(
+                    detail, file=name, row=row0 + int(i), column=column, reason=reason
+                )
+                report(error, None, on_bad_rows, rejects)
+            keep = np.ones(n, dtype=bool)
+            keep[issues.rows] = False
+            table = table.filter(pa.array(keep))
+        row0 += n
+        yield table

@@ -1,0 +1,159 @@
+"""Bad input rows: the error raised for them and the log that keeps them when they are skipped.
+
+Readers never drop or coerce a bad row silently. With ``on_bad_rows="error"`` they raise
+:class:`BadInputError`, whose one-line message names the file, the place and the column::
+
+    criteo.tsv line 17, column I3: non-numeric dense value 'abc'
+
+Text formats give the 1-based physical line (the header of a CSV is line 1); Parquet gives the
+0-based row index. With ``on_bad_rows="skip"`` every bad row goes to a :class:`RejectsLog`,
+which counts them by reason and, given a path, writes one JSON object per line (JSONL)::
+
+    {"file": "criteo.tsv", "line": 17, "row": null, "column": "I3",
+     "reason": "non_numeric", "message": "non-numeric dense value 'abc'", "raw": "0\\t1\\tabc..."}
+
+``raw`` is the row's text where the reader has it (fields re-joined with the delimiter for rows
+the parser accepted, the line itself for rows with the wrong number of fields; invalid UTF-8 is
+shown with backslash escapes), ``null`` for Parquet and for whole-file problems.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+REASONS: dict[str, str] = {
+    "wrong_field_count": "wrong number of fields",
+    "blank_row": "every field empty (blank line)",
+    "line_break_in_field": "a field holds a line break (unterminated or multi-line quote)",
+    "missing_label": "missing label",
+    "bad_label": "label outside the task's range",
+    "non_numeric": "non-numeric value in a numeric column",
+    "non_finite": "NaN or infinite value in a numeric column",
+    "invalid_utf8": "invalid UTF-8",
+    "missing_id": "missing id",
+    "empty_file": "empty file (no data rows)",
+    "bad_file": "unreadable file or missing columns",
+}
+
+
+def _where(file: str, line: int | None, row: int | None, column: str | None) -> str:
+    place = file
+    if line is not None:
+        place += f" line {line}"
+    elif row is not None:
+        place += f" row {row}"
+    if column is not None:
+        place += f", column {column}"
+    return place
+
+
+class BadInputError(ValueError):
+    """A row or file that breaks the schema; the message is one line naming where.
+
+    Attributes:
+        file, line (1-based, text formats), row (0-based, Parquet), column, reason (a key of
+        :data:`REASONS`), detail (the message without the place).
+
+    Example:
+        >>> e = BadInputError("non-numeric dense value 'abc'", file="criteo.tsv", line=17,
+        ...                   column="I3", reason="non_numeric")
+        >>> str(e)
+        "criteo.tsv line 17, column I3: non-numeric dense value 'abc'"
+        >>> isinstance(e, ValueError)
+        True
+    """
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        file: str,
+        reason: str,
+        line: int | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"reason must be one of {sorted(REASONS)}, got {reason!r}")
+        self.file, self.line, self.row, self.column = file, line, row, column
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{_where(file, line, row, column)}: {detail}")
+
+
+class RejectsLog:
+    """Counts skipped rows by reason and, given ``path``, writes each one as a JSON line.
+
+    Args:
+        path: JSONL file to write (created or truncated), or ``None`` to count only.
+
+    Example:
+        >>> log = RejectsLog()
+        >>> log.add(BadInputError("missing label", file="a.tsv", line=3, column="label",
+        ...                       reason="missing_label"), raw="\\t1\\t2")
+        >>> log.total, log.counts
+        (1, {'missing_label': 1})
+        >>> log.summary()
+        '1 missing label'
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        if path is not None and not isinstance(path, str | Path):
+            raise TypeError(f"path must be a str, a Path or None, got {type(path).__name__}")
+        self.path = None if path is None else Path(path)
+        self._counts: dict[str, int] = {}
+        self._file: IO[str] | None = None
+        if self.path is not None:
+            self._file = self.path.open("w", encoding="utf-8")
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Rows skipped so far, by reason (keys of :data:`REASONS`)."""
+        return dict(self._counts)
+
+    @property
+    def total(self) -> int:
+        """Rows skipped so far."""
+        return sum(self._counts.values())
+
+    def add(self, error: BadInputError, *, raw: str | None = None) -> None:
+        """Record one skipped row (or one empty file)."""
+        if not isinstance(error, BadInputError):
+            raise TypeError(f"error must be a BadInputError, got {type(error).__name__}")
+        self._counts[error.reason] = self._counts.get(error.reason, 0) + 1
+        if self._file is not None:
+            record = {
+                "file": error.file,
+                "line": error.line,
+                "row": error.row,
+                "column": error.column,
+                "reason": error.reason,
+                "message": error.detail,
+                "raw": raw,
+            }
+            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def summary(self) -> str:
+        """Counts by reason on one line, e.g. ``2 missing label, 1 wrong number of fields``."""
+        if not self._counts:
+            return "no bad rows"
+        return ", ".join(f"{n} {REASONS[r]}" for r, n in sorted(self._counts.items()))
+
+    def close(self) -> None:
+        """Flush and close the file; counts stay readable."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> RejectsLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,249 @@
+"""Table schemas: which columns are the label, the dense features, the categorical fields, the id.
+
+A :class:`TableSchema` names columns; it never holds data. Its column order
+``(id_column?, label?, *dense, *categorical)`` is the order every reader yields. The JSON form
+(:meth:`TableSchema.to_dict`, :func:`load_schema`, :func:`save_schema`) is what the command
+line takes and what is saved beside a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Task = Literal["binary", "regression"]
+Format = Literal["criteo", "csv", "parquet"]
+
+TASKS: tuple[str, ...] = ("binary", "regression")
+FORMATS: tuple[str, ...] = ("criteo", "csv", "parquet")
+
+CRITEO_NUM_DENSE = 13
+CRITEO_NUM_CATEGORICAL = 26
+
+
+def _names(value: Any, argument: str) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise TypeError(f"{argument} must be a sequence of column names, got {value!r}")
+    for name in value:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{argument} must contain non-empty strings, got {name!r}")
+    return tuple(value)
+
+
+def _optional_name(value: Any, argument: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise TypeError(f"{argument} must be a non-empty string or None, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """Names of the label, dense, categorical and id columns of a click log.
+
+    Args:
+        label: label column, or ``None`` for unlabelled data (prediction).
+        dense: numeric feature columns; a missing value is allowed.
+        categorical: categorical feature columns (F fields); a missing value is allowed.
+        id_column: optional row id passed through unchanged (prediction output).
+        task: ``"binary"`` (labels in {0, 1}) or ``"regression"`` (any finite label).
+
+    Example:
+        >>> s = TableSchema(label="y", dense=("age",), categorical=("city", "ad"))
+        >>> s.column_names
+        ('y', 'age', 'city', 'ad')
+        >>> TableSchema.from_dict(s.to_dict()) == s
+        True
+    """
+
+    label: str | None
+    dense: tuple[str, ...]
+    categorical: tuple[str, ...]
+    id_column: str | None = None
+    task: Task = "binary"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", _optional_name(self.label, "label"))
+        object.__setattr__(self, "dense", _names(self.dense, "dense"))
+        object.__setattr__(self, "categorical", _names(self.categorical, "categorical"))
+        object.__setattr__(self, "id_column", _optional_name(self.id_column, "id_column"))
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if not self.dense and not self.categorical:
+            raise ValueError("a schema needs at least one dense or categorical column, got none")
+        seen: dict[str, str] = {}
+        roles = [("id_column", self.id_column), ("label", self.label)]
+        roles += [("dense", n) for n in self.dense] + [("categorical", n) for n in self.categorical]
+        for role, name in roles:
+            if name is None:
+                continue
+            if name in seen:
+                raise ValueError(
+                    f"column {name!r} appears twice in the schema (as {seen[name]} and as {role})"
+                )
+            seen[name] = role
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """Every column in reader order: id, label, dense, categorical (absent ones left out)."""
+        head = tuple(n for n in (self.id_column, self.label) if n is not None)
+        return head + self.dense + self.categorical
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Dense then categorical feature columns."""
+        return self.dense + self.categorical
+
+    def without_label(self) -> TableSchema:
+        """The same schema for unlabelled data (prediction input)."""
+        return replace(self, label=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form; :meth:`from_dict` inverts it."""
+        return {
+            "label": self.label,
+            "dense": list(self.dense),
+            "categorical": list(self.categorical),
+            "id_column": self.id_column,
+            "task": self.task,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TableSchema:
+        """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"d must be a mapping, got {type(d).__name__}")
+        known = {"label", "dense", "categorical", "id_column", "task"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown schema keys {unknown}; known keys are {sorted(known)}")
+        missing = sorted({"label", "dense", "categorical"} - set(d))
+        if missing:
+            raise ValueError(f"schema is missing required keys {missing}")
+        return cls(
+            label=d["label"],
+            dense=_names(d["dense"], "dense"),
+            categorical=_names(d["categorical"], "categorical"),
+            id_column=d.get("id_column"),
+            task=d.get("task", "binary"),
+        )
+
+
+def criteo_schema(*, with_label: bool = True) -> TableSchema:
+    """The Criteo Display Advertising layout: ``label, I1..I13, C1..C26``.
+
+    Args:
+        with_label: ``False`` for the unlabelled test file (39 columns).
+
+    Example:
+        >>> s = criteo_schema()
+        >>> s.label, s.dense[0], s.dense[-1], len(s.categorical)
+        ('label', 'I1', 'I13', 26)
+    """
+    if not isinstance(with_label, bool):
+        raise TypeError(f"with_label must be a bool, got {with_label!r}")
+    return TableSchema(
+        label="label" if with_label else None,
+        dense=tuple(f"I{i}" for i in range(1, CRITEO_NUM_DENSE + 1)),
+        categorical=tuple(f"C{i}" for i in range(1, CRITEO_NUM_CATEGORICAL + 1)),
+    )
+
+
+def load_schema(path: str | Path) -> TableSchema:
+    """Read a schema from a JSON file holding :meth:`TableSchema.to_dict` output."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"schema file {str(path)!r} is not valid JSON: {e}") from e
+    return TableSchema.from_dict(d)
+
+
+def save_schema(schema: TableSchema, path: str | Path) -> None:
+    """Write ``schema`` as JSON (the inverse of :func:`load_schema`)."""
+    if not isinstance(schema, TableSchema):
+        raise TypeError(f"schema must be a TableSchema, got {type(schema).__name__}")
+    Path(path).write_text(json.dumps(schema.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def _first_line(path: Path) -> bytes:
+    import pyarrow as pa
+
+    with pa.input_stream(str(path), compression="detect") as f:
+        head = f.read(1 << 20)
+    return head.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+def infer_schema(
+    path: str | Path,
+    fmt: Format,
+    *,
+    label: str | None = "label",
+    id_column: str | None = None,
+    task: Task = "binary",
+) -> TableSchema:
+    """Infer a schema from the first line (Criteo) or the header and types (CSV, Parquet).
+
+    Criteo: 40 tab-separated fields are ``label, I1..I13, C1..C26``; 39 are the unlabelled
+    test layout. CSV and Parquet: ``label`` and ``id_column`` are taken as named (``label`` is
+    dropped if the file has no such column); other columns are dense when named like Criteo's
+    ``I<n>`` or stored as numbers (Parquet), categorical otherwise. In CSV every non-``I<n>``
+    column is categorical, because text cannot tell a count from an integer id.
+
+    Args:
+        path: a file, or a directory or glob of shards (the first shard is read).
+        fmt: ``"criteo"``, ``"csv"`` or ``"parquet"``.
+        label: name of the label column (CSV, Parquet).
+        id_column: name of an id column to pass through (CSV, Parquet).
+        task: task recorded in the schema.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
+    from crossrank.data.readers import list_shards
+
+    path = list_shards(path)[0]
+    if fmt == "criteo":
+        line = _first_line(path)
+        if not line:
+            raise ValueError(f"cannot infer a schema from {path.name}: the first line is empty")
+        n = line.count(b"\t") + 1
+        expected = CRITEO_NUM_DENSE + CRITEO_NUM_CATEGORICAL
+        if n not in (expected, expected + 1):
+            raise ValueError(
+                f"{path.name} line 1 has {n} tab-separated fields; Criteo has {expected + 1} "
+                f"(with label) or {expected} (without)"
+            )
+        return replace(criteo_schema(with_label=n == expected + 1), task=task)
+    if fmt == "csv":
+        import csv
+
+        header = _first_line(path).decode("utf-8-sig")
+        names = next(csv.reader([header]))
+        numeric = {n for n in names if re.fullmatch(r"I\d+", n)}
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        arrow_schema = pq.read_schema(str(path))
+        names = list(arrow_schema.names)
+        numeric = {
+            f.name
+            for f in arrow_schema
+            if pa.types.is_floating(f.type)
+            or pa.types.is_decimal(f.type)
+            or (pa.types.is_integer(f.type) and re.fullmatch(r"I\d+", f.name))
+        }
+    if id_column is not None and id_column not in names:
+        raise ValueError(f"id_column {id_column!r} is not a column of {path.name}: {names}")
+    label = label if label in names else None
+    rest = [n for n in names if n not in (label, id_column)]
+    return TableSchema(
+        label=label,
+        dense=tuple(n for n in rest if n in numeric),
+        categorical=tuple(n for n in rest if n not in numeric),
+        id_column=id_column,
+        task=task,
+    )
