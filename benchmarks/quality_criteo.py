@@ -23,8 +23,9 @@ PEERS = [("tuned logistic regression (reference)", 0.735, 0.472),
          ("DeepCTR-Torch DCNMix (published)", 0.685, 0.559)]
 
 # The configuration the README reports (small embeddings, rare values to OOV, early stopping).
-DEFAULT_OPTIONS = {"rank": 16, "num_cross_layers": 2, "deep_layers": [64], "dropout": 0.2,
-                   "cross_l2": 1e-4, "embedding_l2": 1e-4}
+DEFAULT_OPTIONS = {"structure": "parallel", "rank": 16, "num_cross_layers": 2,
+                   "deep_layers": [128, 64], "dropout": 0.2, "cross_l2": 1e-4,
+                   "embedding_l2": 1e-4}
 
 
 def split(tmp: Path) -> tuple[Path, Path]:
@@ -56,7 +57,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--patience", type=int, default=1)
-    parser.add_argument("--min-count", type=int, default=5)
+    parser.add_argument("--min-count", type=int, default=10)
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} not found: the shared data sits beside the repository")

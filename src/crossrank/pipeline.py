@@ -103,6 +103,7 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
     from crossrank.data import (
         EncodedDataset,
         FeatureEncoder,
+        RejectsLog,
         encode_to_cache,
         iter_tables,
     )
@@ -133,7 +134,8 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
         dataset = EncodedDataset.open(out / "cache")
     else:
         encoder = FeatureEncoder(schema, **asdict(encoder_options))
-        encoder.fit(tables())
+        # The fit pass sees the same bad rows as the encode pass; only the latter reports them.
+        encoder.fit(tables(RejectsLog() if on_bad_rows == "skip" else None))
         dataset = encode_to_cache(tables(rejects), encoder, out / "cache", overwrite=True)
         _report_rejects(rejects)
         encoder.save(out / "encoder")

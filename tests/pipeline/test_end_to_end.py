@@ -134,3 +134,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["train", "--model-option", "rnak=3", "--out", str(tmp_path / "m2"),
                  "--synthetic-rows", "500", "--no-progress"]) == 2
     assert "unknown DCNConfig option" in capsys.readouterr().err
+
+
+def test_skip_bad_rows_counts_and_writes_rejects(tmp_path, capsys):
+    good = ["1"] + ["3"] * 13 + ["ab12"] * 26
+    bad_value = ["0", "x"] + ["3"] * 12 + ["ab12"] * 26
+    lines = ["\t".join(good)] * 30 + ["\t".join(bad_value), "\t".join(good[:10])]
+    lines += ["\t".join(good)] * 10
+    (tmp_path / "d.tsv").write_text("\n".join(lines) + "\n")
+    assert main(["train", "--data", str(tmp_path / "d.tsv"), "--on-bad-rows", "skip",
+                 "--out", str(tmp_path / "m"), "--epochs", "1", "--no-progress",
+                 "--model-option", "deep_layers=[4]", "--embedding-dim", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 2 bad rows" in out and "40 rows" in out.replace(",", "")
+    rejects = [json.loads(line) for line in (tmp_path / "m" / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["column"], r["reason"]) for r in rejects] == [
+        (31, "I1", "non_numeric"), (32, None, "wrong_field_count")]
