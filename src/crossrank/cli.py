@@ -100,7 +100,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from crossrank.pipeline import explain_model_dir
 
     report = explain_model_dir(args.model_dir, data=args.data, fmt=args.format,
-                               out_dir=args.out, top_k=args.top_k)
+                               out_dir=args.out, top_k=args.top_k, measure=args.measure)
     print(report)
     return 0
 
@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--format", choices=("criteo", "csv", "parquet"), default=None)
     explain.add_argument("--out", default=None, help="output directory (default: MODEL_DIR/explain)")
     explain.add_argument("--top-k", type=int, default=20, help="field pairs in the ranked table")
+    explain.add_argument("--measure", choices=("frobenius", "rms"), default="frobenius",
+                         help="block norm ||W[f,g]||_F (the DCN-V2 paper's), or rms: divided by "
+                              "sqrt(block size), fair between 1-column dense and D-column fields")
     explain.set_defaults(func=_cmd_explain)
 
     bench = sub.add_parser("bench", help="CPU training speed of DLRM-DCN beside peers' numbers")

@@ -182,10 +182,8 @@ def run_demo(*, seed: int = 0) -> list[ResultRow]:
 
 
 def _print_understanding(model: DCN, names: tuple[str, ...]) -> None:
-    """The polynomial the cross model computes (model understanding, when available)."""
-    try:
-        from crossrank.explain import extract_polynomial
-    except ImportError:  # explain is optional in a minimal install
-        return
+    """The polynomial the cross model computes, expanded exactly from its weights."""
+    from crossrank.explain import extract_polynomial
+
     poly = extract_polynomial(model, feature_names=names)
     print(f"\nLearned polynomial, largest coefficients first:\n  {poly.format(top=10)}")

@@ -240,7 +240,8 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
 
 
 def explain_model_dir(model_dir: str | Path, *, data: str | None = None, fmt: str | None = None,
-                      out_dir: str | Path | None = None, top_k: int = 20) -> str:
+                      out_dir: str | Path | None = None, top_k: int = 20,
+                      measure: str = "frobenius") -> str:
     """Field-pair importance of a saved model: heatmap PNG, JSON and a ranked table."""
     from crossrank.explain import explain_model
 
@@ -255,7 +256,8 @@ def explain_model_dir(model_dir: str | Path, *, data: str | None = None, fmt: st
     out = Path(out_dir) if out_dir else Path(model_dir) / "explain"
     title = f"{meta['model']['name']} ({Path(model_dir).name})" + (f", data {Path(data).name}"
                                                                    if data else "")
-    report = explain_model(model, out_dir=out, x0=x0, top_k=top_k, title=title)
+    report = explain_model(model, out_dir=out, x0=x0, top_k=top_k, title=title,
+                           measure=measure)
     atomic_write_json(out / "source.json", {"model_dir": str(model_dir), "data": data})
     return report["table"] + f"\n\nwritten to {out}: " + ", ".join(
         str(Path(p).name) for p in report["paths"])
