@@ -52,9 +52,34 @@ def _table_schema(args: argparse.Namespace):
     return None
 
 
+def _launch_torchrun(nproc: int, argv: Sequence[str]) -> int:
+    """``crossrank train --nproc N ...`` = ``torchrun --nproc_per_node=N -m crossrank train ...``."""
+    import subprocess
+
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={nproc}", "-m", "crossrank", *rest]
+    return subprocess.call(command)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
     from crossrank.pipeline import EncoderOptions, train_from_data
     from crossrank.train.config import TrainConfig
+    from crossrank.train.distributed import cleanup, init_distributed
+
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch_torchrun(args.nproc, args.argv)
+    world = init_distributed()
+    device = str(world.device) if world.is_distributed else args.device
 
     config = TrainConfig(
         model=args.model, model_config=_parse_model_options(args.model_option),
@@ -62,16 +87,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, epochs=args.epochs, schedule=args.schedule,
         grad_clip=args.grad_clip, patience=args.patience, monitor=args.monitor,
         valid_fraction=args.valid_fraction, seed=args.seed, threads=args.threads,
-        device=args.device, progress=not args.no_progress,
+        device=device, progress=not args.no_progress,
     )
     encoder = EncoderOptions(dense_transform=args.dense_transform,
                              missing_indicator=args.missing_indicator,
                              min_count=args.min_count, hash_buckets=args.hash_buckets)
-    result = train_from_data(
-        data=args.data, fmt=args.format, table_schema=_table_schema(args), config=config,
-        encoder_options=encoder, out_dir=args.out, on_bad_rows=args.on_bad_rows,
-        rejects_path=args.rejects, resume=args.resume, synthetic_rows=args.synthetic_rows,
-    )
+    try:
+        result = train_from_data(
+            data=args.data, fmt=args.format, table_schema=_table_schema(args), config=config,
+            encoder_options=encoder, out_dir=args.out, on_bad_rows=args.on_bad_rows,
+            rejects_path=args.rejects, resume=args.resume, synthetic_rows=args.synthetic_rows,
+        )
+    finally:
+        cleanup()
+    if not world.is_main:
+        return 0
     print(f"best epoch {result.best_epoch}: "
           + ", ".join(f"valid {k} {v:.5f}" for k, v in result.best_metrics.items() if k != "rows"))
     print(f"model written to {args.out}")
@@ -187,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from the last checkpoint in --out")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--nproc", type=int, default=1,
+                       help="data-parallel processes on this machine (runs torchrun for you; "
+                            "same as torchrun --nproc_per_node=N -m crossrank train ...)")
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained model on labelled data")
@@ -223,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args))
     except (ValueError, TypeError, FileNotFoundError, PermissionError, KeyError) as err:

@@ -20,6 +20,7 @@ from crossrank.models import FeatureSchema, build_model
 from crossrank.models.heads import predict
 from crossrank.train.checkpoint import atomic_write_json, load_model
 from crossrank.train.config import TrainConfig
+from crossrank.train.distributed import current_context
 from crossrank.train.loop import FitResult, Trainer, score
 
 
@@ -115,7 +116,7 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
     torch.manual_seed(config.seed)
     if data is None:
         data = str(out / "synthetic_train.tsv")
-        if not Path(data).is_file():
+        if not Path(data).is_file() and current_context().is_main:
             write_default_synthetic(data, synthetic_rows, seed=config.seed)
             print(f"no --data: wrote {synthetic_rows} synthetic Criteo-shaped rows to {data}")
         fmt = "criteo"
@@ -126,9 +127,15 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
     def tables(log=None):
         return iter_tables(data, fmt=fmt, schema=schema, on_bad_rows=on_bad_rows, rejects=log)
 
-    log = print if verbose else (lambda *a, **k: None)
+    log = print if verbose and current_context().is_main else (lambda *a, **k: None)
     started = time.perf_counter()
-    if resume and (out / "encoder").is_dir() and (out / "cache").is_dir():
+    world = current_context()
+    if world.is_distributed and not world.is_main:
+        # Rank 0 fits the encoder and writes the cache once; the other ranks open them.
+        torch.distributed.barrier()
+        encoder = FeatureEncoder.load(out / "encoder")
+        dataset = EncodedDataset.open(out / "cache")
+    elif resume and (out / "encoder").is_dir() and (out / "cache").is_dir():
         # The encoder and cache of the interrupted run: same ids, same rows, no re-parse.
         encoder = FeatureEncoder.load(out / "encoder")
         dataset = EncodedDataset.open(out / "cache")
@@ -139,6 +146,8 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
         dataset = encode_to_cache(tables(rejects), encoder, out / "cache", overwrite=True)
         _report_rejects(rejects)
         encoder.save(out / "encoder")
+    if world.is_distributed and world.is_main:
+        torch.distributed.barrier()
     log(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
     n_valid = int(len(dataset) * config.valid_fraction)
     train = dataset.rows(0, len(dataset) - n_valid)

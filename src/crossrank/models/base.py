@@ -87,4 +87,5 @@ def stack_inputs(dense: Tensor, sparse: Tensor | None, embedding: FieldEmbedding
     if embedding is None or sparse is None:
         return dense
     emb = embedding(sparse)  # (B, F, D)
-    return torch.cat([dense, emb.reshape(emb.shape[0], -1)], dim=1)  # (B, n_dense + F*D)
+    flat = emb.reshape(emb.shape[0], emb.shape[1] * emb.shape[2])  # (B, F*D); B may be 0
+    return torch.cat([dense, flat], dim=1)  # (B, n_dense + F*D)

@@ -62,6 +62,7 @@ class DLRM(RankingModel):
             proj = ProjectionInteraction(f, d, branch1_sizes=cfg.projection_branch1,
                                          branch2_sizes=cfg.projection_branch2)
             self.interaction, width = proj, proj.output_dim
+        self._width = (f + 1) * d  # the flattened [bottom(dense), e_1..e_F]
         self.top = MLP(width, tuple(cfg.top_layers) + (1,), activate_last=False)
 
     def cross_field_blocks(self) -> list[tuple[str, int, int]]:
@@ -78,7 +79,7 @@ class DLRM(RankingModel):
     def cross_input(self, dense: Tensor | None, sparse: Tensor | None) -> Tensor:
         """The DCN interaction's input ``[bottom(dense), e_1..e_F]`` flattened: (B, (F+1)D)."""
         d, e = self._arches(dense, sparse)
-        return torch.cat([d.unsqueeze(1), e], dim=1).reshape(d.shape[0], -1)  # (B, (F+1)D)
+        return torch.cat([d.unsqueeze(1), e], dim=1).reshape(d.shape[0], self._width)  # (B, (F+1)D)
 
     def _arches(self, dense: Tensor | None, sparse: Tensor | None) -> tuple[Tensor, Tensor]:
         dense, sparse = self.check_inputs(dense, sparse)
@@ -88,7 +89,7 @@ class DLRM(RankingModel):
     def forward(self, dense: Tensor | None, sparse: Tensor | None = None) -> Tensor:
         d, e = self._arches(dense, sparse)
         if isinstance(self.interaction, CrossNet):
-            z = self.interaction(torch.cat([d.unsqueeze(1), e], dim=1).reshape(d.shape[0], -1))
+            z = self.interaction(torch.cat([d.unsqueeze(1), e], dim=1).reshape(d.shape[0], self._width))
         else:
             z = self.interaction(d, e)  # (B, width)
         return self.top(z).squeeze(1)  # (B,)

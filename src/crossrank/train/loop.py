@@ -1,5 +1,6 @@
 """The training loop: mini-batches from an encoded dataset, validation, early stopping,
-checkpoints and resume.
+checkpoints and resume; data-parallel over processes when torch.distributed is initialized
+(see :mod:`crossrank.train.distributed`).
 
 The loop owns the optimizer, seeding and the device; the model only computes logits.
 """
@@ -28,6 +29,15 @@ from crossrank.train.checkpoint import (
     save_training_state,
 )
 from crossrank.train.config import TrainConfig
+from crossrank.train.distributed import (
+    DistContext,
+    all_gather_1d,
+    all_reduce_sum,
+    broadcast_float,
+    broadcast_module,
+    current_context,
+    shard_batches,
+)
 from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
 from crossrank.train.optim import build_optimizer, lr_factor
 
@@ -50,12 +60,28 @@ class FitResult:
 
 
 def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
-          device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and labels over a whole dataset, in row order. Shape: (R,), (R,)."""
+          device: str = "cpu", world: DistContext | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and labels over a whole dataset, in row order. Shape: (R,), (R,).
+
+    With a distributed ``world`` (a collective: every rank must call it) each rank scores its
+    share of every batch and all ranks receive all rows' scores and labels, in the order of
+    the ranks' shares (a permutation of row order).
+    """
+    if world is not None and world.is_distributed:
+        batches = data.iter_batches(batch_size, shuffle=False, seed=0)
+        shards = (part for weight, part in shard_batches(batches, rank=world.rank,
+                                                         world_size=world.world_size) if weight)
+        s, y = _score_batches(model, shards, device)
+        return all_gather_1d(s), all_gather_1d(y)
+    return _score_batches(model, data.iter_batches(batch_size, shuffle=False, seed=0), device)
+
+
+def _score_batches(model: RankingModel, batches: Iterator[tuple[Any, ...]], device: str
+                   ) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     scores, labels = [], []
     with torch.no_grad():
-        for dense, sparse, label in data.iter_batches(batch_size, shuffle=False, seed=0):
+        for dense, sparse, label in batches:
             logits = model(dense.to(device), sparse.to(device))
             scores.append(predict(model.task, logits).double().cpu().numpy())
             labels.append(label.double().numpy())
@@ -65,9 +91,10 @@ def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
 
 
 def evaluate(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
-             device: str = "cpu") -> dict[str, float]:
-    """Metrics over the whole of ``data`` (AUC and log-loss on all rows at once)."""
-    scores, labels = score(model, data, batch_size=batch_size, device=device)
+             device: str = "cpu", world: DistContext | None = None) -> dict[str, float]:
+    """Metrics over the whole of ``data`` (AUC and log-loss on all rows at once); with a
+    distributed ``world``, over all ranks' gathered predictions (see :func:`score`)."""
+    scores, labels = score(model, data, batch_size=batch_size, device=device, world=world)
     return compute_metrics(model.task, scores, labels)
 
 
@@ -80,6 +107,14 @@ class Trainer:
     of the latest state (for ``--resume``) and of the best weights (``model.safetensors``).
     Training stops after ``patience`` epochs without improvement of ``config.monitor``; the
     best weights are restored into ``model`` at the end.
+
+    When torch.distributed is initialized with W > 1 ranks, the model is trained under
+    ``DistributedDataParallel``: each rank takes a share of every global batch of
+    ``config.batch_size`` rows, losses are scaled so the update equals a one-process step on
+    the whole global batch, validation metrics come from all ranks' gathered predictions and
+    only rank 0 writes files and prints (:mod:`crossrank.train.distributed`). Initialize the
+    process group (:func:`~crossrank.train.distributed.init_distributed`) before building the
+    Trainer, with ``config.device`` set to the rank's device (``DistContext.device``).
     """
 
     def __init__(self, model: RankingModel, config: TrainConfig, *, out_dir: str | Path,
@@ -90,12 +125,21 @@ class Trainer:
         self.monitor = config.monitor or ("logloss" if model.task == "binary" else "rmse")
         self.optimizer = build_optimizer(model, config.optimizer, config.lr,
                                          sparse_lr=config.sparse_lr)
+        self.world = current_context()
+        self.net: torch.nn.Module = model  # what the training step calls: model or DDP(model)
+        if self.world.is_distributed:
+            device = torch.device(config.device)
+            ids = None
+            if device.type == "cuda":
+                ids = [device.index if device.index is not None else torch.cuda.current_device()]
+            self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
             stop_after_epochs: int | None = None) -> FitResult:
         """Train; ``stop_after_epochs`` ends the run early (as an interruption would)."""
-        cfg, model = self.config, self.model
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        cfg, model, main = self.config, self.model, self.world.is_main
+        if main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
         start_epoch, best, best_epoch, bad_epochs = 0, None, -1, 0
@@ -113,24 +157,28 @@ class Trainer:
                                       "seconds": time.perf_counter() - started}
             record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
             if valid is not None and len(valid):
-                record["valid"] = evaluate(model, valid, device=cfg.device)
+                record["valid"] = evaluate(model, valid, device=cfg.device, world=self.world)
                 value = record["valid"][self.monitor]
             else:
                 value = -train_loss if higher else train_loss
+            # every rank must take rank 0's early-stopping and checkpoint decisions
+            value = broadcast_float(value)
             improved = best is None or (value > best if higher else value < best)
             if improved:
                 best, best_epoch, bad_epochs = value, epoch + 1, 0
-                save_model(self.out_dir, model, extra={**self.metadata, "epoch": epoch + 1,
-                                                       "metrics": record.get("valid", {}),
-                                                       "train_config": cfg.to_dict()})
+                if main:
+                    save_model(self.out_dir, model, extra={
+                        **self.metadata, "epoch": epoch + 1, "metrics": record.get("valid", {}),
+                        "train_config": cfg.to_dict(), "world_size": self.world.world_size})
             else:
                 bad_epochs += 1
             history.append(record)
-            with open(self.out_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(record) + "\n")
-            if self.verbose:
-                print(_epoch_line(record, self.monitor), flush=True)
-            self._checkpoint_latest(epoch + 1, best, best_epoch, bad_epochs, history)
+            if main:
+                with open(self.out_dir / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                if self.verbose:
+                    print(_epoch_line(record, self.monitor), flush=True)
+                self._checkpoint_latest(epoch + 1, best, best_epoch, bad_epochs, history)
             if bad_epochs > cfg.patience:
                 stopped_early = True
                 break
@@ -139,18 +187,23 @@ class Trainer:
         return FitResult(best_epoch, best_metrics, history, stopped_early)
 
     def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int) -> float:
-        cfg, model, opt = self.config, self.model, self.optimizer
+        cfg, model, opt, world = self.config, self.model, self.optimizer, self.world
         model.train()
         running, seen = 0.0, 0
-        bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
-        for dense, sparse, label in train.iter_batches(cfg.batch_size, shuffle=True,
-                                                       seed=cfg.seed + epoch):
+        bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}",
+                        cfg.progress and world.is_main)
+        batches = train.iter_batches(cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
+        for weight, (dense, sparse, label) in shard_batches(
+                batches, rank=world.rank, world_size=world.world_size):
             dense, sparse, label = (t.to(cfg.device) for t in (dense, sparse, label))
             opt.set_lr_factor(lr_factor(cfg.schedule, step, total_steps,
                                         warmup_steps=cfg.warmup_steps))
-            logits = model(dense, sparse)
+            logits = self.net(dense, sparse)
             loss = loss_fn(model.task, logits, label)
-            total = loss + model.regularization()
+            # weight n_r W / b: DDP's average over the ranks is then the global batch's mean
+            # gradient for any share sizes (0 for a stand-in row when this share is empty)
+            total = (loss * weight if world.is_distributed else loss) + model.regularization()
+            n = label.shape[0] if weight else 0
             opt.zero_grad()
             total.backward()
             if cfg.grad_clip:
@@ -158,15 +211,17 @@ class Trainer:
                     [p for p in model.parameters() if p.grad is not None and not p.grad.is_sparse],
                     cfg.grad_clip)
             opt.step()
-            n = label.shape[0]
             running += float(loss.detach()) * n
             seen += n
             step += 1
             if bar is not None:
-                bar.update(n)
+                bar.update(round(n * world.world_size / weight) if weight else 0)
                 bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
         if bar is not None:
             bar.close()
+        if world.is_distributed:
+            running, total_seen = all_reduce_sum([running, float(seen)])
+            seen = int(total_seen)
         if not seen:
             raise ValueError("the training set is empty")
         return running / seen
@@ -187,8 +242,10 @@ class Trainer:
 
     def _restore_best(self) -> None:
         best = self.out_dir / "model.safetensors"
-        if best.is_file():
+        if self.world.is_main and best.is_file():
             self.model.load_state_dict(load_tensors(best))
+        if self.world.is_distributed:  # other ranks may not see out_dir (several machines)
+            broadcast_module(self.model)
         self.model.eval()
 
 

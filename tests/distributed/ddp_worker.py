@@ -1,0 +1,86 @@
+"""One rank of a data-parallel run, launched by test_ddp.py as torchrun would launch it
+(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT in the environment).
+
+Usage: python ddp_worker.py SPEC.json; writes rank{r}.npz and rank{r}.json beside the spec.
+The data, model and config builders are shared with the one-process reference in the test.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crossrank.data import EncodedDataset
+from crossrank.models import FeatureSchema, build_model
+from crossrank.train.config import TrainConfig
+
+SCHEMA = FeatureSchema(dense=("row", "x"), sparse=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
+
+
+def make_data(rows: int, seed: int) -> EncodedDataset:
+    """Dense column 0 is the row's position (exact in float32), so a model can report what it saw."""
+    rng = np.random.default_rng(seed)
+    sparse = np.stack([rng.integers(0, 20, rows), rng.integers(0, 30, rows)], 1)
+    dense = np.stack([np.arange(rows) / 64.0, rng.random(rows)], 1).astype(np.float32)
+    logit = 3.0 * (sparse[:, 0] % 2 == sparse[:, 1] % 2) - 1.5 + dense[:, 1]
+    label = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.float32)
+    return EncodedDataset.from_arrays(dense, sparse, label)
+
+
+def make_model():
+    torch.manual_seed(0)
+    return build_model("dcn", SCHEMA, {"deep_layers": [8], "rank": 2, "dropout": 0.0,
+                                       "sparse_gradients": True})
+
+
+def make_config(spec: dict) -> TrainConfig:
+    return TrainConfig(batch_size=spec["batch_size"], epochs=spec["epochs"], lr=spec["lr"],
+                       optimizer=spec["optimizer"], patience=spec["patience"], progress=False)
+
+
+def record_rows(model) -> list[list[int]]:
+    """Row positions of every training forward pass (one list per step)."""
+    steps: list[list[int]] = []
+
+    def hook(module, args):
+        if module.training:
+            steps.append([round(float(v) * 64) for v in args[0][:, 0]])
+
+    model.register_forward_pre_hook(hook)
+    return steps
+
+
+def main(spec_path: str) -> None:
+    from crossrank.train.distributed import all_gather_1d, cleanup, init_distributed
+    from crossrank.train.loop import Trainer, evaluate
+
+    torch.set_num_threads(1)
+    spec = json.loads(Path(spec_path).read_text())
+    out = Path(spec_path).parent
+    ctx = init_distributed()
+    try:
+        train, valid = make_data(spec["rows"], 0), make_data(spec["valid_rows"], 1)
+        model = make_model()
+        steps = record_rows(model)
+        result = Trainer(model, make_config(spec), out_dir=out / f"run{ctx.rank}",
+                         verbose=False).fit(train, valid)
+        gathered = all_gather_1d(np.arange(ctx.rank + 2, dtype=np.float64) + 10 * ctx.rank)
+        report = {
+            "rank": ctx.rank, "world_size": ctx.world_size, "steps": steps,
+            "history": result.history, "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "gathered_metrics": evaluate(model, valid, batch_size=5, world=ctx),
+            "local_metrics": evaluate(model, valid),
+            "all_gather": gathered.tolist(),
+        }
+        np.savez(out / f"rank{ctx.rank}.npz",
+                 **{k: v.numpy() for k, v in model.state_dict().items()})
+        (out / f"rank{ctx.rank}.json").write_text(json.dumps(report))
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
