@@ -150,3 +150,24 @@ def test_skip_bad_rows_counts_and_writes_rejects(tmp_path, capsys):
     rejects = [json.loads(line) for line in (tmp_path / "m" / "rejects.jsonl").read_text().splitlines()]
     assert [(r["line"], r["column"], r["reason"]) for r in rejects] == [
         (31, "I1", "non_numeric"), (32, None, "wrong_field_count")]
+
+
+def test_shards_give_the_same_model_and_metrics_as_one_file(tmp_path, capsys):
+    write_default_synthetic(tmp_path / "all.tsv", 3000, seed=4)
+    lines = (tmp_path / "all.tsv").read_text().splitlines(keepends=True)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i, start in enumerate(range(0, 3000, 1000)):  # part-0.tsv, part-1.tsv, part-2.tsv
+        (shards / f"part-{i}.tsv").write_text("".join(lines[start:start + 1000]))
+    common = ["--no-progress", "--epochs", "2", "--model-option", "deep_layers=[8]",
+              "--model-option", "rank=4", "--embedding-dim", "4"]
+    assert main(["train", "--data", str(tmp_path / "all.tsv"), "--out", str(tmp_path / "one"),
+                 *common]) == 0
+    assert main(["train", "--data", str(shards), "--format", "criteo",
+                 "--out", str(tmp_path / "many"), *common]) == 0
+    capsys.readouterr()
+    metrics = []
+    for run in ("one", "many"):
+        assert main(["evaluate", str(tmp_path / run), "--data", str(tmp_path / "all.tsv")]) == 0
+        metrics.append(json.loads(capsys.readouterr().out))
+    assert metrics[0] == metrics[1] and metrics[0]["rows"] == 3000
