@@ -15,6 +15,7 @@ costs no more than the casts.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,11 +84,9 @@ def _failures(values: pa.Array, op: Callable[[pa.Array], object]) -> np.ndarray:
     stack = [(0, len(values))]
     while stack:
         lo, hi = stack.pop()
-        try:
+        with suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
             op(values.slice(lo, hi - lo))
-            continue
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
-            pass
+            continue  # the whole slice is fine
         if hi - lo == 1:
             out.append(lo)
         else:
@@ -98,10 +97,8 @@ def _failures(values: pa.Array, op: Callable[[pa.Array], object]) -> np.ndarray:
 
 def _cast_or_locate(arr: pa.Array, to: pa.DataType) -> tuple[pa.Array, np.ndarray | None]:
     """Cast ``arr``; on failure null the values that cannot be cast and return their mask."""
-    try:
-        return pc.cast(arr, to), None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+    with suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pc.cast(arr, to), None  # fast path: every value casts
     encoded = pc.dictionary_encode(arr)
     bad_values = np.zeros(len(encoded.dictionary), dtype=bool)
     bad_values[_failures(encoded.dictionary, lambda a: pc.cast(a, to))] = True
@@ -140,10 +137,9 @@ def _numeric(arr: pa.Array, name: str, role: str, out: _Collector) -> tuple[pa.A
     is_text = pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)
     is_text = is_text or pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
     if is_text:
-        try:  # fast path: bytes that parse as numbers are ASCII, so valid UTF-8 too
+        # fast path: bytes that parse as numbers are ASCII, so valid UTF-8 too
+        with suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return pc.cast(arr, pa.float64()), np.zeros(len(arr), dtype=bool)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
         raw = arr
         arr = _to_text(arr, name, out)
         values, bad = _cast_or_locate(arr, pa.float64())
