@@ -34,7 +34,21 @@ def _free_port() -> int:
 
 
 def _launch(tmp_path: Path, spec: dict) -> list[dict]:
-    """Run WORLD ranks of ddp_worker.py as torchrun would; returns each rank's report."""
+    """Run WORLD ranks of ddp_worker.py as torchrun would; returns each rank's report.
+
+    The free port can be taken by another process between the probe and the ranks' bind; only
+    that (the rendezvous port in use) is retried, with a new port.
+    """
+    for _ in range(2):
+        try:
+            return _launch_once(tmp_path, spec)
+        except AssertionError as err:
+            if "address already in use" not in str(err).lower():
+                raise
+    return _launch_once(tmp_path, spec)
+
+
+def _launch_once(tmp_path: Path, spec: dict) -> list[dict]:
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
     port = str(_free_port())

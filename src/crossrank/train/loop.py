@@ -146,6 +146,9 @@ class Trainer:
         history: list[dict[str, Any]] = []
         if resume:
             start_epoch, best, best_epoch, bad_epochs, history = self._resume()
+        elif main:
+            # A fresh run in an old directory must not append to the old run's metrics.
+            (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
         higher = HIGHER_IS_BETTER[self.monitor]
         stopped_early = False
         for epoch in range(start_epoch, cfg.epochs):
