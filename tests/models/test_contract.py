@@ -35,6 +35,9 @@ VARIANTS = [(name, SMALL[name]) for name in list_models()] + [
               "projection_branch1": [8], "projection_branch2": [12]}),
     ("dlrm", {"bottom_layers": [8, 4], "top_layers": [8], "self_interaction": True}),
     ("dnn", {"deep_layers": [8], "task": "regression"}),
+    ("dcn", {"structure": "parallel", "deep_layers": [8], "rank": 2, "norm": "batch",
+             "first_order": True, "first_order_l2": 0.1}),
+    ("dnn", {"deep_layers": [8], "norm": "layer"}),
 ]
 
 

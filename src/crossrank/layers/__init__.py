@@ -3,8 +3,9 @@
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.embedding import FieldEmbedding
 from crossrank.layers.feature_cross import FeatureCross
+from crossrank.layers.first_order import FirstOrder
 from crossrank.layers.interaction import DotInteraction, ProjectionInteraction
 from crossrank.layers.mlp import MLP
 
-__all__ = ["MLP", "CrossNet", "DotInteraction", "FeatureCross", "FieldEmbedding",
+__all__ = ["MLP", "CrossNet", "DotInteraction", "FeatureCross", "FieldEmbedding", "FirstOrder",
            "ProjectionInteraction"]

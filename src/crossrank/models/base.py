@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.embedding import FieldEmbedding
+from crossrank.layers.first_order import FirstOrder
 from crossrank.models.schema import FeatureSchema
 
 
@@ -30,10 +31,11 @@ class RankingModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def regularization(self) -> Tensor:
-        """Sum of the cross networks' L2 penalties (embedding L2 acts in the backward pass)."""
+        """Sum of the cross networks' and first-order terms' L2 penalties (embedding L2 acts in
+        the backward pass)."""
         total = torch.zeros((), device=self._device(), dtype=self._float_dtype())
         for module in self.modules():
-            if isinstance(module, CrossNet):
+            if isinstance(module, CrossNet | FirstOrder):
                 total = total + module.regularization()
         return total
 

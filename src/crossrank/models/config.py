@@ -48,6 +48,9 @@ class DCNConfig:
 
     ``structure``: "stacked" (cross then deep), "parallel" (cross and deep both on x0,
     concatenated, then the combination layer: the original DCN design) or "cross_only".
+    ``norm``: None, "layer" or "batch" normalization in the deep network's hidden layers.
+    ``first_order``: add the linear ("wide") term of :class:`~crossrank.layers.FirstOrder`,
+    with its own L2 and learning-rate multiplier.
     """
 
     structure: str = "stacked"
@@ -60,8 +63,12 @@ class DCNConfig:
     use_bias: bool = True
     deep_layers: tuple[int, ...] = (256, 128)
     dropout: float = 0.0
+    norm: str | None = None
     cross_l2: float = 0.0
     embedding_l2: float = 0.0
+    first_order: bool = False
+    first_order_l2: float = 0.0
+    first_order_lr_scale: float = 1.0
     sparse_gradients: bool = False
     backend: str = "auto"
     task: str = "binary"
@@ -109,6 +116,7 @@ class DNNConfig:
 
     deep_layers: tuple[int, ...] = (256, 128)
     dropout: float = 0.0
+    norm: str | None = None
     embedding_l2: float = 0.0
     sparse_gradients: bool = False
     task: str = "binary"

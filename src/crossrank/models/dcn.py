@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from crossrank.layers.cross import CrossNet
+from crossrank.layers.first_order import FirstOrder
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel, make_embedding, stack_inputs
 from crossrank.models.config import DCNConfig
@@ -20,7 +21,8 @@ class DCN(RankingModel):
     * "cross_only": ``logit = w^T cross(x0) + c``
 
     Any CrossNet variant: full rank, low rank (``rank``), DCN-Mix (``num_experts``), DCN v1
-    (``cross_kind="vector"``).
+    (``cross_kind="vector"``). ``first_order=True`` adds the linear ("wide") term
+    ``w_d . dense + sum_f w_f[id_f]`` to the logit (:class:`~crossrank.layers.FirstOrder`).
 
     Shape:
         dense: (B, n_dense); sparse: (B, F) int64 -> logits (B,).
@@ -47,7 +49,7 @@ class DCN(RankingModel):
         )
         self.deep: MLP | None = None
         if cfg.structure != "cross_only" and cfg.deep_layers:
-            self.deep = MLP(n, cfg.deep_layers, dropout=cfg.dropout)
+            self.deep = MLP(n, cfg.deep_layers, dropout=cfg.dropout, norm=cfg.norm)
         if self.deep is None:
             head_in = n
         elif cfg.structure == "stacked":
@@ -55,6 +57,12 @@ class DCN(RankingModel):
         else:
             head_in = n + self.deep.out_features
         self.output = nn.Linear(head_in, 1)
+        self.first_order: FirstOrder | None = None
+        if cfg.first_order:
+            self.first_order = FirstOrder(schema.num_dense, schema.vocab_sizes,
+                                          l2=cfg.first_order_l2, sparse=cfg.sparse_gradients,
+                                          field_names=schema.sparse,
+                                          lr_scale=cfg.first_order_lr_scale)
 
     def cross_field_blocks(self) -> list[tuple[str, int, int]]:
         """Field blocks of the cross network's input, for model understanding."""
@@ -66,7 +74,8 @@ class DCN(RankingModel):
         return stack_inputs(dense, sparse, self.embedding)
 
     def forward(self, dense: Tensor | None, sparse: Tensor | None = None) -> Tensor:
-        x0 = self.cross_input(dense, sparse)  # (B, N)
+        dense, sparse = self.check_inputs(dense, sparse)
+        x0 = stack_inputs(dense, sparse, self.embedding)  # (B, N)
         crossed = self.cross(x0)  # (B, N)
         if self.deep is None:
             h = crossed
@@ -74,4 +83,7 @@ class DCN(RankingModel):
             h = self.deep(crossed)
         else:
             h = torch.cat([crossed, self.deep(x0)], dim=1)  # (B, N + H)
-        return self.output(h).squeeze(1)  # (B,)
+        logits = self.output(h).squeeze(1)  # (B,)
+        if self.first_order is not None:
+            logits = logits + self.first_order(dense, sparse)
+        return logits

@@ -31,7 +31,7 @@ class DNN(RankingModel):
         self.schema, self.config, self.task = schema, cfg, cfg.task
         self.embedding = make_embedding(schema, l2=cfg.embedding_l2,
                                         sparse_gradients=cfg.sparse_gradients)
-        self.deep = MLP(schema.cross_width, cfg.deep_layers, dropout=cfg.dropout) \
+        self.deep = MLP(schema.cross_width, cfg.deep_layers, dropout=cfg.dropout, norm=cfg.norm) \
             if cfg.deep_layers else None
         self.output = nn.Linear(self.deep.out_features if self.deep else schema.cross_width, 1)
 

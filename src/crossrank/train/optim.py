@@ -60,33 +60,44 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
-    sparse_params, dense_params = [], []
-    sparse_ids: set[int] = set()
-    for module in model.modules():
-        if isinstance(module, nn.Embedding) and module.sparse:
-            sparse_params.append(module.weight)
-            sparse_ids.add(id(module.weight))
-    dense_params = [p for p in model.parameters() if p.requires_grad and id(p) not in sparse_ids]
+    sparse_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
+    params = [p for p in model.parameters() if p.requires_grad]
+    scales = lr_scales(model)
+    dense_groups = _groups([p for p in params if id(p) not in sparse_ids], scales, lr)
+    sparse_groups = _groups([p for p in params if id(p) in sparse_ids], scales, sparse_lr or lr)
+    dense_cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
+    sparse_cls = {**dense_cls, "adam": torch.optim.SparseAdam}
     optimizers: list[torch.optim.Optimizer] = []
-    if dense_params:
-        if name == "adam":
-            optimizers.append(torch.optim.Adam(dense_params, lr=lr))
-        elif name == "adagrad":
-            optimizers.append(torch.optim.Adagrad(dense_params, lr=lr))
-        else:
-            optimizers.append(torch.optim.SGD(dense_params, lr=lr))
-    if sparse_params:
-        slr = sparse_lr or lr
-        if name == "adam":
-            optimizers.append(torch.optim.SparseAdam(sparse_params, lr=slr))
-        elif name == "adagrad":
-            optimizers.append(torch.optim.Adagrad(sparse_params, lr=slr))
-        else:
-            optimizers.append(torch.optim.SGD(sparse_params, lr=slr))
+    if dense_groups:
+        optimizers.append(dense_cls[name](dense_groups, lr=lr))
+    if sparse_groups:
+        optimizers.append(sparse_cls[name](sparse_groups, lr=sparse_lr or lr))
     for opt in optimizers:
         for group in opt.param_groups:
             group.setdefault("initial_lr", group["lr"])
     return MultiOptimizer(optimizers)
+
+
+def lr_scales(model: nn.Module) -> dict[int, float]:
+    """Per-parameter learning-rate multipliers: a module with an ``lr_scale`` attribute (e.g.
+    :class:`~crossrank.layers.FirstOrder`, whose scalar weights start at zero and must travel
+    far) scales the learning rate of all its parameters. Keyed by ``id(parameter)``.
+    """
+    scales: dict[int, float] = {}
+    for module in model.modules():
+        scale = getattr(module, "lr_scale", None)
+        if scale is not None:
+            for p in module.parameters():
+                scales[id(p)] = float(scale)
+    return scales
+
+
+def _groups(params: list[nn.Parameter], scales: dict[int, float], lr: float) -> list[dict]:
+    """Parameter groups by learning-rate multiplier, in first-seen order."""
+    by_scale: dict[float, list[nn.Parameter]] = {}
+    for p in params:
+        by_scale.setdefault(scales.get(id(p), 1.0), []).append(p)
+    return [{"params": ps, "lr": lr * scale} for scale, ps in by_scale.items()]
 
 
 def lr_factor(schedule: str, step: int, total_steps: int, *, warmup_steps: int = 0) -> float:

@@ -1,0 +1,69 @@
+"""FirstOrder: the linear ("wide") term ``w_d . dense + sum_f w_f[id_f]`` added to a logit.
+
+Logistic regression on one-hot categorical values is the strongest simple baseline on click
+logs, and a deep or cross network reaches it only through its embeddings, where the same L2 and
+learning rate must serve both the per-value bias and the value's crosses. A separate scalar per
+categorical value (a one-dimensional embedding) plus a linear map of the dense features gives
+the model that first-order part directly, as Wide & Deep's wide part and DeepFM's first-order
+part do. It starts at zero, so it adds nothing until training finds a use for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from crossrank.layers.embedding import FieldEmbedding
+from crossrank.layers.validation import check_non_negative
+
+
+class FirstOrder(nn.Module):
+    """Per-value scalar weights for categorical fields plus a linear map of dense features.
+
+    Args:
+        num_dense: number of dense inputs (0 for none).
+        vocab_sizes: ids per categorical field (empty for none).
+        l2: L2 penalty on the looked-up scalar weights (applied in the backward pass, like
+            :class:`~crossrank.layers.FieldEmbedding`'s) and on the dense weights.
+        sparse: sparse gradients for the per-value weights.
+        field_names: names of the categorical fields, for error messages.
+        lr_scale: learning-rate multiplier for these weights (read by
+            :func:`crossrank.train.optim.build_optimizer`): they start at zero and a logistic
+            regression's weights are O(1), far for Adam's ~lr-sized steps.
+
+    Shape:
+        dense: (B, num_dense) float, sparse: (B, F) int64 or None -> (B,).
+
+    Example:
+        >>> layer = FirstOrder(2, [3, 5])
+        >>> layer(torch.rand(4, 2), torch.tensor([[0, 1]] * 4)).shape  # zeros at the start
+        torch.Size([4])
+    """
+
+    def __init__(self, num_dense: int, vocab_sizes: Sequence[int], *, l2: float = 0.0,
+                 sparse: bool = False, field_names: Sequence[str] | None = None,
+                 lr_scale: float = 1.0) -> None:
+        super().__init__()
+        if not lr_scale > 0:
+            raise ValueError(f"lr_scale must be positive, got {lr_scale!r}")
+        self.lr_scale = float(lr_scale)
+        if num_dense < 0:
+            raise ValueError(f"num_dense must be >= 0, got {num_dense!r}")
+        self.l2 = check_non_negative("l2", l2)
+        self.values: FieldEmbedding | None = None
+        if len(vocab_sizes):
+            self.values = FieldEmbedding(vocab_sizes, 1, sparse=sparse, init_scale=0.0, l2=l2,
+                                         field_names=field_names)
+        self.dense_weight = nn.Parameter(torch.zeros(num_dense))
+
+    def forward(self, dense: Tensor, sparse: Tensor | None) -> Tensor:
+        out = dense @ self.dense_weight.to(dense.dtype)  # (B,)
+        if self.values is not None and sparse is not None:
+            out = out + self.values(sparse).sum(dim=(1, 2)).to(out.dtype)  # (B, F, 1) -> (B,)
+        return out
+
+    def regularization(self) -> Tensor:
+        """L2 on the dense weights (the per-value weights' L2 acts in the backward pass)."""
+        return self.l2 * self.dense_weight.square().sum()
