@@ -16,6 +16,7 @@ from crossrank.data import EncodedDataset
 from crossrank.models import FeatureSchema, build_model
 from crossrank.train.config import TrainConfig
 
+BLOCK_ROWS, WINDOW_BLOCKS = 4, 3
 SCHEMA = FeatureSchema(dense=("row", "x"), sparse=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
 
 
@@ -26,7 +27,9 @@ def make_data(rows: int, seed: int) -> EncodedDataset:
     dense = np.stack([np.arange(rows) / 64.0, rng.random(rows)], 1).astype(np.float32)
     logit = 3.0 * (sparse[:, 0] % 2 == sparse[:, 1] % 2) - 1.5 + dense[:, 1]
     label = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.float32)
-    return EncodedDataset.from_arrays(dense, sparse, label)
+    # 12-row shuffle windows: batches straddle windows, as they do on large data
+    return EncodedDataset.from_arrays(dense, sparse, label).with_window_shuffle(
+        block_rows=BLOCK_ROWS, window_blocks=WINDOW_BLOCKS)
 
 
 def make_model():

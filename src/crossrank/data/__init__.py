@@ -9,6 +9,7 @@ from crossrank.data.cache import EncodedDataset, encode_to_cache, remove_cache
 from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
 from crossrank.data.hashing import stable_hash64
 from crossrank.data.movielens import load_movielens_100k, movielens_schema
+from crossrank.data.order import EpochOrder
 from crossrank.data.readers import empty_table, iter_tables, list_shards, read_table
 from crossrank.data.rejects import REASONS, BadInputError, RejectsLog
 from crossrank.data.schema import (
@@ -31,6 +32,7 @@ __all__ = [
     "BadInputError",
     "EncodedBatch",
     "EncodedDataset",
+    "EpochOrder",
     "FeatureEncoder",
     "RejectsLog",
     "SyntheticSpec",

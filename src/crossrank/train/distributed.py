@@ -11,13 +11,13 @@ reads them and joins the process group ("nccl" on CUDA, "gloo" on CPU). When the
 has W > 1 ranks, :class:`crossrank.train.loop.Trainer` wraps the model in
 ``torch.nn.parallel.DistributedDataParallel`` and changes nothing else about the mathematics:
 
-* Every rank draws the same global order (seed + epoch) and reads the same global batches of
-  ``batch_size`` rows; rank r trains on the r-th contiguous share of each (:func:`shard_bounds`,
-  shares differ by at most one row). Each rank's loss is its rows' loss sum times W / b, with b
-  the global batch's row count, so DDP's gradient average is exactly the mean gradient of the
-  global batch, also for the last, smaller batch and for shares of unequal (even zero) size:
-  every row is trained on exactly once per epoch and a run on W processes follows a
-  one-process run with the same ``batch_size`` up to float rounding.
+* Every rank draws the same global order (seed + epoch, independent of W) and cuts the same
+  global batches of ``batch_size`` rows from it; rank r trains on the r-th contiguous share of
+  each (:func:`shard_bounds`, shares differ by at most one row). Each rank's loss is its rows'
+  loss sum times W / b, with b the global batch's row count, so DDP's gradient average is
+  exactly the mean gradient of the global batch, also for the last, smaller batch and for
+  shares of unequal (even zero) size: every row is trained on exactly once per epoch and a run
+  on W processes follows a one-process run with the same ``batch_size`` up to float rounding.
 * Validation: each rank scores its share of every validation batch; the scores and labels are
   gathered (:func:`all_gather_1d`) and the metrics computed once over all rows (AUC over the
   gathered scores, never an average of per-rank AUCs).
@@ -26,8 +26,10 @@ has W > 1 ranks, :class:`crossrank.train.loop.Trainer` wraps the model in
   weights are broadcast from rank 0 at the end. ``resume`` reads ``out_dir`` on every rank, so
   it needs a file system that all ranks share.
 
-Every rank reads whole global batches and keeps its share, which costs W times the reads of a
-per-rank reader but needs nothing from the data source beyond ``iter_batches``.
+A data source with ``iter_shares`` (``crossrank.data.EncodedDataset``) reads only the rows of
+the rank's share (:func:`batch_share` says which, and their weight); for a source with only
+``iter_batches`` every rank reads whole global batches and keeps its share
+(:func:`shard_batches`, the reference), which costs W times the reads.
 
 Embeddings are replicated: every rank holds the whole table and DDP all-reduces its (sparse,
 on gloo) gradients. When a table outgrows one device's memory, shard it instead: TorchRec's
@@ -143,6 +145,24 @@ def shard_bounds(n: int, rank: int, world_size: int) -> tuple[int, int]:
     return lo, lo + base + (rank < extra)
 
 
+def batch_share(n: int, rank: int, world_size: int) -> tuple[int, int, float]:
+    """Rows ``[lo, hi)`` of a global batch of ``n`` rows that ``rank`` computes on, and the
+    weight of their mean loss (see :func:`shard_batches`).
+
+    The rows are :func:`shard_bounds`' share, or the batch's first row with weight 0 when that
+    share is empty.
+
+    Example:
+        >>> batch_share(5, 1, 2), batch_share(1, 1, 2)
+        ((3, 5, 0.8), (0, 1, 0.0))
+    """
+    lo, hi = shard_bounds(n, rank, world_size)
+    weight = (hi - lo) * world_size / n if n else 0.0
+    if lo == hi:
+        lo, hi = 0, min(n, 1)
+    return lo, hi, weight
+
+
 def shard_batches(batches: Iterable[tuple[Any, ...]], *, rank: int, world_size: int
                   ) -> Iterator[tuple[float, tuple[Any, ...]]]:
     """This rank's share of every global batch, with the weight of its mean loss.
@@ -164,10 +184,7 @@ def shard_batches(batches: Iterable[tuple[Any, ...]], *, rank: int, world_size: 
     """
     for batch in batches:
         n = next(t.shape[0] for t in batch if t is not None)
-        lo, hi = shard_bounds(n, rank, world_size)
-        weight = (hi - lo) * world_size / n if n else 0.0
-        if lo == hi:
-            lo, hi = 0, min(n, 1)
+        lo, hi, weight = batch_share(n, rank, world_size)
         yield weight, tuple(None if t is None else t[lo:hi] for t in batch)
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -51,6 +51,29 @@ class BatchSource(Protocol):
                      ) -> Iterator[tuple[Tensor, Tensor, Tensor]]: ...
 
 
+@runtime_checkable
+class ShardedBatchSource(BatchSource, Protocol):
+    """A source that reads one data-parallel rank's share of every global batch by itself
+    (``crossrank.data.EncodedDataset.iter_shares``), instead of whole global batches."""
+
+    def iter_shares(self, batch_size: int, *, shuffle: bool, seed: int, rank: int,
+                    world_size: int) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor]]]: ...
+
+
+def iter_shares(data: BatchSource, batch_size: int, *, shuffle: bool, seed: int, rank: int,
+                world_size: int) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor]]]:
+    """(weight, this rank's share) of every global batch of ``data``'s epoch.
+
+    The source's own per-rank reader when it has one, else whole global batches cut by
+    :func:`~crossrank.train.distributed.shard_batches`; both give the same shares and weights.
+    """
+    if isinstance(data, ShardedBatchSource):
+        return data.iter_shares(batch_size, shuffle=shuffle, seed=seed, rank=rank,
+                                world_size=world_size)
+    return shard_batches(data.iter_batches(batch_size, shuffle=shuffle, seed=seed), rank=rank,
+                         world_size=world_size)
+
+
 @dataclass
 class FitResult:
     best_epoch: int
@@ -68,9 +91,9 @@ def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
     the ranks' shares (a permutation of row order).
     """
     if world is not None and world.is_distributed:
-        batches = data.iter_batches(batch_size, shuffle=False, seed=0)
-        shards = (part for weight, part in shard_batches(batches, rank=world.rank,
-                                                         world_size=world.world_size) if weight)
+        shards = (part for weight, part in iter_shares(data, batch_size, shuffle=False, seed=0,
+                                                       rank=world.rank,
+                                                       world_size=world.world_size) if weight)
         s, y = _score_batches(model, shards, device)
         return all_gather_1d(s), all_gather_1d(y)
     return _score_batches(model, data.iter_batches(batch_size, shuffle=False, seed=0), device)
@@ -195,9 +218,9 @@ class Trainer:
         running, seen = 0.0, 0
         bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}",
                         cfg.progress and world.is_main)
-        batches = train.iter_batches(cfg.batch_size, shuffle=True, seed=cfg.seed + epoch)
-        for weight, (dense, sparse, label) in shard_batches(
-                batches, rank=world.rank, world_size=world.world_size):
+        for weight, (dense, sparse, label) in iter_shares(
+                train, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch, rank=world.rank,
+                world_size=world.world_size):
             dense, sparse, label = (t.to(cfg.device) for t in (dense, sparse, label))
             opt.set_lr_factor(lr_factor(cfg.schedule, step, total_steps,
                                         warmup_steps=cfg.warmup_steps))
