@@ -25,9 +25,9 @@ from crossrank.train.loop import Trainer, evaluate
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "movielens-100k"
 PEERS = [("keras-rs DCN (published)", 0.934), ("keras-rs low-rank DCN (published)", 0.937),
          ("keras-rs DNN (published)", 0.939)]
-DEFAULT_OPTIONS = {"dcn": {"deep_layers": [192, 192], "rank": 16, "dropout": 0.2,
+DEFAULT_OPTIONS = {"dcn": {"deep_layers": [192, 192], "rank": 16, "dropout": 0.4,
                            "embedding_l2": 1e-4},
-                   "dnn": {"deep_layers": [192, 192], "dropout": 0.2, "embedding_l2": 1e-4}}
+                   "dnn": {"deep_layers": [192, 192], "dropout": 0.4, "embedding_l2": 1e-4}}
 
 
 def run(seed: int, model_name: str, options: dict, args) -> float:
@@ -42,12 +42,22 @@ def run(seed: int, model_name: str, options: dict, args) -> float:
     fit, valid = train.rows(0, len(train) - n_valid), train.rows(len(train) - n_valid, len(train))
     schema = FeatureSchema(dense=encoder.dense_names, sparse=encoder.sparse_names,
                            vocab_sizes=encoder.vocab_sizes, embedding_dim=args.embedding_dim)
-    torch.manual_seed(seed)
-    model = build_model(model_name, schema, {**options, "task": "regression"})
-    config = TrainConfig(lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                         patience=args.patience, seed=seed, progress=False)
-    with tempfile.TemporaryDirectory() as out:
-        Trainer(model, config, out_dir=out, verbose=False).fit(fit, valid)
+
+    def train_model(rows, valid_rows, epochs: int):
+        torch.manual_seed(seed)
+        model = build_model(model_name, schema, {**options, "task": "regression"})
+        config = TrainConfig(lr=args.lr, weight_decay=args.weight_decay,
+                             batch_size=args.batch_size, epochs=epochs,
+                             patience=args.patience, seed=seed, progress=False)
+        with tempfile.TemporaryDirectory() as out:
+            result = Trainer(model, config, out_dir=out, verbose=False).fit(rows, valid_rows)
+        return model, result.best_epoch
+
+    model, best_epoch = train_model(fit, valid, args.epochs)
+    if args.refit:
+        # Early stopping on the validation rows chose the epoch count; now train on every
+        # training row (the validation rows too) for that many epochs.
+        model, _ = train_model(train, None, best_epoch)
     return evaluate(model, test)["rmse"]
 
 
@@ -58,9 +68,13 @@ def main() -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON")
     parser.add_argument("--embedding-dim", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=3e-4)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--patience", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--patience", type=int, default=4)
+    parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=True,
+                        help="after early stopping, retrain on all training rows for the "
+                             "best epoch count")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: the shared data sits beside the repository")
@@ -71,7 +85,9 @@ def main() -> None:
     rmse = [run(seed, args.model, options, args) for seed in range(args.seeds)]
     sd = statistics.stdev(rmse) if len(rmse) > 1 else 0.0
     print(f"MovieLens-100K, {args.model} {json.dumps(options)}, D={args.embedding_dim}, "
-          f"lr={args.lr}, {args.seeds} seeds (80/20 random split per seed)")
+          f"lr={args.lr}, weight_decay={args.weight_decay}, patience={args.patience}, "
+          f"refit={args.refit}, "
+          f"{args.seeds} seeds (80/20 random split per seed)")
     print(f"{'model':<40} {'test RMSE':>10}")
     print(f"{'crossrank ' + args.model + ' (mean)':<40} {statistics.mean(rmse):>10.4f}   "
           f"(sd {sd:.4f})")

@@ -84,6 +84,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         model=args.model, model_config=_parse_model_options(args.model_option),
         embedding_dim=args.embedding_dim, optimizer=args.optimizer, lr=args.lr,
+        weight_decay=args.weight_decay,
         batch_size=args.batch_size, epochs=args.epochs, schedule=args.schedule,
         grad_clip=args.grad_clip, patience=args.patience, monitor=args.monitor,
         valid_fraction=args.valid_fraction, seed=args.seed, threads=args.threads,
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=("adam", "adagrad", "sgd"), default="adam",
                        help="optimizer (embeddings get its sparse variant when sparse_gradients)")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    train.add_argument("--weight-decay", type=float, default=0.0,
+                       help="L2 on every dense parameter (e.g. 3e-4 for MovieLens)")
     train.add_argument("--batch-size", type=int, default=512, help="mini-batch size")
     train.add_argument("--epochs", type=int, default=10, help="maximum epochs")
     train.add_argument("--schedule", choices=("constant", "cosine"), default="constant",

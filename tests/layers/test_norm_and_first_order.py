@@ -112,3 +112,26 @@ def test_batch_norm_model_trains_when_the_last_batch_has_one_row(tmp_path):
     result = Trainer(model, config, out_dir=tmp_path, verbose=False).fit(data, None)
     assert len(result.history) == 2
     assert all(np.isfinite(h["train_loss"]) for h in result.history)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_weight_decay_reaches_the_dense_parameters_only(sparse):
+    schema = FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(5,), embedding_dim=2)
+    model = build_model("dcn", schema, {"deep_layers": [4], "sparse_gradients": sparse})
+    opt = build_optimizer(model, "adam", 1e-3, weight_decay=3e-4)
+    decay = {id(p): g.get("weight_decay", 0.0) for o in opt.optimizers for g in o.param_groups
+             for p in g["params"]}
+    assert decay[id(model.output.weight)] == 3e-4
+    assert decay[id(model.embedding.table.weight)] == (0.0 if sparse else 3e-4)
+    with pytest.raises(ValueError, match="weight_decay"):
+        build_optimizer(model, "adam", 1e-3, weight_decay=-1.0)
+
+
+def test_weight_decay_shrinks_a_parameter_with_no_loss_gradient():
+    p = nn.Parameter(torch.ones(3))
+    model = nn.Module()
+    model.p = p
+    opt = build_optimizer(model, "sgd", 0.1, weight_decay=0.5)
+    p.grad = torch.zeros(3)
+    opt.step()
+    assert torch.allclose(p.detach(), torch.full((3,), 1 - 0.1 * 0.5))

@@ -14,8 +14,10 @@ from crossrank.train.optim import OPTIMIZERS
 class TrainConfig:
     """Options of a training run.
 
-    ``monitor`` is the validation metric for early stopping and best-weight restore
-    (default: "logloss" for binary tasks, "rmse" for regression).
+    ``weight_decay`` is an L2 on every dense parameter (see
+    :func:`~crossrank.train.optim.build_optimizer`). ``monitor`` is the validation metric for
+    early stopping and best-weight restore (default: "logloss" for binary tasks, "rmse" for
+    regression).
     """
 
     model: str = "dcn"
@@ -24,6 +26,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     sparse_lr: float | None = None
+    weight_decay: float = 0.0
     batch_size: int = 512
     epochs: int = 10
     schedule: str = "constant"
@@ -48,6 +51,8 @@ class TrainConfig:
         if self.monitor is not None and self.monitor not in HIGHER_IS_BETTER:
             raise ValueError(f"monitor must be one of {sorted(HIGHER_IS_BETTER)}, "
                              f"got {self.monitor!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
         if self.patience < 0:

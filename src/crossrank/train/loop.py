@@ -147,7 +147,8 @@ class Trainer:
         self.metadata = metadata or {}
         self.monitor = config.monitor or ("logloss" if model.task == "binary" else "rmse")
         self.optimizer = build_optimizer(model, config.optimizer, config.lr,
-                                         sparse_lr=config.sparse_lr)
+                                         sparse_lr=config.sparse_lr,
+                                         weight_decay=config.weight_decay)
         self.world = current_context()
         self.net: torch.nn.Module = model  # what the training step calls: model or DDP(model)
         if self.world.is_distributed:

@@ -48,8 +48,14 @@ class MultiOptimizer:
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, *,
-                    sparse_lr: float | None = None) -> MultiOptimizer:
+                    sparse_lr: float | None = None, weight_decay: float = 0.0) -> MultiOptimizer:
     """Optimizer(s) for ``model``: sparse-gradient embeddings are split off automatically.
+
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient of every dense parameter (torch's
+    coupled L2), embedding tables without sparse gradients included. It is the regularizer that
+    pins the network's scale: an L2 on the embeddings alone can be dodged by shrinking them and
+    growing the next layer. Sparse tables are not decayed (that would touch every row every
+    step); their L2 is the embeddings' row penalty (``embedding_l2``).
 
     Example:
         >>> opt = build_optimizer(nn.Linear(2, 1), "adam", 0.01)
@@ -60,6 +66,8 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     if not lr > 0:
         raise ValueError(f"lr must be positive, got {lr!r}")
+    if not weight_decay >= 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
     sparse_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
     params = [p for p in model.parameters() if p.requires_grad]
     scales = lr_scales(model)
@@ -69,7 +77,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
     sparse_cls = {**dense_cls, "adam": torch.optim.SparseAdam}
     optimizers: list[torch.optim.Optimizer] = []
     if dense_groups:
-        optimizers.append(dense_cls[name](dense_groups, lr=lr))
+        optimizers.append(dense_cls[name](dense_groups, lr=lr, weight_decay=weight_decay))
     if sparse_groups:
         optimizers.append(sparse_cls[name](sparse_groups, lr=sparse_lr or lr))
     for opt in optimizers:
