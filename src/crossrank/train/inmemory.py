@@ -41,7 +41,7 @@ def fit_tensors(model: RankingModel, dense: Tensor, labels: Tensor, *,
         True
     """
     generator = torch.Generator().manual_seed(config.seed)
-    opt = build_optimizer(model, config.optimizer, config.lr, weight_decay=config.weight_decay)
+    opt = build_optimizer(model, config.optimizer, config.lr)
     rows = dense.shape[0]
     steps_per_epoch = (rows + config.batch_size - 1) // config.batch_size
     total = steps_per_epoch * config.epochs
