@@ -19,7 +19,8 @@ def synthetic_run(tmp_path_factory):
     code = main(["train", "--data", str(root / "train.tsv"), "--out", str(root / "model"),
                  "--epochs", "3", "--no-progress", "--model-option", "rank=8",
                  "--model-option", "deep_layers=[32]", "--embedding-dim", "8",
-                 "--lr", "3e-3", "--batch-size", "256", "--seed", "0"])
+                 "--lr", "3e-3", "--weight-decay", "1e-6", "--batch-size", "256",
+                 "--seed", "0"])
     assert code == 0
     return root
 
@@ -31,6 +32,7 @@ def test_train_writes_a_complete_model_directory(synthetic_run):
     meta = json.loads((model_dir / "model.json").read_text())
     assert meta["model"]["name"] == "dcn" and meta["table_schema"]["label"] == "label"
     assert meta["train_config"]["epochs"] == 3
+    assert meta["train_config"]["weight_decay"] == 1e-6
 
 
 def test_evaluate_on_held_out_synthetic_data(synthetic_run, capsys):
