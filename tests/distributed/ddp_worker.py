@@ -2,6 +2,8 @@
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT in the environment).
 
 Usage: python ddp_worker.py SPEC.json; writes rank{r}.npz and rank{r}.json beside the spec.
+Optional spec keys: "out_dir" (one run directory for all ranks), "resume",
+"stop_after_epochs".
 The data, model and config builders are shared with the one-process reference in the test.
 """
 
@@ -67,8 +69,11 @@ def main(spec_path: str) -> None:
         train, valid = make_data(spec["rows"], 0), make_data(spec["valid_rows"], 1)
         model = make_model()
         steps = record_rows(model)
-        result = Trainer(model, make_config(spec), out_dir=out / f"run{ctx.rank}",
-                         verbose=False).fit(train, valid)
+        # "out_dir": one directory for all ranks (as a shared file system), for resume
+        run_dir = Path(spec["out_dir"]) if "out_dir" in spec else out / f"run{ctx.rank}"
+        result = Trainer(model, make_config(spec), out_dir=run_dir, verbose=False).fit(
+            train, valid, resume=spec.get("resume", False),
+            stop_after_epochs=spec.get("stop_after_epochs"))
         gathered = all_gather_1d(np.arange(ctx.rank + 2, dtype=np.float64) + 10 * ctx.rank)
         report = {
             "rank": ctx.rank, "world_size": ctx.world_size, "steps": steps,

@@ -50,6 +50,7 @@ def _launch(tmp_path: Path, spec: dict) -> list[dict]:
 
 
 def _launch_once(tmp_path: Path, spec: dict) -> list[dict]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
     port = str(_free_port())
@@ -164,6 +165,49 @@ def test_empty_share_and_early_stopping_agree_across_ranks(tmp_path):
     assert reports[1]["stopped_early"] and reports[1]["best_epoch"] == 1
     _check_rows_once_per_epoch(reports, spec)
     assert [len(s) for s in reports[1]["steps"][:6]] == [4, 4, 4, 4, 4, 1]  # a stand-in row
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
+    # Rank 0 alone writes the latest state into the run directory all ranks share; on
+    # resume every rank reads it. Interrupted after epoch 1 and resumed to 3 epochs, the two
+    # ranks end with the weights of an uninterrupted two-process run, bit for bit, and of one
+    # process up to float rounding.
+    spec = {"rows": 45, "valid_rows": 23, "batch_size": 8, "epochs": 3, "lr": 0.02,
+            "optimizer": "adam", "patience": 10}
+    run = tmp_path / "run"
+    first = _launch(tmp_path / "first", {**spec, "out_dir": str(run), "stop_after_epochs": 1})
+    assert [len(rep["history"]) for rep in first] == [1, 1]
+    resumed = _launch(tmp_path / "resumed", {**spec, "out_dir": str(run), "resume": True})
+    whole = _launch(tmp_path / "whole", spec)
+    for rep in resumed:
+        assert [h["epoch"] for h in rep["history"]] == [1, 2, 3]
+        assert len(rep["steps"]) == 2 * -(-spec["rows"] // spec["batch_size"])  # epochs 2, 3
+        for name, value in whole[0]["state"].items():
+            assert np.array_equal(rep["state"][name], value), name
+        for mine, ref in zip(rep["history"], whole[0]["history"]):
+            assert mine["train_loss"] == ref["train_loss"]
+    model, result = _one_process(tmp_path, spec)
+    rtol, atol = TOLERANCES[torch.float32]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(torch.from_numpy(resumed[1]["state"][name]), value,
+                                   rtol=rtol, atol=atol, msg=name)
+    assert resumed[0]["best_epoch"] == result.best_epoch
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
+
+
+def test_resume_fails_on_every_rank_when_a_rank_cannot_read_the_state(tmp_path):
+    # Per-rank run directories stand for a file system the ranks do not share: only rank 0's
+    # holds the state. Both ranks must stop with the reason instead of hanging.
+    spec = {"rows": 20, "valid_rows": 9, "batch_size": 8, "epochs": 2, "lr": 0.02,
+            "optimizer": "adam", "patience": 10}
+    _launch(tmp_path, {**spec, "stop_after_epochs": 1})
+    with pytest.raises(AssertionError) as failure:
+        _launch(tmp_path, {**spec, "resume": True})
+    text = str(failure.value)
+    assert "rank 0 exited" in text and "rank 1 exited" in text
+    assert text.count("cannot resume: 1 of 2 ranks") == 2
+    assert "rank 1: " in text and "nothing to resume" in text
 
 
 def test_shards_cover_every_row_once():

@@ -261,8 +261,30 @@ class Trainer:
                                       "bad_epochs": bad_epochs, "history": history})
 
     def _resume(self) -> tuple[int, float | None, int, int, list[dict[str, Any]]]:
-        states, progress = load_training_state(self.out_dir)
-        self.model.load_state_dict(load_tensors(self.out_dir / "latest.safetensors"))
+        problem: Exception | None = None
+        try:
+            states, progress = load_training_state(self.out_dir)
+            weights = load_tensors(self.out_dir / "latest.safetensors")
+        except (OSError, ValueError) as err:
+            problem = err
+        if self.world.is_distributed:
+            # Every rank reads rank 0's files. A rank that cannot (out_dir not shared) or that
+            # reads another state would hang the others in the first all-reduce or train
+            # from other weights: agree first, and fail on every rank.
+            epoch = -1.0 if problem is not None else float(progress["epoch"])
+            epoch_of_rank0 = broadcast_float(epoch)  # a collective: every rank calls it
+            behind = float(problem is not None or epoch != epoch_of_rank0)
+            failed = int(all_reduce_sum([behind])[0])
+            if failed:
+                mine = f"rank {self.world.rank}: " + (
+                    str(problem) if problem is not None else f"epoch {epoch:g}")
+                raise RuntimeError(
+                    f"cannot resume: {failed} of {self.world.world_size} ranks did not read "
+                    f"the state rank 0 resumes from in {str(self.out_dir)!r} ({mine}); "
+                    "out_dir must be on a file system that every rank shares")
+        if problem is not None:
+            raise problem
+        self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(states)
         return (progress["epoch"], progress["best"], progress["best_epoch"],
                 progress["bad_epochs"], progress["history"])
