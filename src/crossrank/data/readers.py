@@ -133,7 +133,21 @@ def iter_tables(
             else:
                 yield from TextFile(file, fmt, schema, chunk_rows, on_bad_rows, rejects)
 
-    return _rechunk(pieces(), chunk_rows)
+    return _released(_rechunk(pieces(), chunk_rows))
+
+
+def _released(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """``tables``, handing the memory of the chunks before each back to the system.
+
+    pyarrow's default allocator (mimalloc) keeps freed pages for reuse, and over a long
+    stream of chunks its resident memory drifts upwards: 617 -> 678 MB of peak RSS reading 1M
+    vs 10M Criteo rows; with ``release_unused`` after every chunk, 582 -> 610 MB. It costs
+    nothing measurable (one call per 65,536 rows).
+    """
+    pool = pa.default_memory_pool()
+    for table in tables:
+        pool.release_unused()
+        yield table
 
 
 def read_table(

@@ -94,23 +94,30 @@ def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
         shards = (part for weight, part in iter_shares(data, batch_size, shuffle=False, seed=0,
                                                        rank=world.rank,
                                                        world_size=world.world_size) if weight)
-        s, y = _score_batches(model, shards, device)
+        s, y = _score_batches(model, shards, device, len(data))
         return all_gather_1d(s), all_gather_1d(y)
-    return _score_batches(model, data.iter_batches(batch_size, shuffle=False, seed=0), device)
+    return _score_batches(model, data.iter_batches(batch_size, shuffle=False, seed=0), device,
+                          len(data))
 
 
-def _score_batches(model: RankingModel, batches: Iterator[tuple[Any, ...]], device: str
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _score_batches(model: RankingModel, batches: Iterator[tuple[Any, ...]], device: str,
+                   rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and labels of ``batches`` (at most ``rows`` rows). Shape: (R,), (R,) float64."""
     model.eval()
-    scores, labels = [], []
+    # filled in place: a list of per-batch arrays and its concatenation would hold every
+    # score twice at the end (16 more bytes a row)
+    scores, labels = np.empty(rows), np.empty(rows)
+    at = 0
     with torch.no_grad():
         for dense, sparse, label in batches:
             logits = model(dense.to(device), sparse.to(device))
-            scores.append(predict(model.task, logits).double().cpu().numpy())
-            labels.append(label.double().numpy())
-    if not scores:
-        return np.zeros(0), np.zeros(0)
-    return np.concatenate(scores), np.concatenate(labels)
+            n = label.shape[0]
+            if at + n > rows:
+                raise ValueError(f"the data yielded more than its {rows} rows")
+            scores[at:at + n] = predict(model.task, logits).double().cpu().numpy()
+            labels[at:at + n] = label.double().numpy()
+            at += n
+    return scores[:at], labels[:at]
 
 
 def evaluate(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
