@@ -131,19 +131,15 @@ def _line_offsets(name: str, lines: list[int]) -> dict[int, int]:
 def _open_at(name: str, offset: int, length: int | None) -> pa.NativeFile:
     """A stream over the file's (decompressed) bytes from ``offset``, ``length`` of them."""
     f = pa.input_stream(name, compression="detect")
-    if length is not None:
-        try:
-            f.seek(offset)
-        except (OSError, pa.ArrowNotImplementedError, NotImplementedError):
-            _skip(f, offset)
-        data = f.read(length)
-        f.close()
-        return pa.BufferReader(data)
     try:
         f.seek(offset)
     except (OSError, pa.ArrowNotImplementedError, NotImplementedError):
-        _skip(f, offset)
-    return f
+        _skip(f, offset)  # a compressed stream cannot seek: read and drop the bytes instead
+    if length is None:
+        return f
+    data = f.read(length)
+    f.close()
+    return pa.BufferReader(data)
 
 
 def _skip(f: pa.NativeFile, n: int) -> None:
