@@ -5,7 +5,8 @@ Importing this package imports pyarrow (and torch, for the batches); ``import cr
 alone does not.
 """
 
-from crossrank.data.cache import EncodedDataset, encode_to_cache, remove_cache
+from crossrank.data.cache import encode_to_cache, remove_cache
+from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
 from crossrank.data.hashing import stable_hash64
 from crossrank.data.movielens import load_movielens_100k, movielens_schema
