@@ -8,6 +8,7 @@ alone does not.
 from crossrank.data.cache import encode_to_cache, remove_cache
 from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
+from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
 from crossrank.data.movielens import load_movielens_100k, movielens_schema
 from crossrank.data.order import EpochOrder
@@ -35,6 +36,7 @@ __all__ = [
     "EncodedDataset",
     "EpochOrder",
     "FeatureEncoder",
+    "FitStats",
     "RejectsLog",
     "SyntheticSpec",
     "TableSchema",

@@ -22,6 +22,12 @@ value. The mapping runs on the distinct values of a chunk (``dictionary_encode``
 hash in a sorted array (``numpy.searchsorted``) and confirmed by exact string comparison, so it
 costs O(distinct * log V) per chunk whatever the vocabulary size V.
 
+Fitting is one implementation in two steps: :meth:`FeatureEncoder.partial_fit` collects
+:class:`~crossrank.data.fit_stats.FitStats` (value counts, exact dense sums) from a stream and
+:meth:`FeatureEncoder.fit_from_stats` learns from the merged statistics of any number of parts;
+:meth:`FeatureEncoder.fit` is the two on one stream. Parts fitted apart (files, data-parallel
+ranks) give exactly the encoder of one fit over all of them.
+
 Persistence, no pickle: :meth:`FeatureEncoder.to_dict` is plain JSON (vocabularies inline, for
 small ones); :meth:`FeatureEncoder.save` writes ``encoder.json`` plus ``vocab.arrow``, one Arrow
 IPC string column holding every field's vocabulary back to back in id order (their lengths are
@@ -41,6 +47,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crossrank.data.columns import as_float64, as_text, column
+from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
 from crossrank.data.schema import TableSchema
 
@@ -50,7 +58,6 @@ MISSING_ID = 0
 OOV_ID = 1
 _FORMAT = "crossrank.FeatureEncoder"
 _VERSION = 1
-_MERGE_ROWS = 1 << 20  # merge per-chunk value counts once this many are pending
 
 
 @dataclass(frozen=True)
@@ -100,36 +107,6 @@ class _Vocabulary:
             same = pc.equal(self.values.take(pa.array(candidate)), uniques)
             hit &= same.fill_null(False).to_numpy(zero_copy_only=False)
         return np.where(hit, candidate + 2, OOV_ID).astype(np.int64)
-
-
-def _column(table: pa.Table, name: str) -> pa.Array:
-    if name not in table.column_names:
-        raise ValueError(f"table has no column {name!r}; it has {table.column_names}")
-    col = table.column(name)
-    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-
-
-def _float64(arr: pa.Array, name: str) -> np.ndarray:
-    """Values as float64 with NaN where missing."""
-    t = arr.type
-    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-            or pa.types.is_boolean(t) or pa.types.is_null(t)):
-        raise TypeError(f"dense column {name!r} must hold numbers, got type {t}")
-    x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-    if np.isinf(x).any():
-        row = int(np.flatnonzero(np.isinf(x))[0])
-        raise ValueError(f"dense column {name!r} holds an infinite value at row {row}")
-    return x
-
-
-def _text(arr: pa.Array) -> pa.Array:
-    """Categorical values as Arrow text (integers as decimal text), nulls kept."""
-    t = arr.type
-    if pa.types.is_string(t) or pa.types.is_binary(t):
-        return arr
-    if pa.types.is_floating(t):
-        raise TypeError(f"categorical values must be integers or text, got type {t}")
-    return pc.cast(arr, pa.string())
 
 
 class FeatureEncoder:
@@ -245,48 +222,44 @@ class FeatureEncoder:
 
     # ----------------------------------------------------------------------- fit
     def fit(self, tables: Iterable[pa.Table]) -> FeatureEncoder:
-        """Learn from a stream of tables (each seen once; counts merged across chunks)."""
-        if isinstance(tables, pa.Table):
-            raise TypeError("tables must be an iterable of tables; wrap one table as [table]")
-        d = len(self.schema.dense)
-        count, mean, m2 = np.zeros(d), np.zeros(d), np.zeros(d)
-        fields = self.schema.categorical if self.hash_buckets is None else ()
-        pending: dict[str, list[pa.Table]] = {f: [] for f in fields}
-        pending_rows = 0
-        rows = 0
-        for table in tables:
-            if not isinstance(table, pa.Table):
-                raise TypeError(f"tables must yield pyarrow Tables, got {type(table).__name__}")
-            rows += table.num_rows
-            for i, name in enumerate(self.schema.dense):
-                x = _float64(_column(table, name), name)
-                x = x[~np.isnan(x)]
-                if self.dense_transform == "standardize" and len(x):
-                    # Chan et al. parallel merge of (count, mean, M2)
-                    n_b, mean_b = len(x), float(x.mean())
-                    m2_b = float(((x - mean_b) ** 2).sum())
-                    n = count[i] + n_b
-                    delta = mean_b - mean[i]
-                    mean[i] += delta * n_b / n
-                    m2[i] += m2_b + delta**2 * count[i] * n_b / n
-                    count[i] = n
-            for name in fields:
-                counts = pc.value_counts(_column(table, name).drop_null())
-                pending[name].append(
-                    pa.table({"value": _text(counts.field("values")),
-                              "count": counts.field("counts")})
-                )
-                pending_rows += len(counts)
-            if pending_rows > _MERGE_ROWS:
-                pending = {f: [_merge(t)] for f, t in pending.items()}
-                pending_rows = sum(t[0].num_rows for t in pending.values())
-        self.num_rows_fit = rows
+        """Learn from a stream of tables (each seen once): ``fit_from_stats([partial_fit(t)])``."""
+        return self.fit_from_stats([self.partial_fit(tables)])
+
+    def partial_fit(self, tables: Iterable[pa.Table]) -> FitStats:
+        """What fitting needs from ``tables``, as statistics that merge across parts of the data.
+
+        :meth:`fit_from_stats` on the statistics of disjoint parts (files, ranks) learns
+        exactly what :meth:`fit` learns on all of them: the same vocabularies in the same id
+        order and, bit for bit, the same dense mean and standard deviation
+        (:class:`~crossrank.data.fit_stats.FitStats` keeps exact sums). This encoder is not
+        changed.
+        """
+        dense, fields = self._fit_columns()
+        return FitStats.collect(tables, dense=dense, categorical=fields)
+
+    def _fit_columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The dense columns fitting sums (standardize) and the fields it counts (vocabulary)."""
+        dense = self.schema.dense if self.dense_transform == "standardize" else ()
+        return dense, self.schema.categorical if self.hash_buckets is None else ()
+
+    def fit_from_stats(self, parts: Iterable[FitStats]) -> FeatureEncoder:
+        """Learn from the merged :meth:`partial_fit` statistics of parts of the data."""
+        parts = list(parts)
+        if not parts or not all(isinstance(p, FitStats) for p in parts):
+            raise TypeError("parts must be a non-empty iterable of FitStats")
+        stats = FitStats.merge(parts)
+        dense, fields = self._fit_columns()
+        if (stats.dense, stats.categorical) != (dense, fields):
+            raise ValueError(
+                f"the statistics cover dense {stats.dense} and categorical {stats.categorical}, "
+                f"this encoder needs dense {dense} and categorical {fields}")
+        self.num_rows_fit = stats.num_rows
         if self.dense_transform == "standardize":
-            std = np.sqrt(np.divide(m2, count, out=np.zeros(d), where=count > 0))
+            mean, std = stats.mean_std()
             self._mean = mean
             self._std = np.where(std > 0, std, 1.0)
         if self.hash_buckets is None:
-            self._vocabs = [self._select(_merge(pending[f])) for f in fields]
+            self._vocabs = [self._select(stats.value_counts(f)) for f in self.schema.categorical]
         self._fitted = True
         return self
 
@@ -308,7 +281,7 @@ class FeatureEncoder:
         d = len(self.schema.dense)
         dense = np.zeros((n, len(self.dense_names)), dtype=np.float32)
         for i, name in enumerate(self.schema.dense):
-            x = _float64(_column(table, name), name)
+            x = as_float64(column(table, name), name)
             missing = np.isnan(x)
             if self.dense_transform == "log1p":
                 x = np.log1p(np.maximum(x, 0.0))
@@ -320,24 +293,24 @@ class FeatureEncoder:
                 dense[:, d + i] = missing
         sparse = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
         for j, name in enumerate(self.schema.categorical):
-            sparse[:, j] = self._field_ids(j, _column(table, name))
+            sparse[:, j] = self._field_ids(j, column(table, name))
         label = None
         if self.schema.label is not None and self.schema.label in table.column_names:
-            label = _float64(_column(table, self.schema.label), self.schema.label)
+            label = as_float64(column(table, self.schema.label), self.schema.label)
             if np.isnan(label).any():
                 raise ValueError(f"label column {self.schema.label!r} has missing values")
             label = label.astype(np.float32)
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
-            ids = _ids(_column(table, self.schema.id_column))
+            ids = _ids(column(table, self.schema.id_column))
         return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids)
 
-    def _field_ids(self, j: int, column: pa.Array) -> np.ndarray:
-        if pa.types.is_dictionary(column.type):
-            encoded = column
+    def _field_ids(self, j: int, values: pa.Array) -> np.ndarray:
+        if pa.types.is_dictionary(values.type):
+            encoded = values
         else:
-            encoded = pc.dictionary_encode(_text(column))
-        uniques = _text(encoded.dictionary)
+            encoded = pc.dictionary_encode(as_text(values))
+        uniques = as_text(encoded.dictionary)
         if self.hash_buckets is not None:
             h = stable_hash64(uniques)
             table = (h % np.uint64(self.hash_buckets)).astype(np.int64) + 1
@@ -431,10 +404,10 @@ class FeatureEncoder:
                 f: len(v) for f, v in zip(self.schema.categorical, self._vocabs, strict=True)
             }
             values = [v.values for v in self._vocabs]
-            column = pa.concat_arrays(values) if values else pa.array([], pa.string())
+            flat = pa.concat_arrays(values) if values else pa.array([], pa.string())
             with pa.OSFile(str(directory / "vocab.arrow"), "wb") as sink:
                 with pa.ipc.new_file(sink, pa.schema([("value", pa.string())])) as writer:
-                    writer.write_table(pa.table({"value": column}))
+                    writer.write_table(pa.table({"value": flat}))
         (directory / "encoder.json").write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
@@ -449,15 +422,6 @@ class FeatureEncoder:
             if len(vocab) == 0:
                 vocab = pa.array([], pa.string())
         return cls._from_parts(d, vocab)
-
-
-def _merge(parts: list[pa.Table]) -> pa.Table:
-    if not parts:
-        return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
-    if len(parts) == 1:
-        return parts[0]
-    merged = pa.concat_tables(parts).group_by("value").aggregate([("count", "sum")])
-    return pa.table({"value": merged["value"], "count": merged["count_sum"]})
 
 
 def _ids(arr: pa.Array) -> np.ndarray:

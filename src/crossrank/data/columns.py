@@ -1,0 +1,49 @@
+"""Reading one column of an Arrow table the way the encoder and its fit statistics both need:
+whole (one array), dense values as float64 with NaN for missing, categorical values as text.
+
+Example:
+    >>> t = pa.table({"n": pa.array([1, None], pa.int64()), "c": pa.array([7, None])})
+    >>> as_float64(column(t, "n"), "n").tolist(), as_text(column(t, "c")).to_pylist()
+    ([1.0, nan], ['7', None])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def column(table: pa.Table, name: str) -> pa.Array:
+    """Column ``name`` of ``table`` as one array; a missing column raises naming both."""
+    if name not in table.column_names:
+        raise ValueError(f"table has no column {name!r}; it has {table.column_names}")
+    col = table.column(name)
+    return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+
+
+def as_float64(arr: pa.Array, name: str) -> np.ndarray:
+    """Values as float64 with NaN where missing; an infinite value raises naming its row.
+
+    Shape:
+        arr (n,) -> (n,) float64.
+    """
+    t = arr.type
+    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+            or pa.types.is_boolean(t) or pa.types.is_null(t)):
+        raise TypeError(f"dense column {name!r} must hold numbers, got type {t}")
+    x = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    if np.isinf(x).any():
+        row = int(np.flatnonzero(np.isinf(x))[0])
+        raise ValueError(f"dense column {name!r} holds an infinite value at row {row}")
+    return x
+
+
+def as_text(arr: pa.Array) -> pa.Array:
+    """Categorical values as Arrow text (integers as decimal text), nulls kept."""
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_binary(t):
+        return arr
+    if pa.types.is_floating(t):
+        raise TypeError(f"categorical values must be integers or text, got type {t}")
+    return pc.cast(arr, pa.string())
