@@ -1,7 +1,8 @@
 """From files to a trained model, metrics, scores and explanations: what the CLI runs.
 
-``train_from_data`` streams the training file twice (fit the encoder, then encode to a binary
-cache), carves the validation rows off the end, trains, and writes the model directory:
+``train_from_data`` streams the training files twice (fit the encoder, then encode to a binary
+cache; shared out by file among data-parallel ranks, see :mod:`crossrank.prepare`), carves the
+validation rows off the end, trains, and writes the model directory:
 ``model.safetensors`` + ``model.json`` (model spec, training config, table schema, encoder,
 metrics), ``metrics.jsonl``, ``encoder/``, ``cache/`` and, for ``--resume``, the latest state.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +18,11 @@ import torch
 
 from crossrank.models import FeatureSchema, build_model
 from crossrank.models.heads import predict
+from crossrank.prepare import EncoderOptions, prepare_data, run_agreed
 from crossrank.train.checkpoint import atomic_write_json, load_model
 from crossrank.train.config import TrainConfig
 from crossrank.train.distributed import current_context
 from crossrank.train.loop import FitResult, Trainer, score
-
-
-@dataclass(frozen=True)
-class EncoderOptions:
-    dense_transform: str = "log1p"
-    missing_indicator: bool = False
-    min_count: int = 1
-    hash_buckets: int | None = None
-
 
 # The embedded default data: Criteo-shaped, 100 values per field and a small main effect of
 # each planted field, so that the planted crosses are learnable in a few epochs from the
@@ -101,53 +93,31 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
                     rejects_path: str | Path | None = None, resume: bool = False,
                     synthetic_rows: int = 50_000, verbose: bool = True) -> FitResult:
     """Train ``config.model`` on ``data`` (or synthetic clicks when None); see module doc."""
-    from crossrank.data import (
-        EncodedDataset,
-        FeatureEncoder,
-        RejectsLog,
-        encode_to_cache,
-        iter_tables,
-    )
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    world = current_context()
     if data is None:
         data = str(out / "synthetic_train.tsv")
-        if not Path(data).is_file() and current_context().is_main:
-            write_default_synthetic(data, synthetic_rows, seed=config.seed)
-            print(f"no --data: wrote {synthetic_rows} synthetic Criteo-shaped rows to {data}")
+        synthetic = data
+
+        def write() -> None:
+            if not Path(synthetic).is_file() and world.is_main:
+                write_default_synthetic(synthetic, synthetic_rows, seed=config.seed)
+                print(f"no --data: wrote {synthetic_rows} synthetic Criteo-shaped rows to "
+                      f"{synthetic}")
+
+        run_agreed(write)  # the other ranks read the file rank 0 writes
         fmt = "criteo"
     fmt = infer_format(data, fmt)
     schema = _resolve_schema(data, fmt, table_schema)
-    rejects = _open_rejects(on_bad_rows, rejects_path, out)
-
-    def tables(log=None):
-        return iter_tables(data, fmt=fmt, schema=schema, on_bad_rows=on_bad_rows, rejects=log)
-
-    log = print if verbose and current_context().is_main else (lambda *a, **k: None)
+    log = print if verbose and world.is_main else (lambda *a, **k: None)
     started = time.perf_counter()
-    world = current_context()
-    if world.is_distributed and not world.is_main:
-        # Rank 0 fits the encoder and writes the cache once; the other ranks open them.
-        torch.distributed.barrier()
-        encoder = FeatureEncoder.load(out / "encoder")
-        dataset = EncodedDataset.open(out / "cache")
-    elif resume and (out / "encoder").is_dir() and (out / "cache").is_dir():
-        # The encoder and cache of the interrupted run: same ids, same rows, no re-parse.
-        encoder = FeatureEncoder.load(out / "encoder")
-        dataset = EncodedDataset.open(out / "cache")
-    else:
-        encoder = FeatureEncoder(schema, **asdict(encoder_options))
-        # The fit pass sees the same bad rows as the encode pass; only the latter reports them.
-        encoder.fit(tables(RejectsLog() if on_bad_rows == "skip" else None))
-        dataset = encode_to_cache(tables(rejects), encoder, out / "cache", overwrite=True)
-        _report_rejects(rejects)
-        encoder.save(out / "encoder")
-    if world.is_distributed and world.is_main:
-        torch.distributed.barrier()
+    encoder, dataset = prepare_data(data=data, fmt=fmt, schema=schema, options=encoder_options,
+                                    out=out, on_bad_rows=on_bad_rows, rejects_path=rejects_path,
+                                    resume=resume, log=log)
     log(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
     n_valid = int(len(dataset) * config.valid_fraction)
     train = dataset.rows(0, len(dataset) - n_valid)

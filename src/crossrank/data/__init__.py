@@ -5,7 +5,7 @@ Importing this package imports pyarrow (and torch, for the batches); ``import cr
 alone does not.
 """
 
-from crossrank.data.cache import encode_to_cache, remove_cache
+from crossrank.data.cache import concatenate_caches, encode_to_cache, remove_cache
 from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
 from crossrank.data.fit_stats import FitStats
@@ -40,6 +40,7 @@ __all__ = [
     "RejectsLog",
     "SyntheticSpec",
     "TableSchema",
+    "concatenate_caches",
     "criteo_schema",
     "empty_table",
     "encode_to_cache",

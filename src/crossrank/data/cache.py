@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -61,6 +61,21 @@ class _NpyAppender:
                              f"expected {self.row_shape}")
         self.file.write(values.tobytes())
         self.rows += values.shape[0]
+
+    def append_file(self, path: Path) -> None:
+        """Append the rows of the .npy file at ``path`` (same dtype and row shape), copying
+        its bytes in 1 MiB pieces."""
+        with path.open("rb") as source:
+            version = np.lib.format.read_magic(source)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(source)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(source)
+            if dtype != self.dtype or tuple(shape[1:]) != self.row_shape or fortran:
+                raise ValueError(f"{path}: {dtype} rows of shape {tuple(shape[1:])}, expected "
+                                 f"{self.dtype} rows of shape {self.row_shape}")
+            shutil.copyfileobj(source, self.file, 1 << 20)
+        self.rows += shape[0]
 
     def close(self) -> None:
         self.file.seek(0)
@@ -192,6 +207,86 @@ def _string_ids_to_npy(cache_dir: Path, width: int, rows: int) -> None:
     out.flush()
     del out
     tmp.unlink()
+
+
+def concatenate_caches(
+    parts: Sequence[str | Path], cache_dir: str | Path, *, overwrite: bool = False
+) -> EncodedDataset:
+    """One cache of the rows of ``parts`` (caches) one after another, written in ``cache_dir``.
+
+    Parts encoded by one encoder from consecutive pieces of the data (each rank's files) give
+    the cache :func:`encode_to_cache` writes from all of the data in that order, byte for byte.
+    The rows are copied with sequential file reads and writes, a piece at a time: memory does
+    not grow with the parts. Empty parts are left out (they may lack the label file).
+
+    Shape:
+        parts: caches of N_k rows -> a cache of sum_k N_k rows.
+
+    Example:
+        >>> import tempfile
+        >>> from crossrank.data import FeatureEncoder, TableSchema
+        >>> s = TableSchema(label="y", dense=("n",), categorical=("c",))
+        >>> t = pa.table({"y": [1.0, 0.0, 1.0], "n": [1.0, 2.0, 3.0], "c": ["a", "b", "a"]})
+        >>> enc = FeatureEncoder(s).fit([t])
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = encode_to_cache([t.slice(0, 1)], enc, d / "p0")
+        >>> _ = encode_to_cache([t.slice(1)], enc, d / "p1")
+        >>> ds = concatenate_caches([d / "p0", d / "p1"], d / "all")
+        >>> ds.sparse.tolist(), ds.label.tolist()
+        ([[2], [3], [2]], [1.0, 0.0, 1.0])
+    """
+    if isinstance(parts, str | Path) or not parts:
+        raise ValueError(f"parts must be a non-empty sequence of cache directories, got {parts!r}")
+    opened = [EncodedDataset.open(p) for p in parts]  # checks each manifest and its files
+    metas = [json.loads((Path(p) / "manifest.json").read_text("utf-8")) for p in parts]
+    keys = ("dense_names", "sparse_names", "vocab_sizes")
+    for path, meta in zip(parts[1:], metas[1:]):
+        if any(meta[k] != metas[0][k] for k in keys):
+            raise ValueError(f"cache {str(path)!r} has other columns or vocab sizes than "
+                             f"{str(parts[0])!r}")
+    full = [k for k, ds in enumerate(opened) if len(ds)] or [0]
+    layout = {metas[k]["files"]["label"] is None for k in full}, \
+        {None if opened[k].ids is None else opened[k].ids.dtype.kind for k in full}
+    if len(layout[0]) > 1 or len(layout[1]) > 1:
+        raise ValueError("the parts differ in having a label or in the type of their ids")
+    cache_dir = Path(cache_dir)
+    _clear(cache_dir, overwrite)
+    first = opened[full[0]]
+    files = dict(metas[full[0]]["files"])
+    rows = 0
+    for key in ("dense", "sparse", "label", "ids"):
+        array = getattr(first, key)
+        if files.get(key) is None or array is None:
+            continue
+        if array.dtype.kind == "U":  # widths differ between parts: convert, as encoding does
+            rows = _join_string_ids([opened[k].ids for k in full], cache_dir / files[key])
+            continue
+        out = _NpyAppender(cache_dir / files[key], array.dtype, array.shape[1:])
+        try:
+            for k in full:
+                out.append_file(Path(parts[k]) / files[key])
+        finally:
+            out.close()
+        rows = out.rows
+    manifest = {**metas[full[0]], "num_rows": rows}
+    (cache_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+    return EncodedDataset.open(cache_dir)
+
+
+def _join_string_ids(parts: list[np.ndarray | None], path: Path, piece: int = 65536) -> int:
+    width = max(a.dtype.itemsize // 4 for a in parts if a is not None)
+    rows = sum(len(a) for a in parts if a is not None)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(f"<U{width}"), shape=(rows,))
+    at = 0
+    for a in parts:
+        assert a is not None
+        for i in range(0, len(a), piece):
+            values = a[i:i + piece]
+            out[at:at + len(values)] = values
+            at += len(values)
+    out.flush()
+    del out
+    return rows
 
 
 def remove_cache(cache_dir: str | Path) -> None:

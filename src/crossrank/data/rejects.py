@@ -20,6 +20,8 @@ shown with backslash escapes), ``null`` for Parquet and for whole-file problems.
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -137,9 +139,7 @@ class RejectsLog:
 
     def summary(self) -> str:
         """Counts by reason on one line, e.g. ``2 missing label, 1 wrong number of fields``."""
-        if not self._counts:
-            return "no bad rows"
-        return ", ".join(f"{n} {REASONS[r]}" for r, n in sorted(self._counts.items()))
+        return summarize(self._counts)
 
     def close(self) -> None:
         """Flush and close the file; counts stay readable."""
@@ -157,3 +157,41 @@ class RejectsLog:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def summarize(counts: Mapping[str, int]) -> str:
+    """Counts by reason (keys of :data:`REASONS`) on one line; zero counts are left out.
+
+    Example:
+        >>> summarize({"missing_label": 2, "wrong_field_count": 1, "blank_row": 0})
+        '2 missing label, 1 wrong number of fields'
+    """
+    unknown = sorted(set(counts) - set(REASONS))
+    if unknown:
+        raise ValueError(f"counts must be keyed by reasons {sorted(REASONS)}, got {unknown}")
+    shown = sorted((r, n) for r, n in counts.items() if n)
+    return ", ".join(f"{n} {REASONS[r]}" for r, n in shown) if shown else "no bad rows"
+
+
+def concatenate_rejects(parts: Sequence[str | Path], path: str | Path) -> None:
+    """Write the JSONL files ``parts`` one after another into ``path`` (created or truncated).
+
+    Rejects logs of consecutive pieces of the data (each data-parallel rank's files), joined
+    in that order, are the log one reader of all the data writes. The bytes are copied as they
+    are, a piece at a time.
+
+    Example:
+        >>> import tempfile
+        >>> d = Path(tempfile.mkdtemp())
+        >>> _ = (d / "a.jsonl").write_text('{"line": 3}\\n'); _ = (d / "b.jsonl").write_text("")
+        >>> _ = (d / "c.jsonl").write_text('{"line": 9}\\n')
+        >>> concatenate_rejects([d / "a.jsonl", d / "b.jsonl", d / "c.jsonl"], d / "all.jsonl")
+        >>> (d / "all.jsonl").read_text().splitlines()
+        ['{"line": 3}', '{"line": 9}']
+    """
+    if isinstance(parts, str | Path):
+        raise TypeError(f"parts must be a sequence of paths, got {parts!r}")
+    with Path(path).open("wb") as sink:
+        for part in parts:
+            with Path(part).open("rb") as source:
+                shutil.copyfileobj(source, sink, 1 << 20)

@@ -212,16 +212,40 @@ def all_gather_1d(array: np.ndarray) -> np.ndarray:
         raise ValueError(f"array must be 1-D, got shape {array.shape}")
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return array
+    return np.concatenate(_all_gather_parts(array))
+
+
+def all_gather_bytes(payload: bytes) -> list[bytes]:
+    """Every rank's ``payload`` (lengths may differ, empty too), in rank order, on all ranks.
+
+    For small messages between ranks (an error to report, a few numbers as JSON) without
+    pickling objects. Without an initialized process group: ``[payload]``.
+
+    Example:
+        >>> all_gather_bytes(b"rank 0 failed")
+        [b'rank 0 failed']
+    """
+    if not isinstance(payload, bytes):
+        raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [payload]
+    array = np.frombuffer(payload, dtype=np.uint8).copy()  # writable, for torch
+    return [p.tobytes() for p in _all_gather_parts(array)]
+
+
+def _all_gather_parts(array: np.ndarray) -> list[np.ndarray]:
+    """Every rank's 1-D ``array`` as a list in rank order (padded for all_gather, trimmed)."""
     device, world = _collective_device(), dist.get_world_size()
     length = torch.tensor([len(array)], dtype=torch.int64, device=device)
     lengths = [torch.zeros_like(length) for _ in range(world)]
     dist.all_gather(lengths, length)
     sizes = [int(t.item()) for t in lengths]
-    padded = torch.zeros(max(sizes), dtype=torch.from_numpy(array[:0]).dtype, device=device)
+    padded = torch.zeros(max(max(sizes), 1), dtype=torch.from_numpy(array[:0]).dtype,
+                         device=device)
     padded[:len(array)] = torch.from_numpy(np.ascontiguousarray(array)).to(device)
     parts = [torch.empty_like(padded) for _ in range(world)]
     dist.all_gather(parts, padded)
-    return np.concatenate([p[:n].cpu().numpy() for p, n in zip(parts, sizes)])
+    return [p[:n].cpu().numpy() for p, n in zip(parts, sizes)]
 
 
 def all_reduce_sum(values: list[float]) -> list[float]:
