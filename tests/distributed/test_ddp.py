@@ -2,16 +2,13 @@
 batch: same weights, every row once per epoch, metrics over the gathered predictions."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from ddp_worker import BLOCK_ROWS, WINDOW_BLOCKS, make_config, make_data, make_model
+from launch import run_ranks
 
 from crossrank.data.order import EpochOrder
 from crossrank.train.distributed import (
@@ -26,12 +23,6 @@ from tolerances import TOLERANCES
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 WORLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _launch(tmp_path: Path, spec: dict) -> list[dict]:
@@ -53,24 +44,9 @@ def _launch_once(tmp_path: Path, spec: dict) -> list[dict]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    port = str(_free_port())
-    procs = []
-    for rank in range(WORLD):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank),
-               "WORLD_SIZE": str(WORLD), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
-               "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(spec_path)], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = []
-    try:
-        for p in procs:
-            outputs.append(p.communicate(timeout=120)[0])
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    failed = [f"rank {r} exited {p.returncode}:\n{text}"
-              for r, (p, text) in enumerate(zip(procs, outputs)) if p.returncode]
+    results = run_ranks(WORKER, [str(spec_path)], world=WORLD, timeout=120)
+    failed = [f"rank {r} exited {code}:\n{text}"
+              for r, (code, text) in enumerate(results) if code]
     assert not failed, "\n".join(failed)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     for r, rep in enumerate(reports):
