@@ -64,6 +64,8 @@ def main() -> None:
     p.add_argument("--workdir", type=Path, default=None,
                    help="where the shards and runs go (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the shards")
+    p.add_argument("--label", default="this code",
+                   help="name of the code measured (e.g. another checkout on PYTHONPATH)")
     args = p.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossrank-encode-"))
@@ -91,12 +93,12 @@ def main() -> None:
 
     print(f"\ncrossrank train, {args.rows:,} synthetic Criteo rows in {args.shards} TSV shards, "
           f"1 epoch, dcn D=4 rank=8 deep=[32], batch {args.batch_size}\n")
-    print("| repeat | processes x threads | rows | encode s | speed-up | wall s |")
-    print("|---|---|---|---|---|---|")
+    print("| code | repeat | processes x threads | rows | encode s | speed-up | wall s |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         base = next(b for b in results if b["repeat"] == r["repeat"] and b["nproc"] == 1) \
             if 1 in args.nproc else r
-        print(f"| {r['repeat']} | {r['nproc']} x {r['threads']} | {r['rows']:,} | "
+        print(f"| {args.label} | {r['repeat']} | {r['nproc']} x {r['threads']} | {r['rows']:,} | "
               f"{r['encode_s']:.1f} | {base['encode_s'] / r['encode_s']:.2f} | "
               f"{r['wall_s']:.1f} |")
 

@@ -21,6 +21,10 @@ has W > 1 ranks, :class:`crossrank.train.loop.Trainer` wraps the model in
 * Validation: each rank scores its share of every validation batch; the scores and labels are
   gathered (:func:`all_gather_1d`) and the metrics computed once over all rows (AUC over the
   gathered scores, never an average of per-rank AUCs).
+* Data preparation (:mod:`crossrank.prepare`): each rank parses only its own range of the input
+  files, the encoder is fitted from all ranks' merged statistics and the ranks' encoded parts
+  are joined into one cache, identical to one process's; a failure on any rank (a bad row)
+  stops every rank with the same message (:func:`all_gather_bytes` carries it).
 * Only rank 0 writes checkpoints and ``metrics.jsonl`` and prints; the monitored value is
   broadcast from rank 0 so that every rank takes the same early-stopping decision, and the best
   weights are broadcast from rank 0 at the end. ``resume`` reads ``out_dir`` on every rank, so
