@@ -7,14 +7,18 @@ DCN, ``--repeats`` times for each process count of ``--nproc``:
 
     python -m crossrank train --data DIR --format criteo --epochs 1 --nproc N --threads T ...
 
-with T = ``--cores`` / N, so every configuration has the same cores. It reports the time to
+with T = ``--threads`` (torch threads per rank; parsing is one thread per rank). It reports the time to
 fit the encoder and encode the cache (the "encoded ... rows in X s" line of rank 0, which
-includes joining the ranks' parts) and the wall time of the whole command.
+includes joining the ranks' parts) and the wall time of the whole command. ``--baseline REV``
+adds, in each repeat, the same runs of the code at git revision REV (``git archive`` of its
+``src/`` into the work directory, put first on PYTHONPATH) with the most processes, so that
+both are measured under the same load.
 
 Usage:
     python benchmarks/encode_ddp.py                                   # 2M rows, 8 shards
     python benchmarks/encode_ddp.py --rows 200000 --repeats 1         # a quick look
     python benchmarks/encode_ddp.py --workdir /tmp/encwork --keep     # reuse the shards
+    python benchmarks/encode_ddp.py --baseline c0e0c70                # vs rank 0 encoding alone
 """
 
 from __future__ import annotations
@@ -32,14 +36,27 @@ from pathlib import Path
 from memory_streaming import write_shards
 
 
-def run(data: Path, out: Path, nproc: int, threads: int, batch_size: int) -> dict[str, float]:
-    """One epoch of ``crossrank train``; its encode and wall seconds."""
+def checkout(rev: str, into: Path) -> Path:
+    """``src/`` of git revision ``rev`` of this repository, extracted under ``into``."""
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "src"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into / "src"
+
+
+def run(data: Path, out: Path, nproc: int, threads: int, batch_size: int,
+        src: Path | None = None) -> dict[str, float]:
+    """One epoch of ``crossrank train`` (of the code in ``src``, if given); its encode and
+    wall seconds."""
     command = [sys.executable, "-m", "crossrank", "train", "--data", str(data),
                "--format", "criteo", "--epochs", "1", "--out", str(out), "--no-progress",
                "--nproc", str(nproc), "--threads", str(threads), "--batch-size", str(batch_size),
                "--embedding-dim", "4", "--model", "dcn", "--model-option", "rank=8",
                "--model-option", "deep_layers=[32]"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
@@ -58,14 +75,14 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=2_000_000)
     p.add_argument("--shards", type=int, default=8)
     p.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--cores", type=int, default=2, help="threads per run, shared by its ranks")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per rank")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--workdir", type=Path, default=None,
                    help="where the shards and runs go (default: a temporary directory)")
     p.add_argument("--keep", action="store_true", help="keep the shards")
-    p.add_argument("--label", default="this code",
-                   help="name of the code measured (e.g. another checkout on PYTHONPATH)")
+    p.add_argument("--baseline", default=None, metavar="REV",
+                   help="also measure the code of this git revision (e.g. c0e0c70)")
     args = p.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="crossrank-encode-"))
@@ -74,17 +91,26 @@ def main() -> None:
     results = []
     try:
         write_shards(data, args.rows, -(-args.rows // args.shards))
+        codes: list[tuple[str, Path | None]] = [("this", None)]
+        if args.baseline:
+            base = workdir / f"baseline-{args.baseline}"
+            shutil.rmtree(base, ignore_errors=True)
+            base.mkdir()
+            codes.append((args.baseline, checkout(args.baseline, base)))
         for repeat in range(1, args.repeats + 1):
-            for nproc in args.nproc:
-                out = workdir / f"run-{nproc}"
-                if out.exists():
+            for label, src in codes:
+                for nproc in args.nproc if src is None else [max(args.nproc)]:
+                    out = workdir / f"run-{nproc}"
+                    if out.exists():
+                        shutil.rmtree(out)
+                    threads = args.threads
+                    r = run(data, out, nproc, threads, args.batch_size, src)
+                    results.append({"code": label, "repeat": repeat, "nproc": nproc,
+                                    "threads": threads, **r})
+                    print(f"{label}, repeat {repeat}, {nproc} process(es): encode "
+                          f"{r['encode_s']:.1f} s, wall {r['wall_s']:.1f} s", file=sys.stderr,
+                          flush=True)
                     shutil.rmtree(out)
-                threads = max(args.cores // nproc, 1)
-                r = run(data, out, nproc, threads, args.batch_size)
-                results.append({"repeat": repeat, "nproc": nproc, "threads": threads, **r})
-                print(f"repeat {repeat}, {nproc} process(es): encode {r['encode_s']:.1f} s, "
-                      f"wall {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
-                shutil.rmtree(out)
     finally:
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
@@ -96,9 +122,10 @@ def main() -> None:
     print("| code | repeat | processes x threads | rows | encode s | speed-up | wall s |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        base = next(b for b in results if b["repeat"] == r["repeat"] and b["nproc"] == 1) \
-            if 1 in args.nproc else r
-        print(f"| {args.label} | {r['repeat']} | {r['nproc']} x {r['threads']} | {r['rows']:,} | "
+        # speed-up over one process of this code in the same repeat
+        base = next((b for b in results if b["repeat"] == r["repeat"] and b["nproc"] == 1
+                     and b["code"] == "this"), r)
+        print(f"| {r['code']} | {r['repeat']} | {r['nproc']} x {r['threads']} | {r['rows']:,} | "
               f"{r['encode_s']:.1f} | {base['encode_s'] / r['encode_s']:.2f} | "
               f"{r['wall_s']:.1f} |")
 
