@@ -57,9 +57,14 @@ def run(data: Path, out: Path, nproc: int, threads: int, batch_size: int,
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - started
+    for attempt in range(3):  # older code can abort at exit (see distributed.cleanup)
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - started
+        if done.returncode == 0 or "terminate called without" not in done.stdout + done.stderr:
+            break
+        print(f"  aborted at exit ('terminate called'), run again ({attempt + 1})",
+              file=sys.stderr, flush=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n"
                            f"{(done.stdout + done.stderr)[-3000:]}")
