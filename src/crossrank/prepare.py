@@ -31,7 +31,7 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 
@@ -48,7 +48,9 @@ from crossrank.data import (
     iter_tables,
     list_shards,
 )
+from crossrank.data.readers import OnBadRows
 from crossrank.data.rejects import concatenate_rejects, summarize
+from crossrank.data.schema import Format
 from crossrank.train.distributed import all_gather_bytes, all_reduce_sum, current_context
 
 T = TypeVar("T")
@@ -184,8 +186,8 @@ def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderOp
 
     def tables(rejects: RejectsLog | None) -> Iterator[pa.Table]:
         for file in mine:
-            yield from iter_tables(file, fmt=fmt, schema=schema, on_bad_rows=on_bad_rows,
-                                   rejects=rejects)
+            yield from iter_tables(file, fmt=cast(Format, fmt), schema=schema,
+                                   on_bad_rows=cast(OnBadRows, on_bad_rows), rejects=rejects)
 
     encoder = FeatureEncoder(schema, **asdict(options))
 

@@ -27,6 +27,7 @@ from typing import IO
 
 import numpy as np
 import pyarrow as pa
+from numpy.typing import DTypeLike
 
 from crossrank.data.dataset import CACHE_FORMAT, CACHE_VERSION, EncodedDataset
 from crossrank.data.encoders import FeatureEncoder
@@ -49,7 +50,7 @@ def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
 class _NpyAppender:
     """Appends rows to a .npy file whose header (row count) is filled in on close."""
 
-    def __init__(self, path: Path, dtype: np.dtype, row_shape: tuple[int, ...]) -> None:
+    def __init__(self, path: Path, dtype: DTypeLike, row_shape: tuple[int, ...]) -> None:
         self.path, self.dtype, self.row_shape, self.rows = path, np.dtype(dtype), row_shape, 0
         self.file: IO[bytes] = path.open("wb")
         self.file.write(_npy_header(self.dtype, (0, *row_shape)))
@@ -245,9 +246,9 @@ def concatenate_caches(
             raise ValueError(f"cache {str(path)!r} has other columns or vocab sizes than "
                              f"{str(parts[0])!r}")
     full = [k for k, ds in enumerate(opened) if len(ds)] or [0]
-    layout = {metas[k]["files"]["label"] is None for k in full}, \
-        {None if opened[k].ids is None else opened[k].ids.dtype.kind for k in full}
-    if len(layout[0]) > 1 or len(layout[1]) > 1:
+    labels = {metas[k]["files"]["label"] is None for k in full}
+    id_kinds = {None if ids is None else ids.dtype.kind for ids in (opened[k].ids for k in full)}
+    if len(labels) > 1 or len(id_kinds) > 1:
         raise ValueError("the parts differ in having a label or in the type of their ids")
     cache_dir = Path(cache_dir)
     _clear(cache_dir, overwrite)
