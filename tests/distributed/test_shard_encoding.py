@@ -178,3 +178,23 @@ def test_files_are_assigned_in_order_in_balanced_contiguous_ranges():
         assign_files([1], 0)
     with pytest.raises(ValueError, match="sizes"):
         assign_files([-1], 2)
+
+
+def test_a_failure_travels_between_ranks_as_the_same_error():
+    import json as json_module
+
+    from crossrank.data import BadInputError
+    from crossrank.prepare import _describe, _rebuild
+
+    def travel(error: Exception) -> Exception:  # what agree() sends and rebuilds, as JSON
+        return _rebuild(json_module.loads(json_module.dumps(_describe(error))), 1)
+
+    bad = BadInputError("non-numeric dense value 'abc'", file="d/part-3.tsv", line=7,
+                        column="I3", reason="non_numeric")
+    got = travel(bad)
+    assert isinstance(got, BadInputError) and str(got) == str(bad)
+    assert (got.file, got.line, got.column, got.reason) == ("d/part-3.tsv", 7, "I3", "non_numeric")
+    got = travel(FileNotFoundError("no data files in 'x'"))
+    assert type(got) is FileNotFoundError and str(got) == "no data files in 'x'"
+    got = travel(MemoryError("out of memory"))
+    assert type(got) is RuntimeError and str(got) == "rank 1 failed: MemoryError: out of memory"
