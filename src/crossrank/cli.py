@@ -79,21 +79,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch_torchrun(args.nproc, args.argv)
     world = init_distributed()
-    device = str(world.device) if world.is_distributed else args.device
-
-    config = TrainConfig(
-        model=args.model, model_config=_parse_model_options(args.model_option),
-        embedding_dim=args.embedding_dim, optimizer=args.optimizer, lr=args.lr,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size, epochs=args.epochs, schedule=args.schedule,
-        grad_clip=args.grad_clip, patience=args.patience, monitor=args.monitor,
-        valid_fraction=args.valid_fraction, seed=args.seed, threads=args.threads,
-        device=device, progress=not args.no_progress,
-    )
-    encoder = EncoderOptions(dense_transform=args.dense_transform,
-                             missing_indicator=args.missing_indicator,
-                             min_count=args.min_count, hash_buckets=args.hash_buckets)
     try:
+        # inside the try: a bad option must still leave the process group on every rank
+        device = str(world.device) if world.is_distributed else args.device
+        config = TrainConfig(
+            model=args.model, model_config=_parse_model_options(args.model_option),
+            embedding_dim=args.embedding_dim, optimizer=args.optimizer, lr=args.lr,
+            weight_decay=args.weight_decay,
+            batch_size=args.batch_size, epochs=args.epochs, schedule=args.schedule,
+            grad_clip=args.grad_clip, patience=args.patience, monitor=args.monitor,
+            valid_fraction=args.valid_fraction, seed=args.seed, threads=args.threads,
+            device=device, progress=not args.no_progress,
+        )
+        encoder = EncoderOptions(dense_transform=args.dense_transform,
+                                 missing_indicator=args.missing_indicator,
+                                 min_count=args.min_count, hash_buckets=args.hash_buckets)
         result = train_from_data(
             data=args.data, fmt=args.format, table_schema=_table_schema(args), config=config,
             encoder_options=encoder, out_dir=args.out, on_bad_rows=args.on_bad_rows,
