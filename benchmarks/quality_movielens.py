@@ -25,8 +25,8 @@ from crossrank.train.loop import Trainer, evaluate
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "movielens-100k"
 PEERS = [("keras-rs DCN (published)", 0.934), ("keras-rs low-rank DCN (published)", 0.937),
          ("keras-rs DNN (published)", 0.939)]
-DEFAULT_OPTIONS = {"dcn": {"deep_layers": [192, 192], "rank": 16, "dropout": 0.4,
-                           "embedding_l2": 1e-4},
+DEFAULT_OPTIONS = {"dcn": {"deep_layers": [192, 192], "rank": 16, "num_cross_layers": 2,
+                           "dropout": 0.4, "embedding_l2": 1e-2},
                    "dnn": {"deep_layers": [192, 192], "dropout": 0.4, "embedding_l2": 1e-4}}
 
 
@@ -64,6 +64,10 @@ def run(seed: int, model_name: str, options: dict, args) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 per process when running seed ranges side by side)")
     parser.add_argument("--model", default="dcn", choices=sorted(DEFAULT_OPTIONS))
     parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON")
     parser.add_argument("--embedding-dim", type=int, default=32)
@@ -82,12 +86,17 @@ def main() -> None:
     for pair in args.option:
         key, _, value = pair.partition("=")
         options[key] = json.loads(value)
-    rmse = [run(seed, args.model, options, args) for seed in range(args.seeds)]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    rmse = [run(seed, args.model, options, args) for seed in seeds]
+    for seed, value in zip(seeds, rmse):
+        print(f"seed {seed}: test RMSE {value:.4f}", flush=True)
     sd = statistics.stdev(rmse) if len(rmse) > 1 else 0.0
     print(f"MovieLens-100K, {args.model} {json.dumps(options)}, D={args.embedding_dim}, "
           f"lr={args.lr}, weight_decay={args.weight_decay}, patience={args.patience}, "
           f"refit={args.refit}, "
-          f"{args.seeds} seeds (80/20 random split per seed)")
+          f"seeds {seeds.start}-{seeds.stop - 1} (80/20 random split per seed)")
     print(f"{'model':<40} {'test RMSE':>10}")
     print(f"{'crossrank ' + args.model + ' (mean)':<40} {statistics.mean(rmse):>10.4f}   "
           f"(sd {sd:.4f})")

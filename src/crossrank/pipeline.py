@@ -12,10 +12,13 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
 
+from crossrank.data.readers import OnBadRows
+from crossrank.data.schema import Format
 from crossrank.models import FeatureSchema, build_model
 from crossrank.models.heads import predict
 from crossrank.prepare import EncoderOptions, prepare_data, run_agreed
@@ -45,24 +48,28 @@ def write_default_synthetic(path: str | Path, num_rows: int, *, seed: int = 0) -
     write_table(table, path, fmt="criteo")
 
 
-def infer_format(path: str | Path, fmt: str | None) -> str:
+def infer_format(path: str | Path, fmt: str | None) -> Format:
     """The file format: given, or from the extension (.tsv/.txt -> criteo)."""
     if fmt is not None:
-        return fmt
+        formats: tuple[Format, ...] = get_args(Format)
+        for known in formats:
+            if fmt == known:
+                return known
+        raise ValueError(f"format must be one of {formats}, got {fmt!r}")
     p = Path(str(path).rstrip("/*"))
     if p.is_dir():
         exts = {f.suffix.lower() for f in p.iterdir() if f.is_file()}
         suffix = exts.pop() if len(exts) == 1 else ""
     else:
         suffix = p.suffix.lower()
-    by_ext = {".tsv": "criteo", ".txt": "criteo", ".csv": "csv", ".parquet": "parquet",
+    by_ext: dict[str, Format] = {".tsv": "criteo", ".txt": "criteo", ".csv": "csv", ".parquet": "parquet",
               ".pq": "parquet"}
     if suffix not in by_ext:
         raise ValueError(f"cannot tell the format of {path}; pass --format criteo|csv|parquet")
     return by_ext[suffix]
 
 
-def _resolve_schema(path: str, fmt: str, table_schema):
+def _resolve_schema(path: str, fmt: Format, table_schema):
     from crossrank.data import criteo_schema, infer_schema
 
     if table_schema is not None:
@@ -75,7 +82,7 @@ def _resolve_schema(path: str, fmt: str, table_schema):
         raise ValueError(f"{err}; give --schema or --label/--dense/--categorical") from None
 
 
-def _open_rejects(on_bad_rows: str, rejects_path: str | Path | None, out_dir: Path):
+def _open_rejects(on_bad_rows: OnBadRows, rejects_path: str | Path | None, out_dir: Path):
     from crossrank.data import RejectsLog
 
     if on_bad_rows != "skip":
@@ -89,7 +96,7 @@ def _report_rejects(rejects) -> None:
 
 
 def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: TrainConfig,
-                    encoder_options: EncoderOptions, out_dir: str | Path, on_bad_rows: str = "error",
+                    encoder_options: EncoderOptions, out_dir: str | Path, on_bad_rows: OnBadRows = "error",
                     rejects_path: str | Path | None = None, resume: bool = False,
                     synthetic_rows: int = 50_000, verbose: bool = True) -> FitResult:
     """Train ``config.model`` on ``data`` (or synthetic clicks when None); see module doc."""
@@ -142,7 +149,7 @@ def _load(model_dir: str | Path):
     return model, meta, encoder, TableSchema.from_dict(meta["table_schema"])
 
 
-def _encoded(data: str, fmt: str | None, schema, encoder, on_bad_rows: str, rejects):
+def _encoded(data: str, fmt: str | None, schema, encoder, on_bad_rows: OnBadRows, rejects):
     from crossrank.data import iter_tables
 
     fmt = infer_format(data, fmt)
@@ -152,7 +159,7 @@ def _encoded(data: str, fmt: str | None, schema, encoder, on_bad_rows: str, reje
 
 
 def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None,
-                     on_bad_rows: str = "error",
+                     on_bad_rows: OnBadRows = "error",
                      rejects_path: str | Path | None = None) -> dict[str, float]:
     """Metrics of a saved model on labelled ``data`` (over all rows at once)."""
     from crossrank.data import EncodedDataset
@@ -186,7 +193,7 @@ def _file_label(data: str, fmt: str | None, schema) -> str | None:
 
 
 def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
-                    fmt: str | None = None, on_bad_rows: str = "error",
+                    fmt: str | None = None, on_bad_rows: OnBadRows = "error",
                     rejects_path: str | Path | None = None) -> int:
     """Write one score per input row, in input order (with the id column if any)."""
     import dataclasses

@@ -33,6 +33,9 @@ from crossrank.train.distributed import batch_share
 CACHE_FORMAT = "crossrank.EncodedDataset"
 CACHE_VERSION = 1
 
+# one window's or batch's rows: dense (b, D_out), sparse (b, F), label (b,) or None
+RowArrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+
 
 class EncodedDataset:
     """Encoded rows (a cache or in-memory arrays), or a view of some of them.
@@ -352,7 +355,7 @@ class EncodedDataset:
                              f"stop={stop}")
         end = start + (stop - start) // batch_size * batch_size if drop_last else stop
         batch_lo = start  # the next global batch to finish
-        parts: list[tuple[np.ndarray, ...]] = []  # this rank's rows of it read so far
+        parts: list[RowArrays] = []  # this rank's rows of it read so far
         chunk_lo = start
         for chunk in order.chunks(start, end):
             chunk_hi = chunk_lo + len(chunk)
@@ -372,7 +375,7 @@ class EncodedDataset:
             chunk_lo = chunk_hi
             del window  # one window's buffers at a time: free them before reading the next
 
-    def _read_window(self, chunk: np.ndarray) -> Callable[[int, int], tuple[np.ndarray, ...]]:
+    def _read_window(self, chunk: np.ndarray) -> Callable[[int, int], RowArrays]:
         """A reader of ``chunk[i:j]``'s rows, from one buffer of the chunk's rows for a cache.
 
         Shape:
@@ -382,7 +385,7 @@ class EncodedDataset:
         base = self._base_rows(chunk)
         assert isinstance(base, np.ndarray)
         if self._files is None:  # arrays in memory: gather straight from them
-            def gather(i: int, j: int) -> tuple[np.ndarray, ...]:
+            def gather(i: int, j: int) -> RowArrays:
                 rows = base[i:j]
                 label = None if self._label is None else self._label[rows]
                 return self._dense[rows], self._sparse[rows], label
@@ -398,14 +401,14 @@ class EncodedDataset:
         where[by_row] = np.arange(len(by_row))
         buffers = {key: f.read_runs(starts, stops) for key, f in self._files.items()}
 
-        def from_buffer(i: int, j: int) -> tuple[np.ndarray, ...]:
+        def from_buffer(i: int, j: int) -> RowArrays:
             idx = where[i:j]
             label = buffers["label"][idx] if "label" in buffers else None
             return buffers["dense"][idx], buffers["sparse"][idx], label
         return from_buffer
 
 
-def _tensors(parts: list[tuple[np.ndarray, ...]]
+def _tensors(parts: list[RowArrays]
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One batch's parts (1 or 2, from consecutive windows) as new tensors."""
     def join(k: int, dtype: type) -> np.ndarray:

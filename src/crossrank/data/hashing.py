@@ -59,6 +59,7 @@ def stable_hash64(values: pa.Array) -> np.ndarray:
         table = np.concatenate([stable_hash64(values.dictionary), empty])
         return table[values.indices.fill_null(len(values.dictionary)).to_numpy()]
     t = values.type
+    offset_type: type[np.signedinteger]
     if pa.types.is_large_string(t) or pa.types.is_large_binary(t):
         offset_type = np.int64
     elif pa.types.is_string(t) or pa.types.is_binary(t):

@@ -70,7 +70,7 @@ class NpyRows:
         if len(starts) and (starts.min() < 0 or stops.max() > self.shape[0] or lengths.min() < 0):
             raise ValueError(f"{str(self.path)!r}: runs must lie in [0, {self.shape[0]}]")
         out = np.empty((int(lengths.sum()), *self.shape[1:]), dtype=self.dtype)
-        raw = memoryview(out.reshape(-1).view(np.uint8))
+        raw = out.reshape(-1).view(np.uint8).data  # a writable memoryview of out's bytes
         row_bytes, at = self.row_bytes, 0
         # unbuffered: readinto fills our buffer straight from the page cache
         with open(self.path, "rb", buffering=0) as fh:

@@ -78,9 +78,10 @@ def plot_field_importance(importance: FieldImportance, path: str | Path, *,
     # A Figure with an Agg canvas, not pyplot: no GUI backend and no global state touched.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
-    fig.get_layout_engine().set(w_pad=0.08, h_pad=0.08)  # type: ignore[call-arg]
+    fig = Figure(figsize=(width, height), dpi=dpi,
+                 layout=ConstrainedLayoutEngine(w_pad=0.08, h_pad=0.08))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     top = float(matrix.max())

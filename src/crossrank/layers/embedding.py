@@ -57,6 +57,9 @@ class FieldEmbedding(nn.Module):
         torch.Size([1, 2, 4])
     """
 
+    offsets: Tensor  # (F,) first row of each field's block in the fused table
+    sizes: Tensor  # (F,) vocabulary size of each field
+
     def __init__(
         self,
         vocab_sizes: Sequence[int],

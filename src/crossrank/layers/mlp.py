@@ -46,7 +46,8 @@ class RowSafeBatchNorm(nn.BatchNorm1d):
 
 # Normalization between a hidden layer's Linear and its activation. Layer norm works per row;
 # batch norm uses batch statistics in training (a one-row batch uses the running ones).
-_NORMS = {None: None, "layer": nn.LayerNorm, "batch": RowSafeBatchNorm}
+_NORMS: dict[str | None, type[nn.Module] | None] = {None: None, "layer": nn.LayerNorm,
+                                                     "batch": RowSafeBatchNorm}
 
 
 class MLP(nn.Module):
@@ -98,8 +99,9 @@ class MLP(nn.Module):
         for i, size in enumerate(sizes):
             modules.append(nn.Linear(width, size))
             if i < len(sizes) - 1 or activate_last:
-                if norm is not None:
-                    modules.append(_NORMS[norm](size))
+                norm_cls = _NORMS[norm]
+                if norm_cls is not None:
+                    modules.append(norm_cls(size))
                 modules.append(_MODULES[activation]())
                 if p:
                     modules.append(nn.Dropout(p))

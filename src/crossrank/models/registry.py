@@ -53,6 +53,7 @@ def build_model(name: str, schema: FeatureSchema, config: dict[str, Any] | Any =
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
     entry = _REGISTRY[name]
+    cfg: Any
     if config is None or isinstance(config, dict):
         cfg = from_dict(entry.config_cls, {**entry.defaults, **(config or {})})
     elif isinstance(config, entry.config_cls):

@@ -48,7 +48,7 @@ class BatchSource(Protocol):
     def __len__(self) -> int: ...
 
     def iter_batches(self, batch_size: int, *, shuffle: bool, seed: int
-                     ) -> Iterator[tuple[Tensor, Tensor, Tensor]]: ...
+                     ) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]: ...
 
 
 @runtime_checkable
@@ -57,11 +57,12 @@ class ShardedBatchSource(BatchSource, Protocol):
     (``crossrank.data.EncodedDataset.iter_shares``), instead of whole global batches."""
 
     def iter_shares(self, batch_size: int, *, shuffle: bool, seed: int, rank: int,
-                    world_size: int) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor]]]: ...
+                    world_size: int
+                    ) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor | None]]]: ...
 
 
 def iter_shares(data: BatchSource, batch_size: int, *, shuffle: bool, seed: int, rank: int,
-                world_size: int) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor]]]:
+                world_size: int) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor | None]]]:
     """(weight, this rank's share) of every global batch of ``data``'s epoch.
 
     The source's own per-rank reader when it has one, else whole global batches cut by
@@ -217,7 +218,8 @@ class Trainer:
                 stopped_early = True
                 break
         self._restore_best()
-        best_metrics = next((h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
+        best_metrics: dict[str, float] = next(
+            (h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
         return FitResult(best_epoch, best_metrics, history, stopped_early)
 
     def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int) -> float:
@@ -229,7 +231,9 @@ class Trainer:
         for weight, (dense, sparse, label) in iter_shares(
                 train, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch, rank=world.rank,
                 world_size=world.world_size):
-            dense, sparse, label = (t.to(cfg.device) for t in (dense, sparse, label))
+            if label is None:
+                raise ValueError("the training data has no label column")
+            dense, sparse, label = dense.to(cfg.device), sparse.to(cfg.device), label.to(cfg.device)
             opt.set_lr_factor(lr_factor(cfg.schedule, step, total_steps,
                                         warmup_steps=cfg.warmup_steps))
             logits = self.net(dense, sparse)

@@ -93,10 +93,11 @@ def fused_cross_stack(x0: Tensor, *, weight: Tensor | None = None, u: Tensor | N
         if weight.shape[1:] != (n, n):
             raise ValueError(f"weight must be (L, {n}, {n}), got {tuple(weight.shape)}")
     else:
+        assert u is not None and v is not None  # the check above: both are given
         a, second = u, v
-        if u.shape[1] != n or v.shape != (u.shape[0], u.shape[2], n):  # type: ignore[union-attr]
+        if u.shape[1] != n or v.shape != (u.shape[0], u.shape[2], n):
             raise ValueError(f"u must be (L, {n}, r) and v (L, r, {n}), got "
-                             f"{tuple(u.shape)} and {tuple(v.shape)}")  # type: ignore[union-attr]
+                             f"{tuple(u.shape)} and {tuple(v.shape)}")
     if bias is not None:
         if bias.shape != (a.shape[0], n):  # type: ignore[union-attr]
             raise ValueError(f"bias must be (L, {n}), got {tuple(bias.shape)}")

@@ -96,7 +96,7 @@ def _forward(x0: Tensor, a: Tensor, b: Tensor | None, bias: Tensor | None, diag:
     m, n = x0.shape
     num_layers, low = a.shape[0], b is not None
     r = b.shape[1] if b is not None else n
-    opts = {"dtype": x0.dtype, "device": x0.device}
+    opts: dict[str, Any] = {"dtype": x0.dtype, "device": x0.device}
     out = _runtime.empty((m, n), **opts)
     xs = _runtime.empty((num_layers - 1, m, n), **opts)
     hs = _runtime.empty((num_layers, m, n), **opts) if save else None
@@ -134,8 +134,8 @@ def _backward(gout: Tensor, x0: Tensor, a: Tensor, b: Tensor | None, xs: Tensor,
     m, n = x0.shape
     num_layers, low = a.shape[0], b is not None
     r = b.shape[1] if b is not None else n
-    opts = {"dtype": x0.dtype, "device": x0.device}
-    acc_opts = {"dtype": _runtime.acc_dtype(x0.dtype), "device": x0.device}
+    opts: dict[str, Any] = {"dtype": x0.dtype, "device": x0.device}
+    acc_opts: dict[str, Any] = {"dtype": _runtime.acc_dtype(x0.dtype), "device": x0.device}
     gh = _runtime.empty((num_layers, m, n), **opts)
     gz = _runtime.empty((num_layers, m, r), **opts) if low else None
     carry = _runtime.empty((m, n), **acc_opts)
@@ -204,8 +204,10 @@ class CrossStackFunction(torch.autograd.Function):
             if b is None:
                 ga = torch.stack([gh[i].T @ xls[i] for i in range(len(xls))])  # (L, N, N)
             else:
+                assert zs is not None  # the low-rank forward saves z = V x
                 ga = torch.stack([gh[i].T @ zs[i] for i in range(len(xls))])  # (L, N, r)
         if b is not None and need[2]:
+            assert gz is not None  # computed whenever b is given
             gb = torch.stack([gz[i].T @ xls[i] for i in range(len(xls))])  # (L, r, N)
         if bias is not None and need[3]:
             gbias = gh.sum(dim=1, dtype=gx0.dtype).to(bias.dtype)  # (L, N)
