@@ -25,8 +25,8 @@ from crossrank.train.loop import Trainer, evaluate
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "movielens-100k"
 PEERS = [("keras-rs DCN (published)", 0.934), ("keras-rs low-rank DCN (published)", 0.937),
          ("keras-rs DNN (published)", 0.939)]
-DEFAULT_OPTIONS = {"dcn": {"deep_layers": [192, 192], "rank": 16, "num_cross_layers": 2,
-                           "dropout": 0.4, "embedding_l2": 1e-2},
+DEFAULT_OPTIONS = {"dcn": {"deep_layers": [192, 192], "rank": 16, "dropout": 0.4,
+                           "embedding_l2": 1e-4},
                    "dnn": {"deep_layers": [192, 192], "dropout": 0.4, "embedding_l2": 1e-4}}
 
 
