@@ -173,3 +173,14 @@ def test_shards_give_the_same_model_and_metrics_as_one_file(tmp_path, capsys):
         assert main(["evaluate", str(tmp_path / run), "--data", str(tmp_path / "all.tsv")]) == 0
         metrics.append(json.loads(capsys.readouterr().out))
     assert metrics[0] == metrics[1] and metrics[0]["rows"] == 3000
+
+
+def test_infer_format_names_an_unknown_format_and_reads_extensions(tmp_path):
+    from crossrank.pipeline import infer_format
+
+    assert infer_format(tmp_path / "day.tsv", None) == "criteo"
+    assert infer_format(tmp_path / "x.csv", "parquet") == "parquet"
+    with pytest.raises(ValueError, match="format must be one of .*'tsv'"):
+        infer_format(tmp_path / "day.tsv", "tsv")
+    with pytest.raises(ValueError, match="cannot tell the format"):
+        infer_format(tmp_path / "day.json", None)

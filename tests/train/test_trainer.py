@@ -161,3 +161,14 @@ def test_bad_train_config(kwargs, match):
         TrainConfig(**kwargs)
     with pytest.raises(ValueError, match="unknown TrainConfig"):
         TrainConfig.from_dict({"epocs": 3})
+
+
+def test_training_data_without_labels_is_a_clear_error(tmp_path):
+    from crossrank.data import EncodedDataset
+
+    unlabelled = EncodedDataset.from_arrays(np.random.rand(8, 2).astype(np.float32),
+                                            np.random.randint(0, 20, (8, 2)))
+    trainer = Trainer(build_model("dnn", SCHEMA, {"deep_layers": [4]}),
+                      TrainConfig(epochs=1, progress=False), out_dir=tmp_path, verbose=False)
+    with pytest.raises(ValueError, match="training data has no label column"):
+        trainer.fit(unlabelled, None)
