@@ -38,6 +38,7 @@ VARIANTS = [(name, SMALL[name]) for name in list_models()] + [
     ("dcn", {"structure": "parallel", "deep_layers": [8], "rank": 2, "norm": "batch",
              "first_order": True, "first_order_l2": 0.1}),
     ("dnn", {"deep_layers": [8], "norm": "layer"}),
+    ("dcn", {"deep_layers": [8], "rank": 2, "fm_dim": 3, "fm_l2": 0.05, "task": "regression"}),
 ]
 
 

@@ -2,10 +2,11 @@
 
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.embedding import FieldEmbedding
+from crossrank.layers.factorization import FactorizationMachine
 from crossrank.layers.feature_cross import FeatureCross
 from crossrank.layers.first_order import FirstOrder
 from crossrank.layers.interaction import DotInteraction, ProjectionInteraction
 from crossrank.layers.mlp import MLP
 
-__all__ = ["MLP", "CrossNet", "DotInteraction", "FeatureCross", "FieldEmbedding", "FirstOrder",
-           "ProjectionInteraction"]
+__all__ = ["MLP", "CrossNet", "DotInteraction", "FactorizationMachine", "FeatureCross",
+           "FieldEmbedding", "FirstOrder", "ProjectionInteraction"]

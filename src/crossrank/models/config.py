@@ -51,6 +51,9 @@ class DCNConfig:
     ``norm``: None, "layer" or "batch" normalization in the deep network's hidden layers.
     ``first_order``: add the linear ("wide") term of :class:`~crossrank.layers.FirstOrder`,
     with its own L2 and learning-rate multiplier.
+    ``fm_dim``: when > 0, add a factorization machine's pairwise term with its own factors of
+    this length and its own per-occurrence L2 ``fm_l2``
+    (:class:`~crossrank.layers.FactorizationMachine`; needs two or more categorical fields).
     """
 
     structure: str = "stacked"
@@ -69,12 +72,17 @@ class DCNConfig:
     first_order: bool = False
     first_order_l2: float = 0.0
     first_order_lr_scale: float = 1.0
+    fm_dim: int = 0
+    fm_l2: float = 0.0
     sparse_gradients: bool = False
     backend: str = "auto"
     task: str = "binary"
 
     def __post_init__(self) -> None:
         _check_task(self.task)
+        if not isinstance(self.fm_dim, int) or self.fm_dim < 0:
+            raise ValueError(f"fm_dim must be an integer >= 0 (0: no factorization machine), "
+                             f"got {self.fm_dim!r}")
         if self.structure not in ("stacked", "parallel", "cross_only"):
             raise ValueError("structure must be 'stacked', 'parallel' or 'cross_only', "
                              f"got {self.structure!r}")

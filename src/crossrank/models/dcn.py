@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from crossrank.layers.cross import CrossNet
+from crossrank.layers.factorization import FactorizationMachine
 from crossrank.layers.first_order import FirstOrder
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel, make_embedding, stack_inputs
@@ -22,7 +23,9 @@ class DCN(RankingModel):
 
     Any CrossNet variant: full rank, low rank (``rank``), DCN-Mix (``num_experts``), DCN v1
     (``cross_kind="vector"``). ``first_order=True`` adds the linear ("wide") term
-    ``w_d . dense + sum_f w_f[id_f]`` to the logit (:class:`~crossrank.layers.FirstOrder`).
+    ``w_d . dense + sum_f w_f[id_f]`` to the logit (:class:`~crossrank.layers.FirstOrder`);
+    ``fm_dim=K`` adds a factorization machine's pairwise term ``sum_{i<j} <v_i, v_j>`` with its
+    own K-long factors (:class:`~crossrank.layers.FactorizationMachine`).
 
     Shape:
         dense: (B, n_dense); sparse: (B, F) int64 -> logits (B,).
@@ -63,6 +66,10 @@ class DCN(RankingModel):
                                           l2=cfg.first_order_l2, sparse=cfg.sparse_gradients,
                                           field_names=schema.sparse,
                                           lr_scale=cfg.first_order_lr_scale)
+        self.fm: FactorizationMachine | None = None
+        if cfg.fm_dim:
+            self.fm = FactorizationMachine(schema.vocab_sizes, cfg.fm_dim, l2=cfg.fm_l2,
+                                           sparse=cfg.sparse_gradients, field_names=schema.sparse)
 
     def cross_field_blocks(self) -> list[tuple[str, int, int]]:
         """Field blocks of the cross network's input, for model understanding."""
@@ -86,4 +93,7 @@ class DCN(RankingModel):
         logits = self.output(h).squeeze(1)  # (B,)
         if self.first_order is not None:
             logits = logits + self.first_order(dense, sparse)
+        if self.fm is not None:
+            assert sparse is not None  # FactorizationMachine needs two or more fields
+            logits = logits + self.fm(sparse)
         return logits

@@ -182,6 +182,24 @@ def dot_interaction(dense: Tensor, sparse: Tensor, *, self_interaction: bool = F
     return torch.cat([dense, z[:, rows, cols]], dim=1)  # (B, D + P)
 
 
+
+def factorization_machine(factors: Tensor) -> Tensor:
+    """A factorization machine's pairwise term by its definition: ``sum_{i<j} <v_i, v_j>``.
+
+    Shape:
+        factors: (B, F, K) -> (B,).
+
+    Example:
+        >>> factorization_machine(torch.tensor([[[1.0, 2.0], [3.0, 4.0], [0.0, 1.0]]])).tolist()
+        [17.0]
+    """
+    num_fields = factors.shape[1]
+    out = factors.new_zeros(factors.shape[0])
+    for i in range(num_fields):
+        for j in range(i + 1, num_fields):
+            out = out + (factors[:, i] * factors[:, j]).sum(dim=1)
+    return out
+
 def triu_indices(
     n: int, self_interaction: bool, *, device: torch.device | None = None
 ) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,86 @@
+"""FactorizationMachine against its definition (float64), its L2, and the DCN's fm_dim option."""
+
+import pytest
+import torch
+
+from crossrank.layers import FactorizationMachine
+from crossrank.models import FeatureSchema, build_model
+from crossrank.ops.reference import factorization_machine
+from tolerances import assert_close
+
+VOCAB = (7, 11, 3, 5)
+
+
+def _ids(batch, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(0, v, (batch,), generator=g) for v in VOCAB], dim=1)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 33])
+def test_pairwise_term_equals_the_sum_over_field_pairs(batch):
+    torch.manual_seed(batch)
+    fm = FactorizationMachine(VOCAB, 6, init_scale=1.0).double()
+    ids = _ids(batch, seed=batch)
+    expected = factorization_machine(fm.factors(ids))  # the explicit loop over pairs
+    assert expected.abs().min() > 0  # random factors: a wrong pair set would show
+    assert_close(fm(ids), expected)
+
+
+def test_gradient_equals_the_reference_gradient_plus_the_per_occurrence_l2():
+    torch.manual_seed(1)
+    l2 = 0.3
+    fm = FactorizationMachine(VOCAB, 4, l2=l2, init_scale=1.0).double()
+    ids = _ids(5, seed=2)
+    fm(ids).sum().backward()
+    ours = fm.factors.table.weight.grad.clone()
+
+    table = fm.factors.table.weight.detach().clone().requires_grad_(True)
+    looked_up = table[ids + fm.factors.offsets]  # (B, F, K)
+    # The L2 is a mean over the batch of the looked-up rows' squared norms (per occurrence).
+    loss = factorization_machine(looked_up).sum() + l2 * looked_up.square().sum() / ids.shape[0]
+    loss.backward()
+    assert_close(ours, table.grad)
+
+
+def test_needs_two_fields_and_a_non_negative_dim():
+    with pytest.raises(ValueError, match="at least 2 categorical fields"):
+        FactorizationMachine([5], 4)
+    schema = FeatureSchema(dense=("x",), sparse=("u", "m"), vocab_sizes=(5, 7), embedding_dim=4)
+    with pytest.raises(ValueError, match="fm_dim must be an integer >= 0"):
+        build_model("dcn", schema, {"fm_dim": -1})
+
+
+def test_dcn_logit_is_the_dcn_logit_plus_the_pairwise_term():
+    schema = FeatureSchema(dense=("x",), sparse=("u", "m", "g"), vocab_sizes=(5, 7, 2),
+                           embedding_dim=4)
+    torch.manual_seed(3)
+    model = build_model("dcn", schema, {"deep_layers": [8], "rank": 2, "fm_dim": 3,
+                                        "task": "regression"}).double().eval()
+    with torch.no_grad():
+        model.fm.factors.table.weight.normal_()
+    dense = torch.rand(4, 1, dtype=torch.float64)
+    sparse = torch.tensor([[0, 1, 0], [4, 6, 1], [2, 2, 0], [0, 1, 0]])
+    with_fm = model(dense, sparse)
+    fm_term = factorization_machine(model.fm.factors(sparse))
+    model.fm = None
+    assert_close(with_fm, model(dense, sparse) + fm_term)
+
+
+def test_sparse_factors_train_with_sparse_adam():
+    from crossrank.train.optim import build_optimizer
+
+    schema = FeatureSchema(dense=(), sparse=("u", "m"), vocab_sizes=(5, 7), embedding_dim=4)
+    torch.manual_seed(4)
+    model = build_model("dcn", schema, {"deep_layers": [8], "fm_dim": 3, "fm_l2": 0.1,
+                                        "sparse_gradients": True, "task": "regression"})
+    opt = build_optimizer(model, "adam", 0.01)
+    before = model.fm.factors.table.weight.detach().clone()
+    sparse = torch.tensor([[1, 2], [3, 2]])
+    (model(None, sparse) - 4.0).square().mean().backward()
+    assert model.fm.factors.table.weight.grad.is_sparse
+    opt.step()
+    changed = (model.fm.factors.table.weight.detach() != before).any(dim=1)
+    offsets = model.fm.factors.offsets
+    touched = {1, 3, 5 + 2}  # u=1, u=3, m=2 (the m block starts at row 5)
+    assert changed.nonzero().flatten().tolist() == sorted(touched)
+    assert offsets.tolist() == [0, 5]
