@@ -245,6 +245,8 @@ def explain_model_dir(model_dir: str | Path, *, data: str | None = None, fmt: st
     report = explain_model(model, out_dir=out, x0=x0, top_k=top_k, title=title,
                            measure=measure)
     atomic_write_json(out / "source.json", {"model_dir": str(model_dir), "data": data})
-    return report["table"] + f"\n\nwritten to {out}: " + ", ".join(
+    tables = [report["table"]] + ([report["factorization_table"]]
+                                  if report["factorization_table"] else [])
+    return "\n\n".join(tables) + f"\n\nwritten to {out}: " + ", ".join(
         str(Path(p).name) for p in report["paths"])
 

@@ -84,3 +84,39 @@ def test_sparse_factors_train_with_sparse_adam():
     touched = {1, 3, 5 + 2}  # u=1, u=3, m=2 (the m block starts at row 5)
     assert changed.nonzero().flatten().tolist() == sorted(touched)
     assert offsets.tolist() == [0, 5]
+
+
+def test_pair_strength_is_the_rms_of_all_pairwise_values():
+    from crossrank.explain.factorization import factorization_pair_strength
+
+    torch.manual_seed(5)
+    fm = FactorizationMachine(VOCAB, 3, init_scale=1.0)
+    strength = factorization_pair_strength(fm)
+    table = fm.factors.table.weight.detach().double()
+    blocks = torch.split(table, list(VOCAB))
+    for i in range(len(VOCAB)):
+        for j in range(len(VOCAB)):
+            if i < j:  # every <v_i[a], v_j[b]> over all id pairs, explicitly
+                expected = (blocks[i] @ blocks[j].T).square().mean().sqrt()
+                assert_close(strength[i, j], expected)
+            else:
+                assert strength[i, j] == 0
+
+
+def test_explain_ranks_the_planted_factorization_pair_first(tmp_path):
+    from crossrank.explain import explain_model
+
+    schema = FeatureSchema(dense=(), sparse=("user", "movie", "gender"), vocab_sizes=(6, 8, 2),
+                           embedding_dim=4)
+    torch.manual_seed(6)
+    model = build_model("dcn", schema, {"deep_layers": [8], "fm_dim": 2,
+                                        "task": "regression"})
+    with torch.no_grad():  # only user x movie carries weight: the gender factors are tiny
+        model.fm.factors.table.weight[:14].normal_()
+        model.fm.factors.table.weight[14:].fill_(1e-3)
+    report = explain_model(model, out_dir=tmp_path, top_k=3)
+    first = report["factorization_pairs"][0]
+    assert (first["field_i"], first["field_j"]) == ("user", "movie")
+    assert first["share"] > 0.99
+    assert "Factorization machine term" in (tmp_path / "importance.txt").read_text()
+    assert "factorization_pairs" in (tmp_path / "importance.json").read_text()

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from crossrank.explain.factorization import factorization_pairs, format_factorization_table
 from crossrank.explain.importance import field_pair_importance
 from crossrank.explain.plots import plot_field_importance
 from crossrank.explain.polynomial import extract_polynomial, polynomial_problem
@@ -22,7 +23,8 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
     Files in ``out_dir``: ``importance.json``; ``importance.txt`` (the top-k table, combined
     and per layer); ``importance.png`` (combined over layers) and ``importance_layer{l}.png``
     per layer when there is more than one; ``polynomial.txt`` when ``extract_polynomial``
-    applies.
+    applies. A DCN with a factorization machine term (``fm_dim``) also gets its field pairs
+    ranked in ``importance.txt`` and under ``"factorization_pairs"`` in ``importance.json``.
 
     Args:
         model: a DCN, a DLRM with ``interaction="dcn"`` or a CrossNet.
@@ -35,7 +37,8 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
 
     Returns:
         ``{"table": str, "paths": [str], "json": str, "heatmaps": [str],
-        "top_pairs": [dict], "polynomial": str | None}``, JSON-serialisable.
+        "top_pairs": [dict], "factorization_table": str | None,
+        "factorization_pairs": [dict] | None, "polynomial": str | None}``, JSON-serialisable.
 
     Example:
         >>> import tempfile
@@ -55,8 +58,17 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
         sections += [importance.format_table(top_k=top_k, layer=i)
                      for i in range(importance.num_layers)]
 
+    fm_pairs, fm_table = None, None
+    fm = getattr(model, "fm", None)
+    if fm is not None:
+        fm_pairs = factorization_pairs(fm, top_k=top_k)
+        fm_table = format_factorization_table(fm_pairs)
+        sections.append(fm_table)
+    report = importance.to_dict(top_k=top_k)
+    if fm_pairs is not None:
+        report["factorization_pairs"] = [p.to_dict() for p in fm_pairs]
     json_path = out / "importance.json"
-    json_path.write_text(json.dumps(importance.to_dict(top_k=top_k), indent=1) + "\n")
+    json_path.write_text(json.dumps(report, indent=1) + "\n")
     table_path = out / "importance.txt"
     table_path.write_text("\n\n".join(sections) + "\n")
     heatmaps = [plot_field_importance(importance, out / "importance.png", title=title)]
@@ -81,4 +93,6 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
     return {"table": table, "paths": [str(p) for p in paths], "json": str(json_path),
             "heatmaps": [str(p) for p in heatmaps],
             "top_pairs": [p.to_dict() for p in importance.pairs(top_k=top_k)],
+            "factorization_table": fm_table,
+            "factorization_pairs": None if fm_pairs is None else [p.to_dict() for p in fm_pairs],
             "polynomial": polynomial}
