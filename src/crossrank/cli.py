@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="model family (default: dcn, i.e. DCN-V2)")
     train.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                        help="model option, repeatable, e.g. rank=64, structure=parallel, "
-                            "deep_layers=[256,128], interaction=dcn")
+                            "deep_layers=[256,128], fm_dim=32, interaction=dcn")
     train.add_argument("--embedding-dim", type=int, default=16, help="embedding dim D")
     train.add_argument("--optimizer", choices=("adam", "adagrad", "sgd"), default="adam",
                        help="optimizer (embeddings get its sparse variant when sparse_gradients)")

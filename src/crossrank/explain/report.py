@@ -58,15 +58,14 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
         sections += [importance.format_table(top_k=top_k, layer=i)
                      for i in range(importance.num_layers)]
 
-    fm_pairs, fm_table = None, None
-    fm = getattr(model, "fm", None)
-    if fm is not None:
-        fm_pairs = factorization_pairs(fm, top_k=top_k)
-        fm_table = format_factorization_table(fm_pairs)
-        sections.append(fm_table)
     report = importance.to_dict(top_k=top_k)
-    if fm_pairs is not None:
-        report["factorization_pairs"] = [p.to_dict() for p in fm_pairs]
+    fm_pairs, fm_table = None, None
+    fm = getattr(model, "fm", None)  # a DCN's factorization machine term (fm_dim > 0)
+    if fm is not None:
+        ranked = factorization_pairs(fm, top_k=top_k)
+        fm_pairs, fm_table = [p.to_dict() for p in ranked], format_factorization_table(ranked)
+        sections.append(fm_table)
+        report["factorization_pairs"] = fm_pairs
     json_path = out / "importance.json"
     json_path.write_text(json.dumps(report, indent=1) + "\n")
     table_path = out / "importance.txt"
@@ -94,5 +93,5 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
             "heatmaps": [str(p) for p in heatmaps],
             "top_pairs": [p.to_dict() for p in importance.pairs(top_k=top_k)],
             "factorization_table": fm_table,
-            "factorization_pairs": None if fm_pairs is None else [p.to_dict() for p in fm_pairs],
+            "factorization_pairs": fm_pairs,
             "polynomial": polynomial}
