@@ -46,8 +46,9 @@ def test_needs_two_fields_and_a_non_negative_dim():
     with pytest.raises(ValueError, match="at least 2 categorical fields"):
         FactorizationMachine([5], 4)
     schema = FeatureSchema(dense=("x",), sparse=("u", "m"), vocab_sizes=(5, 7), embedding_dim=4)
-    with pytest.raises(ValueError, match="fm_dim must be an integer >= 0"):
-        build_model("dcn", schema, {"fm_dim": -1})
+    for bad in (-1, True, 2.5):
+        with pytest.raises(ValueError, match="fm_dim must be an integer >= 0"):
+            build_model("dcn", schema, {"fm_dim": bad})
 
 
 def test_dcn_logit_is_the_dcn_logit_plus_the_pairwise_term():

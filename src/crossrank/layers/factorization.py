@@ -59,4 +59,3 @@ class FactorizationMachine(nn.Module):
         v = self.factors(sparse)  # (B, F, K)
         total = v.sum(dim=1)  # (B, K)
         return 0.5 * (total.square().sum(dim=1) - v.square().sum(dim=(1, 2)))  # (B,)
-

@@ -80,7 +80,7 @@ class DCNConfig:
 
     def __post_init__(self) -> None:
         _check_task(self.task)
-        if not isinstance(self.fm_dim, int) or self.fm_dim < 0:
+        if isinstance(self.fm_dim, bool) or not isinstance(self.fm_dim, int) or self.fm_dim < 0:
             raise ValueError(f"fm_dim must be an integer >= 0 (0: no factorization machine), "
                              f"got {self.fm_dim!r}")
         if self.structure not in ("stacked", "parallel", "cross_only"):

@@ -182,7 +182,6 @@ def dot_interaction(dense: Tensor, sparse: Tensor, *, self_interaction: bool = F
     return torch.cat([dense, z[:, rows, cols]], dim=1)  # (B, D + P)
 
 
-
 def factorization_machine(factors: Tensor) -> Tensor:
     """A factorization machine's pairwise term by its definition: ``sum_{i<j} <v_i, v_j>``.
 
@@ -199,6 +198,7 @@ def factorization_machine(factors: Tensor) -> Tensor:
         for j in range(i + 1, num_fields):
             out = out + (factors[:, i] * factors[:, j]).sum(dim=1)
     return out
+
 
 def triu_indices(
     n: int, self_interaction: bool, *, device: torch.device | None = None
