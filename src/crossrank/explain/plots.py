@@ -71,7 +71,8 @@ def plot_field_importance(importance: FieldImportance, path: str | Path, *,
     else:
         which = "layer 0 (the only layer)"
     head = title if title is not None else importance.model
-    lines = [head, f"{which}; {importance.source}"]
+    # One short line each: a centred axes title wider than the figure is clipped at its edges.
+    lines = [head, which, importance.source]
     if title is not None:
         lines.insert(1, importance.model)
 
