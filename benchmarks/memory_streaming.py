@@ -37,7 +37,7 @@ from pathlib import Path
 
 def write_shards(directory: Path, rows: int, shard_rows: int) -> int:
     """``rows`` synthetic Criteo rows as ``part-NNNNN.tsv`` shards; returns the shard count."""
-    from crossrank.pipeline import write_default_synthetic
+    from crossrank.data import write_default_synthetic
 
     done = directory / "_COMPLETE"  # hidden from list_shards by its leading underscore
     shards = -(-rows // shard_rows)

@@ -1,7 +1,7 @@
 """From files to a trained model, metrics, scores and explanations: what the CLI runs.
 
 ``train_from_data`` streams the training files twice (fit the encoder, then encode to a binary
-cache; shared out by file among data-parallel ranks, see :mod:`crossrank.prepare`), carves the
+cache; shared out by file among data-parallel ranks, see :mod:`crossrank.data.prepare`), carves the
 validation rows off the end, trains, and writes the model directory:
 ``model.safetensors`` + ``model.json`` (model spec, training config, table schema, encoder,
 metrics), ``metrics.jsonl``, ``encoder/``, ``cache/`` and, for ``--resume``, the latest state.
@@ -12,61 +12,20 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import get_args
 
 import numpy as np
 import torch
 
+from crossrank.data.files import Format, infer_format
+from crossrank.data.prepare import EncoderOptions, prepare_data
 from crossrank.data.readers import OnBadRows
-from crossrank.data.schema import Format
+from crossrank.data.synthetic_default import write_default_synthetic
+from crossrank.distributed import current_context, run_agreed
 from crossrank.models import FeatureSchema, build_model
 from crossrank.models.heads import predict
-from crossrank.prepare import EncoderOptions, prepare_data, run_agreed
 from crossrank.train.checkpoint import atomic_write_json, load_model
 from crossrank.train.config import TrainConfig
-from crossrank.train.distributed import current_context
 from crossrank.train.loop import FitResult, Trainer, score
-
-# The embedded default data: Criteo-shaped, 100 values per field and a small main effect of
-# each planted field, so that the planted crosses are learnable in a few epochs from the
-# default 50,000 rows. (At 1,000 Zipf values per field and pure XOR crosses, most values are
-# too rare, and the start too flat, to learn the crosses from that many rows.)
-SYNTHETIC_VOCAB = 100
-SYNTHETIC_MAIN_WEIGHT = 0.5
-
-
-def write_default_synthetic(path: str | Path, num_rows: int, *, seed: int = 0) -> None:
-    """Write the synthetic click log ``crossrank train`` uses when given no data (Criteo TSV).
-
-    All files written here come from one click model (one "world"), so files written with
-    different seeds are train and test samples of the same task.
-    """
-    from crossrank.data import make_synthetic_clicks, write_table
-
-    table = make_synthetic_clicks(num_rows, seed=seed, vocab_size=SYNTHETIC_VOCAB,
-                                  main_weight=SYNTHETIC_MAIN_WEIGHT)
-    write_table(table, path, fmt="criteo")
-
-
-def infer_format(path: str | Path, fmt: str | None) -> Format:
-    """The file format: given, or from the extension (.tsv/.txt -> criteo)."""
-    if fmt is not None:
-        formats: tuple[Format, ...] = get_args(Format)
-        for known in formats:
-            if fmt == known:
-                return known
-        raise ValueError(f"format must be one of {formats}, got {fmt!r}")
-    p = Path(str(path).rstrip("/*"))
-    if p.is_dir():
-        exts = {f.suffix.lower() for f in p.iterdir() if f.is_file()}
-        suffix = exts.pop() if len(exts) == 1 else ""
-    else:
-        suffix = p.suffix.lower()
-    by_ext: dict[str, Format] = {".tsv": "criteo", ".txt": "criteo", ".csv": "csv", ".parquet": "parquet",
-              ".pq": "parquet"}
-    if suffix not in by_ext:
-        raise ValueError(f"cannot tell the format of {path}; pass --format criteo|csv|parquet")
-    return by_ext[suffix]
 
 
 def _resolve_schema(path: str, fmt: Format, table_schema):

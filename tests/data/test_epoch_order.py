@@ -16,7 +16,7 @@ from crossrank.data import (
     make_synthetic_clicks,
 )
 from crossrank.data.order import EpochOrder
-from crossrank.train.distributed import shard_batches
+from crossrank.distributed import shard_batches
 
 # (rows, block_rows, window_blocks): one window, several, a short last block, a last window of
 # one short block, blocks of one row

@@ -58,7 +58,7 @@ def record_rows(model) -> list[list[int]]:
 
 
 def main(spec_path: str) -> None:
-    from crossrank.train.distributed import all_gather_1d, cleanup, init_distributed
+    from crossrank.distributed import all_gather_1d, cleanup, init_distributed
     from crossrank.train.loop import Trainer, evaluate
 
     torch.set_num_threads(1)

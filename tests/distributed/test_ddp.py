@@ -11,7 +11,7 @@ from ddp_worker import BLOCK_ROWS, WINDOW_BLOCKS, make_config, make_data, make_m
 from launch import run_ranks
 
 from crossrank.data.order import EpochOrder
-from crossrank.train.distributed import (
+from crossrank.distributed import (
     DistContext,
     all_gather_1d,
     init_distributed,

@@ -15,7 +15,8 @@ from safetensors.numpy import load_file
 
 from crossrank.cli import main as cli_main
 from crossrank.data import criteo_schema, write_synthetic
-from crossrank.prepare import PARTS_DIR, EncoderOptions, assign_files, prepare_data
+from crossrank.data.prepare import PARTS_DIR, EncoderOptions, prepare_data
+from crossrank.distributed import assign_files
 from tolerances import TOLERANCES
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -184,7 +185,7 @@ def test_a_failure_travels_between_ranks_as_the_same_error():
     import json as json_module
 
     from crossrank.data import BadInputError
-    from crossrank.prepare import _describe, _rebuild
+    from crossrank.distributed.agreement import _describe, _rebuild
 
     def travel(error: Exception) -> Exception:  # what agree() sends and rebuilds, as JSON
         return _rebuild(json_module.loads(json_module.dumps(_describe(error))), 1)

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-import crossrank.prepare as prepare
+import crossrank.data.prepare as prepare
 from crossrank.cli import main as cli_main
 
 

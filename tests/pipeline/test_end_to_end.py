@@ -6,7 +6,7 @@ import json
 import pytest
 
 from crossrank.cli import main
-from crossrank.pipeline import write_default_synthetic
+from crossrank.data import write_default_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_shards_give_the_same_model_and_metrics_as_one_file(tmp_path, capsys):
 
 
 def test_infer_format_names_an_unknown_format_and_reads_extensions(tmp_path):
-    from crossrank.pipeline import infer_format
+    from crossrank.data import infer_format
 
     assert infer_format(tmp_path / "day.tsv", None) == "criteo"
     assert infer_format(tmp_path / "x.csv", "parquet") == "parquet"

@@ -8,22 +8,17 @@ alone does not.
 from crossrank.data.cache import concatenate_caches, encode_to_cache, remove_cache
 from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
+from crossrank.data.files import FORMATS, Format, infer_format, list_shards
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
+from crossrank.data.infer import infer_schema
 from crossrank.data.movielens import load_movielens_100k, movielens_schema
 from crossrank.data.order import EpochOrder
-from crossrank.data.readers import empty_table, iter_tables, list_shards, read_table
+from crossrank.data.readers import empty_table, iter_tables, read_table
 from crossrank.data.rejects import REASONS, BadInputError, RejectsLog
-from crossrank.data.schema import (
-    FORMATS,
-    TASKS,
-    TableSchema,
-    criteo_schema,
-    infer_schema,
-    load_schema,
-    save_schema,
-)
+from crossrank.data.schema import TASKS, TableSchema, criteo_schema, load_schema, save_schema
 from crossrank.data.synthetic import SyntheticSpec, make_synthetic_clicks, write_synthetic
+from crossrank.data.synthetic_default import write_default_synthetic
 from crossrank.data.writers import write_table
 
 __all__ = [
@@ -37,6 +32,7 @@ __all__ = [
     "EpochOrder",
     "FeatureEncoder",
     "FitStats",
+    "Format",
     "RejectsLog",
     "SyntheticSpec",
     "TableSchema",
@@ -44,6 +40,7 @@ __all__ = [
     "criteo_schema",
     "empty_table",
     "encode_to_cache",
+    "infer_format",
     "infer_schema",
     "iter_tables",
     "list_shards",
@@ -55,6 +52,7 @@ __all__ = [
     "remove_cache",
     "save_schema",
     "stable_hash64",
+    "write_default_synthetic",
     "write_synthetic",
     "write_table",
 ]

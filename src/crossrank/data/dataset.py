@@ -28,7 +28,7 @@ import torch
 from crossrank.data.encoders import EncodedBatch
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import DEFAULT_BLOCK_ROWS, DEFAULT_WINDOW_BLOCKS, EpochOrder
-from crossrank.train.distributed import batch_share
+from crossrank.distributed.shards import batch_share
 
 CACHE_FORMAT = "crossrank.EncodedDataset"
 CACHE_VERSION = 1
@@ -320,7 +320,7 @@ class EncodedDataset:
         """Rank ``rank``'s share of every global batch of :meth:`iter_batches`, gathered alone.
 
         Equals ``shard_batches(self.iter_batches(batch_size, ...), rank=rank,
-        world_size=world_size)`` (:mod:`crossrank.train.distributed`: the weight of the
+        world_size=world_size)`` (:mod:`crossrank.distributed`: the weight of the
         share's mean loss, and the global batch's first row with weight 0 for an empty share),
         but gathers only the rows of the share. The global order does not depend on
         ``world_size``. (A cache's window is still read whole by every rank: a share's rows

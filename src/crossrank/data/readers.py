@@ -22,7 +22,6 @@ Formats:
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -30,35 +29,14 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from crossrank.data.files import FORMATS, Format, list_shards
 from crossrank.data.rejects import BadInputError, RejectsLog
-from crossrank.data.schema import FORMATS, Format, TableSchema
+from crossrank.data.schema import TableSchema
 from crossrank.data.text_reader import TextFile, report
 from crossrank.data.validate import validate_columns
 
 OnBadRows = Literal["error", "skip"]
 ON_BAD_ROWS: tuple[str, ...] = ("error", "skip")
-
-
-def list_shards(path: str | Path) -> list[Path]:
-    """The files behind ``path``: itself, the visible files of a directory, or a glob's matches.
-
-    Files whose names start with ``.`` or ``_`` (``_SUCCESS``, ``.crc``) are left out of a
-    directory. The result is sorted by path, so shards are read in a fixed order.
-    """
-    if not isinstance(path, str | Path):
-        raise TypeError(f"path must be a str or a Path, got {type(path).__name__}")
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith((".", "_"))]
-    elif any(ch in str(path) for ch in "*?["):
-        files = [Path(f) for f in glob.glob(str(path)) if Path(f).is_file()]
-    else:
-        raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
-    if not files:
-        raise FileNotFoundError(f"no data files in {str(path)!r}")
-    return sorted(files)
 
 
 def _check_options(

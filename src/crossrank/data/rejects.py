@@ -26,64 +26,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-REASONS: dict[str, str] = {
-    "wrong_field_count": "wrong number of fields",
-    "blank_row": "every field empty (blank line)",
-    "line_break_in_field": "a field holds a line break (unterminated or multi-line quote)",
-    "missing_label": "missing label",
-    "bad_label": "label outside the task's range",
-    "non_numeric": "non-numeric value in a numeric column",
-    "non_finite": "NaN or infinite value in a numeric column",
-    "invalid_utf8": "invalid UTF-8",
-    "missing_id": "missing id",
-    "empty_file": "empty file (no data rows)",
-    "bad_file": "unreadable file or missing columns",
-}
+from crossrank.errors import REASONS, BadInputError
 
-
-def _where(file: str, line: int | None, row: int | None, column: str | None) -> str:
-    place = file
-    if line is not None:
-        place += f" line {line}"
-    elif row is not None:
-        place += f" row {row}"
-    if column is not None:
-        place += f", column {column}"
-    return place
-
-
-class BadInputError(ValueError):
-    """A row or file that breaks the schema; the message is one line naming where.
-
-    Attributes:
-        file, line (1-based, text formats), row (0-based, Parquet), column, reason (a key of
-        :data:`REASONS`), detail (the message without the place).
-
-    Example:
-        >>> e = BadInputError("non-numeric dense value 'abc'", file="criteo.tsv", line=17,
-        ...                   column="I3", reason="non_numeric")
-        >>> str(e)
-        "criteo.tsv line 17, column I3: non-numeric dense value 'abc'"
-        >>> isinstance(e, ValueError)
-        True
-    """
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        file: str,
-        reason: str,
-        line: int | None = None,
-        row: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        if reason not in REASONS:
-            raise ValueError(f"reason must be one of {sorted(REASONS)}, got {reason!r}")
-        self.file, self.line, self.row, self.column = file, line, row, column
-        self.reason, self.detail = reason, detail
-        super().__init__(f"{_where(file, line, row, column)}: {detail}")
-
+__all__ = ["REASONS", "BadInputError", "RejectsLog", "concatenate_rejects", "summarize"]
 
 class RejectsLog:
     """Counts skipped rows by reason and, given ``path``, writes each one as a JSON line.

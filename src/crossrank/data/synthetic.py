@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from crossrank.data.schema import Format, TableSchema
+from crossrank.data.files import Format
+from crossrank.data.schema import TableSchema
 from crossrank.data.writers import write_table
 
 _METADATA_KEY = b"crossrank.synthetic"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from crossrank.data.schema import FORMATS, Format
+from crossrank.data.files import FORMATS, Format
 
 
 def write_table(table: pa.Table, path: str | Path, *, fmt: Format) -> None:

@@ -1,6 +1,6 @@
 """The training loop: mini-batches from an encoded dataset, validation, early stopping,
 checkpoints and resume; data-parallel over processes when torch.distributed is initialized
-(see :mod:`crossrank.train.distributed`).
+(see :mod:`crossrank.distributed`).
 
 The loop owns the optimizer, seeding and the device; the model only computes logits.
 """
@@ -19,6 +19,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from crossrank.distributed import (
+    DistContext,
+    all_gather_1d,
+    all_reduce_sum,
+    broadcast_float,
+    broadcast_module,
+    current_context,
+    shard_batches,
+)
 from crossrank.models.base import RankingModel
 from crossrank.models.heads import loss_fn, predict
 from crossrank.train.checkpoint import (
@@ -29,15 +38,6 @@ from crossrank.train.checkpoint import (
     save_training_state,
 )
 from crossrank.train.config import TrainConfig
-from crossrank.train.distributed import (
-    DistContext,
-    all_gather_1d,
-    all_reduce_sum,
-    broadcast_float,
-    broadcast_module,
-    current_context,
-    shard_batches,
-)
 from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
 from crossrank.train.optim import build_optimizer, lr_factor
 
@@ -66,7 +66,7 @@ def iter_shares(data: BatchSource, batch_size: int, *, shuffle: bool, seed: int,
     """(weight, this rank's share) of every global batch of ``data``'s epoch.
 
     The source's own per-rank reader when it has one, else whole global batches cut by
-    :func:`~crossrank.train.distributed.shard_batches`; both give the same shares and weights.
+    :func:`~crossrank.distributed.shard_batches`; both give the same shares and weights.
     """
     if isinstance(data, ShardedBatchSource):
         return data.iter_shares(batch_size, shuffle=shuffle, seed=seed, rank=rank,
@@ -143,8 +143,8 @@ class Trainer:
     ``DistributedDataParallel``: each rank takes a share of every global batch of
     ``config.batch_size`` rows, losses are scaled so the update equals a one-process step on
     the whole global batch, validation metrics come from all ranks' gathered predictions and
-    only rank 0 writes files and prints (:mod:`crossrank.train.distributed`). Initialize the
-    process group (:func:`~crossrank.train.distributed.init_distributed`) before building the
+    only rank 0 writes files and prints (:mod:`crossrank.distributed`). Initialize the
+    process group (:func:`~crossrank.distributed.init_distributed`) before building the
     Trainer, with ``config.device`` set to the rank's device (``DistContext.device``).
     """
 

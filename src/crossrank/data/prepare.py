@@ -3,7 +3,7 @@ shared out by file among data-parallel ranks.
 
 ``out/encoder`` and ``out/cache`` are what one process writes from the files of ``--data`` in
 order. Under DDP with W ranks the sorted files are cut into W contiguous ranges balanced by
-size (:func:`assign_files`), and each rank parses only its range:
+size (:func:`~crossrank.distributed.assign_files`), and each rank parses only its range:
 
 1. fit: each rank collects its files' :class:`~crossrank.data.FitStats` (value counts, exact
    dense sums) and writes them to ``out/cache.parts/rank{r}/stats``; rank 0 merges them
@@ -18,42 +18,33 @@ When one rank has all the files (a single file, or W = 1) it writes ``out/cache`
 rejects file directly, and the others wait. The parts travel through files, so ``out`` must be
 on a file system all ranks share (as ``--resume`` under DDP needs anyway).
 
-Failures: the steps are separated by :func:`agree`, a collective at which every rank learns
-whether any rank failed; all then raise the first failure in rank order, which is the first
-bad row in file order with ``--on-bad-rows error``, the message one process would give. No
-rank is left waiting at a barrier for a rank that has stopped.
+Failures: the steps are separated by :func:`~crossrank.distributed.agree`, a collective at
+which every rank learns whether any rank failed; all then raise the first failure in rank
+order, which is the first bad row in file order with ``--on-bad-rows error``, the message one
+process would give. No rank is left waiting at a barrier for a rank that has stopped.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import pyarrow as pa
 
-from crossrank.data import (
-    REASONS,
-    BadInputError,
-    EncodedDataset,
-    FeatureEncoder,
-    FitStats,
-    RejectsLog,
-    TableSchema,
-    concatenate_caches,
-    encode_to_cache,
-    iter_tables,
-    list_shards,
-)
-from crossrank.data.readers import OnBadRows
-from crossrank.data.rejects import concatenate_rejects, summarize
-from crossrank.data.schema import Format
-from crossrank.train.distributed import all_gather_bytes, all_reduce_sum, current_context
+from crossrank.data.cache import concatenate_caches, encode_to_cache
+from crossrank.data.dataset import EncodedDataset
+from crossrank.data.encoders import FeatureEncoder
+from crossrank.data.files import Format
+from crossrank.data.fit_stats import FitStats
+from crossrank.data.readers import OnBadRows, iter_tables, list_shards
+from crossrank.data.rejects import RejectsLog, concatenate_rejects, summarize
+from crossrank.data.schema import TableSchema
+from crossrank.distributed import all_reduce_sum, assign_files, current_context, run_agreed
+from crossrank.errors import REASONS
 
-T = TypeVar("T")
 PARTS_DIR = "cache.parts"
 
 
@@ -63,99 +54,6 @@ class EncoderOptions:
     missing_indicator: bool = False
     min_count: int = 1
     hash_buckets: int | None = None
-
-
-def assign_files(sizes: Sequence[int], world_size: int) -> list[tuple[int, int]]:
-    """Contiguous ranges ``[lo, hi)`` of ``sizes``' files for ranks ``0..world_size-1``,
-    balanced by bytes: a file goes to the rank whose 1/W of the total holds its midpoint.
-
-    Ranges are in rank order and cover every file once, so the ranks' parts joined in rank
-    order are the files in order. A rank may get no file (fewer files than ranks, or one file
-    larger than the others together).
-
-    Example:
-        >>> assign_files([10, 10, 10, 10], 2)
-        [(0, 2), (2, 4)]
-        >>> assign_files([100, 1, 1, 1], 2), assign_files([5], 3)
-        ([(0, 1), (1, 4)], [(0, 0), (0, 1), (1, 1)])
-    """
-    if isinstance(world_size, bool) or not isinstance(world_size, int) or world_size < 1:
-        raise ValueError(f"world_size must be a positive int, got {world_size!r}")
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes):
-        raise ValueError(f"sizes must be non-negative ints, got {list(sizes)!r}")
-    weights = [s + 1 for s in sizes]  # + 1: empty files still count, and total > 0
-    total, start, owner = sum(weights), 0, []
-    for w in weights:
-        owner.append(min(world_size - 1, (2 * start + w) * world_size // (2 * total)))
-        start += w
-    ranges, lo = [], 0
-    for rank in range(world_size):
-        hi = lo + owner.count(rank)
-        ranges.append((lo, hi))
-        lo = hi
-    return ranges
-
-
-def agree(error: BaseException | None) -> None:
-    """A barrier at which the ranks learn whether any failed: then every rank raises the first
-    failure in rank order (the failing rank its own exception, the others one of the same type
-    and message, or a ``RuntimeError`` naming the rank for types other than the usual ones).
-
-    Without a process group: raises ``error`` if there is one.
-
-    Example:
-        >>> agree(None)
-    """
-    world = current_context()
-    if not world.is_distributed:
-        if error is not None:
-            raise error
-        return
-    reports = all_gather_bytes(b"" if error is None else json.dumps(_describe(error)).encode())
-    for rank, raw in enumerate(reports):
-        if raw:
-            if rank == world.rank and error is not None:
-                raise error
-            raise _rebuild(json.loads(raw), rank) from error
-
-
-_TYPES: dict[str, type[Exception]] = {
-    t.__name__: t for t in (ValueError, TypeError, FileNotFoundError, PermissionError, OSError)
-}
-
-
-def _describe(error: BaseException) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
-    if isinstance(error, BadInputError):
-        d["bad_input"] = {"detail": error.detail, "file": error.file, "reason": error.reason,
-                          "line": error.line, "row": error.row, "column": error.column}
-    return d
-
-
-def _rebuild(d: dict[str, Any], rank: int) -> Exception:
-    if "bad_input" in d:
-        b = d["bad_input"]
-        return BadInputError(b.pop("detail"), **b)
-    if d["type"] in _TYPES:
-        return _TYPES[d["type"]](d["message"])
-    return RuntimeError(f"rank {rank} failed: {d['type']}: {d['message']}")
-
-
-def run_agreed(fn: Callable[[], T]) -> T:
-    """``fn()`` on this rank, then :func:`agree` on whether every rank's call succeeded: a
-    step that either succeeds on every rank or raises on every rank.
-
-    Example:
-        >>> run_agreed(lambda: 3)
-        3
-    """
-    try:
-        result = fn()
-    except Exception as error:  # every failure stops every rank: none waits for the others
-        agree(error)
-        raise  # not reached: agree raises
-    agree(None)
-    return result
 
 
 def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderOptions,
