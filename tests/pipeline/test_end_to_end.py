@@ -135,7 +135,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "not a crossrank model directory" in capsys.readouterr().err
     assert main(["train", "--model-option", "rnak=3", "--out", str(tmp_path / "m2"),
                  "--synthetic-rows", "500", "--no-progress"]) == 2
-    assert "unknown DCNConfig option" in capsys.readouterr().err
+    assert "unknown option 'model.rnak'; did you mean 'model.rank'?" in capsys.readouterr().err
 
 
 def test_skip_bad_rows_counts_and_writes_rejects(tmp_path, capsys):

@@ -159,7 +159,8 @@ def test_evaluate_uses_every_row_not_a_batch_average():
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
-    with pytest.raises(ValueError, match="unknown TrainConfig"):
+    with pytest.raises(ValueError, match="unknown option 'training.epocs'; did you mean "
+                                         "'training.epochs'"):
         TrainConfig.from_dict({"epocs": 3})
 
 

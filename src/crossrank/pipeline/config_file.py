@@ -109,7 +109,10 @@ def parse_value(text: str, tp: Any) -> Any:
         item = typing.get_args(next(a for a in arms if typing.get_origin(a) is tuple))
         parts = [p.strip() for p in text.split(",") if p.strip()]
         return tuple(p if item and item[0] is str else _json_or_text(p) for p in parts)
-    return _json_or_text(text)
+    value = _json_or_text(text)
+    if isinstance(value, list) and any(typing.get_origin(a) is tuple for a in arms):
+        return tuple(value)
+    return value
 
 
 def _json_or_text(text: str) -> Any:

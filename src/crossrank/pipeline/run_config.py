@@ -90,8 +90,8 @@ class RunConfig:
 
     Example:
         >>> run = build_run_config({"training": {"lr": 3e-4}, "model": {"name": "dnn"}})
-        >>> run.training.lr, run.model.name, run.schema.task
-        (0.0003, 'dnn', 'binary')
+        >>> run.training.lr, run.model.name, run.model.config.deep_layers
+        (0.0003, 'dnn', (256, 128))
         >>> build_run_config(run.to_dict()) == run
         True
     """
