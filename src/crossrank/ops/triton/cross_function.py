@@ -73,7 +73,8 @@ def tile_config(kernel: str, dtype: torch.dtype, batch: int, sms: int) -> TileCo
 
 
 def choose_path(batch: int, width: int, rank: int, sms: int) -> str:
-    """Row-tile when every GEMM is narrow enough to loop on chip and the row tiles fill the GPU."""
+    """Row-tile when every GEMM is narrow enough for one program to loop over all layers and the
+    row tiles fill the GPU."""
     if max(width, rank) > ROWTILE_MAX_WIDTH:
         return "layerwise"
     if _runtime.interpreting() or triton.cdiv(batch, 64) >= sms:
