@@ -1,10 +1,15 @@
 """CrossNet and FeatureCross against independent float64 formulas written per sample."""
 
+import importlib.util
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from crossrank.layers import CrossNet, FeatureCross
+from crossrank.ops import reference
 from tolerances import assert_close
 
 B, N = 5, 7
@@ -216,3 +221,162 @@ def test_bad_inputs():
         CrossNet(0, 1)
     with pytest.raises(ValueError, match="x must have x0's shape"):
         FeatureCross(4)(torch.randn(2, 4), torch.randn(3, 4))
+
+
+# ------------------------------------------------------------------ state_dict keys and old files
+
+# The keys and shapes CrossNet had before the variants were split out (L = 2, N = 5, r = 3,
+# K = 4), in parameter order: an optimizer's state follows that order.
+OLD_KEYS = [
+    ({}, [("weight", (2, 5, 5)), ("bias_param", (2, 5))]),
+    ({"use_bias": False}, [("weight", (2, 5, 5))]),
+    ({"rank": 3}, [("u", (2, 5, 3)), ("v", (2, 3, 5)), ("bias_param", (2, 5))]),
+    ({"rank": 3, "num_experts": 4}, [("u", (2, 4, 5, 3)), ("v", (2, 4, 3, 5)),
+                                     ("c", (2, 4, 3, 3)), ("gate", (2, 4, 5)),
+                                     ("bias_param", (2, 5))]),
+    ({"kind": "vector"}, [("weight", (2, 5)), ("bias_param", (2, 5))]),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), OLD_KEYS)
+def test_state_dict_keys_and_parameter_order_are_the_old_ones(kwargs, expected):
+    net = CrossNet(5, 2, **kwargs)
+    assert [(k, tuple(t.shape)) for k, t in net.state_dict().items()] == expected
+    assert [(k, tuple(p.shape)) for k, p in net.named_parameters()] == expected
+    kernels = [k for k, _ in expected if k != "bias_param"]
+    assert [id(p) for p in net.kernels()] == [id(getattr(net, k)) for k in kernels]
+    # FeatureCross wraps one such CrossNet under "cross.".
+    if "num_experts" not in kwargs and "kind" not in kwargs:
+        fc = FeatureCross(5, projection_dim=kwargs.get("rank"), use_bias=kwargs.get("use_bias", True))
+        assert [k for k in fc.state_dict()] == [f"cross.{k}" for k, _ in expected]
+
+
+COMPAT_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "compat_v1"
+# Each compatibility model with a cross network: its prefix and the CrossNet it was built as.
+COMPAT_CROSS = {
+    "dcn_full": ("cross.", (14, 3), {}),
+    "dcn_lowrank_parallel_terms": ("cross.", (14, 3), {"rank": 3}),
+    "dcn_mix": ("cross.", (14, 3), {"rank": 2, "num_experts": 3}),
+    "dcn_vector": ("cross.", (14, 3), {"kind": "vector"}),
+    "dlrm_dcn": ("interaction.", (16, 2), {"rank": 2}),
+}
+
+
+def test_compat_fixture_cross_networks_are_the_ones_listed():
+    safetensors = pytest.importorskip("safetensors")
+    found = set()
+    for path in sorted(COMPAT_DIR.glob("*/model.safetensors")):
+        with safetensors.safe_open(str(path), "pt") as f:
+            if any(k.startswith(("cross.", "interaction.")) and k.endswith("bias_param")
+                   for k in f.keys()):
+                found.add(path.parent.name)
+    assert found == set(COMPAT_CROSS)
+
+
+@pytest.mark.parametrize("name", list(COMPAT_CROSS))
+def test_old_model_files_load_into_a_fresh_crossnet(name):
+    load_file = pytest.importorskip("safetensors.torch").load_file
+    prefix, sizes, kwargs = COMPAT_CROSS[name]
+    saved = {k[len(prefix):]: t for k, t in load_file(str(COMPAT_DIR / name / "model.safetensors")).items()
+             if k.startswith(prefix)}
+    net = CrossNet(*sizes, **kwargs)
+    net.load_state_dict(saved, strict=True)
+    for key, tensor in saved.items():
+        assert torch.equal(getattr(net, key), tensor), key
+    # The loaded network computes the reference ops with the saved tensors (float64).
+    net = net.double()
+    w = {k: t.double() for k, t in saved.items()}
+    x0 = _x(11, b=3, n=sizes[0])
+    x = x0
+    for layer in range(sizes[1]):
+        b = w["bias_param"][layer]
+        if "weight" in w and w["weight"].dim() == 2:
+            x = reference.vector_cross_layer(x0, x, w["weight"][layer], b)
+        elif "weight" in w:
+            x = reference.cross_layer(x0, x, w["weight"][layer], b)
+        elif "gate" in w:
+            x = reference.mixture_cross_layer(x0, x, *(w[k][layer] for k in ("u", "v", "c", "gate")), b)
+        else:
+            x = reference.low_rank_cross_layer(x0, x, w["u"][layer], w["v"][layer], b)
+    assert_close(net(x0), x)
+
+
+def test_weights_are_read_at_call_time_after_an_assigning_load():
+    """load_state_dict(assign=True) replaces the registered parameters; the net must use them."""
+    for kwargs in ({}, {"rank": 2}, {"rank": 2, "num_experts": 2}, {"kind": "vector"}):
+        net, other = CrossNet(4, 2, **kwargs).double(), _randomize(CrossNet(4, 2, **kwargs).double())
+        net.load_state_dict(other.state_dict(), assign=True)
+        x0 = _x(12, b=2, n=4)
+        assert torch.equal(net(x0), other(x0))
+        assert torch.equal(net.effective_weight(1), other.effective_weight(1))
+
+
+# ------------------------------------------------------------------------ backend, chosen once
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"kind": "vector"}, "vector cross variant has no fused kernel"),
+    ({"rank": 2, "num_experts": 3}, "mixture cross variant has no fused kernel"),
+    ({"activation": "tanh"}, "full rank cross kernel does not fuse activation='tanh'"),
+    ({"rank": 2, "activation": "gelu"}, "low rank cross kernel does not fuse activation='gelu'"),
+])
+def test_forced_triton_without_a_kernel_raises_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CrossNet(4, 2, backend="triton", **kwargs)
+    # "auto" settles on the reference, once, for the same network.
+    assert CrossNet(4, 2, backend="auto", **kwargs).forward_backend == "reference"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"rank": 2}, {"activation": "relu", "diag_scale": 0.5},
+                                    {"rank": 2, "activation": "linear"}])
+def test_backend_with_a_kernel_is_kept_for_the_call(kwargs):
+    for backend in ("auto", "triton", "reference"):
+        assert CrossNet(4, 2, backend=backend, **kwargs).forward_backend == backend
+
+
+def test_forced_triton_that_cannot_run_raises_at_the_call(monkeypatch):
+    """CPU tensors without the interpreter (or no Triton at all): a RuntimeError, no fallback."""
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    net = CrossNet(4, 2, rank=2, backend="triton")
+    with pytest.raises(RuntimeError, match="backend='triton' cannot run cross_stack"):
+        net(torch.randn(3, 4))
+    # layer_forward is documented to run the reference whatever the backend.
+    assert net.layer_forward(0, torch.ones(1, 4), torch.ones(1, 4)).shape == (1, 4)
+
+
+@pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") != "1" or importlib.util.find_spec("triton") is None,
+                    reason="runs the fused kernel under Triton's CPU interpreter")
+@pytest.mark.parametrize("kwargs", [{"diag_scale": 0.5, "activation": "relu"}, {"rank": 3}])
+def test_forced_triton_crossnet_matches_the_reference_crossnet(kwargs):
+    fused = _randomize(CrossNet(N, 2, backend="triton", **kwargs).double())
+    ref = CrossNet(N, 2, backend="reference", **kwargs).double()
+    ref.load_state_dict(fused.state_dict())
+    for b in (1, B):
+        x0 = _x(13, b=b).requires_grad_()
+        out_f, out_r = fused(x0), ref(x0)
+        assert_close(out_f, out_r)
+        grads_f = torch.autograd.grad(out_f.square().sum(), [x0, *fused.parameters()])
+        grads_r = torch.autograd.grad(out_r.square().sum(), [x0, *ref.parameters()])
+        for got, want in zip(grads_f, grads_r, strict=True):
+            assert_close(got, want)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"rank": 2}, {"kind": "vector"},
+                                    {"rank": 2, "num_experts": 3, "activation": "tanh"}])
+def test_forward_is_the_loop_of_its_variants_layers_at_batch_one(kwargs):
+    net = _randomize(CrossNet(N, 3, **kwargs).double())
+    x0 = _x(14, b=1)
+    x = x0
+    for layer in range(3):
+        x = net.variant.layer_forward(dict(net.named_parameters()), layer, x0, x,
+                                      net.bias_param[layer])
+    assert_close(net(x0), x)
+    assert_close(net(x0)[0], net(torch.cat([x0, _x(15)]))[0])
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"rank": 2}])
+def test_forward_at_batch_one_matches_the_per_sample_formula(kwargs):
+    net = _randomize(CrossNet(N, 3, diag_scale=0.3, **kwargs).double())
+    x0 = _x(16, b=1)
+    ws = [net.effective_weight(i) - 0.3 * torch.eye(N, dtype=torch.float64) for i in range(3)]
+    assert_close(net(x0), per_sample_matrix(x0, ws, [net.bias(i) for i in range(3)], 0.3))

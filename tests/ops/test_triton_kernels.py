@@ -17,37 +17,21 @@ pytest.importorskip("triton")
 
 from crossrank.ops import dispatch, reference  # noqa: E402
 from crossrank.ops.triton import _runtime, cross_function, dot_function  # noqa: E402
+from tolerances import assert_close_normwise  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 if not INTERPRET and not torch.cuda.is_available():
     pytest.skip("needs CUDA or TRITON_INTERPRET=1", allow_module_level=True)
 DEVICE = torch.device("cpu" if INTERPRET else "cuda")
 
-# Max relative error (max |kernel - ref| / max |ref|, per tensor) against the float64 reference,
-# by the precision the kernel computes in. float64 kernels exist under the interpreter only.
-# Half precisions store x_l, h_l and the gradients between layers in their own dtype, as eager
-# PyTorch does; a 3-layer stack then lands at a few unit roundoffs u (bf16 u = 2^-8, fp16
-# u = 2^-11), and eager PyTorch in bf16 itself reaches 1.6e-2 (weight) to 2.9e-2 (bias) on these
-# inputs, so the half entries allow ~8-10 u.
-TOL = {
-    torch.float64: 1e-12,
-    torch.float32: 1e-5,
-    "tf32": 5e-3,  # float32 on GPU with allow_tf32: fp16's 10-bit mantissa, fp16's entry
-    torch.float16: 5e-3,
-    torch.bfloat16: 3e-2,
-}
 DTYPES = [torch.float32, torch.bfloat16, torch.float16] + ([torch.float64] if INTERPRET else [])
 
 
-def tolerance(dtype: torch.dtype) -> float:
-    return TOL["tf32"] if _runtime.dot_precision(dtype) == "tf32" else TOL[dtype]
-
-
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, what: str) -> None:
-    assert actual.shape == expected.shape, what
-    assert torch.isfinite(actual).all(), f"{what}: non-finite values (unwritten elements?)"
-    err = (actual.double() - expected.double()).abs().max() / expected.double().abs().max()
-    assert err.item() < tol, f"{what}: relative error {err.item():.3g} >= {tol:g}"
+def precision(dtype: torch.dtype) -> torch.dtype | str:
+    """The row of ``tolerances.TABLE`` a kernel's results in ``dtype`` are held to: "tf32" for
+    float32 on a GPU that lets matmuls use TF32, else the dtype (float64 kernels exist under the
+    interpreter only)."""
+    return "tf32" if _runtime.dot_precision(dtype) == "tf32" else dtype
 
 
 @pytest.fixture(autouse=True)
@@ -96,13 +80,13 @@ def check_cross(b: int, n: int, layers: int, rank: int | None, *, path: str, dty
                 bias: bool = True, diag_scale: float = 0.5, activation: str | None = "relu",
                 seed: int = 0) -> None:
     ins = make_cross(b, n, layers, rank, bias=bias, dtype=dtype, seed=seed)
-    a, second = (ins["weight"], None) if rank is None else (ins["u"], ins["v"])
-    out = cross_function.cross_stack(ins["x0"], a, second, ins["bias"], diag_scale=diag_scale,
+    wu, v = (ins["weight"], None) if rank is None else (ins["u"], ins["v"])
+    out = cross_function.cross_stack(ins["x0"], wu, v, ins["bias"], diag_scale=diag_scale,
                                      relu=activation == "relu", path=path)
     ref, ref_ins = reference_stack(**ins, diag_scale=diag_scale, activation=activation)
-    tol = tolerance(dtype)
+    prec = precision(dtype)
     assert out.dtype == dtype
-    assert_close(out, ref, tol, "output")
+    assert_close_normwise(out, ref, prec, "output")
     gout = torch.randn(ref.shape, generator=torch.Generator().manual_seed(seed + 1),
                        dtype=torch.float64)
     names = [k for k, t in ins.items() if t is not None]
@@ -110,7 +94,7 @@ def check_cross(b: int, n: int, layers: int, rank: int | None, *, path: str, dty
     ref_grads = torch.autograd.grad(ref, [ref_ins[k] for k in names], gout.to(dtype).double())
     for name, got, want in zip(names, grads, ref_grads, strict=True):
         assert got.dtype == dtype, name
-        assert_close(got, want, tol, f"grad {name}")
+        assert_close_normwise(got, want, prec, f"grad {name}")
 
 
 HALF = (torch.bfloat16, torch.float16)
@@ -132,13 +116,13 @@ def test_cross_dtypes(path: str, rank: int | None, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("dtype", HALF, ids=str)
 def test_cross_half_precision_relu_forward(rank: int | None, dtype: torch.dtype) -> None:
     ins = make_cross(37, 24, 3, rank, bias=True, dtype=dtype)
-    a, second = (ins["weight"], None) if rank is None else (ins["u"], ins["v"])
+    wu, v = (ins["weight"], None) if rank is None else (ins["u"], ins["v"])
     for path in ("rowtile", "layerwise"):
         with torch.no_grad():
-            out = cross_function.cross_stack(ins["x0"], a, second, ins["bias"], diag_scale=0.5,
+            out = cross_function.cross_stack(ins["x0"], wu, v, ins["bias"], diag_scale=0.5,
                                              relu=True, path=path)
         ref, _ = reference_stack(**ins, diag_scale=0.5, activation="relu")
-        assert_close(out, ref, tolerance(dtype), f"{path} output")
+        assert_close_normwise(out, ref, precision(dtype), f"{path} output")
 
 
 @pytest.mark.parametrize("path", ["rowtile", "layerwise"])
@@ -171,7 +155,7 @@ def test_cross_low_rank_equals_full_rank_with_product() -> None:
                                          diag_scale=0.5, relu=True)
         full = cross_function.cross_stack(ins["x0"], w, None, ins["bias"], diag_scale=0.5,
                                           relu=True)
-    assert_close(low, full, tolerance(low.dtype), "U V vs W")
+    assert_close_normwise(low, full, precision(low.dtype), "U V vs W")
 
 
 def test_cross_inference_and_noncontiguous_input() -> None:
@@ -182,7 +166,7 @@ def test_cross_inference_and_noncontiguous_input() -> None:
                                          relu=True)
     ref, _ = reference_stack(**ins, diag_scale=0.5, activation="relu")
     assert not out.requires_grad
-    assert_close(out, ref, tolerance(torch.float32), "no-grad output")
+    assert_close_normwise(out, ref, precision(torch.float32), "no-grad output")
 
 
 def test_cross_empty_batch() -> None:
@@ -213,14 +197,14 @@ def check_dot(b: int, f: int, d: int, *, self_interaction: bool, dtype: torch.dt
     rd = dense.detach().double().requires_grad_()
     rs = sparse.detach().double().requires_grad_()
     ref = reference.dot_interaction(rd, rs, self_interaction=self_interaction)
-    tol = tolerance(dtype)
+    prec = precision(dtype)
     assert out.dtype == dtype
-    assert_close(out, ref, tol, "output")
+    assert_close_normwise(out, ref, prec, "output")
     gout = torch.randn(ref.shape, generator=g, dtype=torch.float64).to(dtype)
     got = torch.autograd.grad(out, (dense, sparse), gout.to(DEVICE))
     want = torch.autograd.grad(ref, (rd, rs), gout.double())
-    assert_close(got[0], want[0], tol, "grad dense")
-    assert_close(got[1], want[1], tol, "grad sparse")
+    assert_close_normwise(got[0], want[0], prec, "grad dense")
+    assert_close_normwise(got[1], want[1], prec, "grad sparse")
 
 
 @pytest.mark.parametrize("self_interaction", [False, True])
@@ -271,10 +255,10 @@ def test_dispatch_cross_triton_matches_reference(rank: int | None) -> None:
         out = dispatch.cross_stack(**ins, diag_scale=0.5, activation="relu", backend=backend)
         outs.append(out)
         grads.append(torch.autograd.grad(out.sum(), [ins[k] for k in names]))
-    tol = tolerance(torch.float32)
-    assert_close(outs[0], outs[1], tol, "output")
+    prec = precision(torch.float32)
+    assert_close_normwise(outs[0], outs[1], prec, "output")
     for name, got, want in zip(names, *grads, strict=True):
-        assert_close(got, want, tol, f"grad {name}")
+        assert_close_normwise(got, want, prec, f"grad {name}")
 
 
 @pytest.mark.parametrize("self_interaction", [False, True])
@@ -283,10 +267,10 @@ def test_dispatch_dot_triton_matches_reference(self_interaction: bool) -> None:
     sparse = torch.randn(7, 4, 12, device=DEVICE, requires_grad=True)
     outs = [dispatch.dot_interaction(dense, sparse, self_interaction=self_interaction,
                                      backend=backend) for backend in ("triton", "reference")]
-    assert_close(outs[0], outs[1], tolerance(torch.float32), "output")
+    assert_close_normwise(outs[0], outs[1], precision(torch.float32), "output")
     grads = [torch.autograd.grad(o.square().sum(), (dense, sparse)) for o in outs]
     for got, want in zip(*grads, strict=True):
-        assert_close(got, want, tolerance(torch.float32), "grad")
+        assert_close_normwise(got, want, precision(torch.float32), "grad")
 
 
 def test_dispatch_forced_triton_on_unsupported_activation_raises() -> None:

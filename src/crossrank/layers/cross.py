@@ -1,17 +1,20 @@
-"""CrossNet: a stack of DCN cross layers (full rank, low rank, vector, mixture of experts).
+"""CrossNet: a stack of DCN cross layers, of one variant chosen at construction.
 
 One layer computes ``x_{l+1} = x0 * (act(W_l x_l + b_l) + diag_scale * x_l) + x_l`` on
-``(B, N)`` tensors as matrix products. Variants:
+``(B, N)`` tensors as matrix products. The variants live in ``crossrank.layers.cross_variants``:
 
-* ``kind="matrix", rank=None``: DCN-V2, full-rank ``W_l`` (N x N).
-* ``kind="matrix", rank=r``: low rank ``W_l = U_l V_l`` (U: N x r, V: r x N).
-* ``kind="matrix", rank=r, num_experts=K>1``: DCN-Mix, K low-rank experts
+* ``kind="matrix", rank=None``: ``FullRankCross``, DCN-V2's full-rank ``W_l`` (N x N).
+* ``kind="matrix", rank=r``: ``LowRankCross``, ``W_l = U_l V_l`` (U: N x r, V: r x N).
+* ``kind="matrix", rank=r, num_experts=K>1``: ``MixtureCross`` (DCN-Mix), K low-rank experts
   ``x0 * (U_k g(C_k g(V_k x_l)) + b)`` mixed by a softmax gate over ``x_l``.
-* ``kind="vector"``: DCN (v1), ``x_{l+1} = x0 * (x_l . w_l) + b_l + x_l``.
+* ``kind="vector"``: ``VectorCross``, DCN (v1), ``x_{l+1} = x0 * (x_l . w_l) + b_l + x_l``.
 
-Weights are stacked over layers (``weight`` is (L, N, N)), but every layer has its own slice:
-no weight is shared between layers, including the mixture's gate (TorchRec shares one gate
-across all layers; here each layer gates its own input).
+The variant computes; CrossNet holds the weights, registered under the variant's names, so the
+state_dict keys are ``weight``, ``u``, ``v``, ``c``, ``gate`` and ``bias_param`` whatever the
+variant (see ``cross_variants.base``). Weights are stacked over layers (``weight`` is
+(L, N, N)), but every layer has its own slice: no weight is shared between layers, including
+the mixture's gate (TorchRec shares one gate across all layers; here each layer gates its own
+input).
 """
 
 from __future__ import annotations
@@ -21,16 +24,21 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from crossrank.layers.init import BIAS_INITS, KERNEL_INITS, init_bias_, init_kernel_
+from crossrank.layers.cross_variants import (
+    CrossVariant,
+    FullRankCross,
+    LowRankCross,
+    MixtureCross,
+    VectorCross,
+)
+from crossrank.layers.init import BIAS_INITS, KERNEL_INITS, init_bias_
 from crossrank.layers.validation import (
     check_choice,
     check_float_input,
     check_non_negative,
     check_positive_int,
 )
-from crossrank.ops import reference
-from crossrank.ops.activations import get_activation
-from crossrank.ops.dispatch import BACKENDS, cross_stack
+from crossrank.ops.dispatch import BACKENDS, Backend, cross_backend, cross_stack
 
 CROSS_KINDS = ("matrix", "vector")
 
@@ -50,7 +58,14 @@ class CrossNet(nn.Module):
         kind: "matrix" (DCN-V2 family) or "vector" (DCN v1).
         kernel_init, bias_init: initializer names (see ``crossrank.layers.init``).
         kernel_l2, bias_l2: L2 penalty factors returned by ``regularization()``.
-        backend: "auto" (fused Triton kernel on CUDA when supported), "reference" or "triton".
+        backend: how ``forward`` runs the stack. "reference": the reference ops. "triton": the
+            fused Triton kernel, for full and low rank with activation None, "linear" or "relu"
+            only; any other variant or activation is a ValueError here, and a device, dtype or
+            size the kernel cannot take a RuntimeError at the call, never a fallback. "auto":
+            the fused kernel where ``backend="triton"`` would run on CUDA tensors, the reference
+            otherwise. ``forward_backend`` is the choice made here. ``layer_forward`` and
+            ``gate_shares`` always run the reference (one layer from any ``x_l``; the kernel
+            runs whole stacks from x0).
 
     Shape:
         x0: (B, N) -> (B, N).
@@ -61,6 +76,8 @@ class CrossNet(nn.Module):
         torch.Size([4, 6])
         >>> net.effective_weight(0).shape
         torch.Size([6, 6])
+        >>> sorted(net.state_dict())
+        ['bias_param', 'u', 'v']
     """
 
     def __init__(
@@ -91,40 +108,15 @@ class CrossNet(nn.Module):
         self.diag_scale = check_non_negative("diag_scale", diag_scale)
         self.kernel_l2 = check_non_negative("kernel_l2", kernel_l2)
         self.bias_l2 = check_non_negative("bias_l2", bias_l2)
-        self._act = get_activation(activation)
-        if rank is not None:
-            check_positive_int("rank", rank)
-        if kind == "vector" and (rank is not None or k > 1 or diag_scale or activation):
-            raise ValueError(
-                "kind='vector' (DCN v1) takes no rank, num_experts, diag_scale or activation; "
-                f"got rank={rank!r}, num_experts={k}, diag_scale={diag_scale!r}, "
-                f"activation={activation!r}"
-            )
-        if k > 1 and rank is None:
-            raise ValueError(f"num_experts={k} (DCN-Mix) needs a low rank; got rank=None")
+        self.variant = _make_variant(n, layers, rank=rank, num_experts=k,
+                                     diag_scale=self.diag_scale, activation=activation, kind=kind)
         self.in_features, self.num_layers, self.rank, self.num_experts = n, layers, rank, k
         self.kind, self.activation, self.use_bias, self.backend = kind, activation, use_bias, backend
-
-        if kind == "vector":
-            self.weight = nn.Parameter(torch.empty(layers, n))  # (L, N)
-            init_kernel_(self.weight, kernel_init, fan_in=n, fan_out=1)
-        elif rank is None:
-            self.weight = nn.Parameter(torch.empty(layers, n, n))  # (L, N, N)
-            init_kernel_(self.weight, kernel_init, fan_in=n, fan_out=n)
-        elif k == 1:
-            self.u = nn.Parameter(torch.empty(layers, n, rank))  # (L, N, r)
-            self.v = nn.Parameter(torch.empty(layers, rank, n))  # (L, r, N)
-            init_kernel_(self.u, kernel_init, fan_in=rank, fan_out=n)
-            init_kernel_(self.v, kernel_init, fan_in=n, fan_out=rank)
-        else:
-            self.u = nn.Parameter(torch.empty(layers, k, n, rank))  # (L, K, N, r)
-            self.v = nn.Parameter(torch.empty(layers, k, rank, n))  # (L, K, r, N)
-            self.c = nn.Parameter(torch.empty(layers, k, rank, rank))  # (L, K, r, r)
-            self.gate = nn.Parameter(torch.empty(layers, k, n))  # (L, K, N)
-            init_kernel_(self.u, kernel_init, fan_in=rank, fan_out=n)
-            init_kernel_(self.v, kernel_init, fan_in=n, fan_out=rank)
-            init_kernel_(self.c, kernel_init, fan_in=rank, fan_out=rank)
-            init_kernel_(self.gate, kernel_init, fan_in=n, fan_out=k)
+        self.forward_backend: Backend = cross_backend(
+            backend, variant=self.variant.name, has_kernel=self.variant.fused,
+            activation=activation)
+        for name, weight in self.variant.make_weights(kernel_init).items():
+            self.register_parameter(name, weight)
         if use_bias:
             self.bias_param = nn.Parameter(init_bias_(torch.empty(layers, n), bias_init))  # (L, N)
         else:
@@ -135,37 +127,26 @@ class CrossNet(nn.Module):
         return self.num_experts > 1
 
     def layer_forward(self, layer: int, x0: Tensor, xl: Tensor) -> Tensor:
-        """Apply cross layer ``layer`` to ``(x0, x_l)``; both (B, N), returns (B, N)."""
-        b = None if self.bias_param is None else self.bias_param[layer]
-        if self.kind == "vector":
-            return reference.vector_cross_layer(x0, xl, self.weight[layer], b)
-        if self.rank is None:
-            return reference.cross_layer(x0, xl, self.weight[layer], b,
-                                         diag_scale=self.diag_scale, activation=self._act)
-        if not self.is_mixture:
-            return reference.low_rank_cross_layer(x0, xl, self.u[layer], self.v[layer], b,
-                                                  diag_scale=self.diag_scale,
-                                                  activation=self._act)
-        return reference.mixture_cross_layer(
-            x0, xl, self.u[layer], self.v[layer], self.c[layer], self.gate[layer], b,
-            diag_scale=self.diag_scale, activation=self._act,
-        )
+        """Apply cross layer ``layer`` to ``(x0, x_l)``; both (B, N), returns (B, N).
+
+        Always the reference op, whatever ``backend``: the fused kernel runs whole stacks.
+        """
+        self._check_layer(layer)
+        return self.variant.layer_forward(self._weights(), layer, x0, xl, self._bias(layer))
 
     def forward(self, x0: Tensor) -> Tensor:
         check_float_input("x0", x0, ndim=2, last_dim=self.in_features)
-        if self.kind == "matrix" and not self.is_mixture:
-            # The whole stack goes through one dispatch so a fused kernel can keep it on chip.
-            return cross_stack(
-                x0,
-                weight=self.weight if self.rank is None else None,
-                u=self.u if self.rank is not None else None,
-                v=self.v if self.rank is not None else None,
-                bias=self.bias_param, diag_scale=self.diag_scale,
-                activation=self.activation, backend=self.backend,  # type: ignore[arg-type]
-            )
+        weights = self._weights()
+        if self.forward_backend != "reference":
+            # One dispatch for the whole stack, so the fused path can run all L layers in one
+            # kernel per direction (each program carries its rows through every layer, x_l
+            # round-tripping through L2) rather than one launch per layer.
+            return cross_stack(x0, **self.variant.stack_weights(weights), bias=self.bias_param,
+                               diag_scale=self.diag_scale, activation=self.activation,
+                               backend=self.forward_backend)
         x = x0
         for layer in range(self.num_layers):
-            x = self.layer_forward(layer, x0, x)
+            x = self.variant.layer_forward(weights, layer, x0, x, self._bias(layer))
         return x
 
     def effective_weight(self, layer: int) -> Tensor:
@@ -181,17 +162,7 @@ class CrossNet(nn.Module):
         """
         self._check_layer(layer)
         with torch.no_grad():
-            n = self.in_features
-            eye = torch.eye(n, dtype=self._dtype(), device=self._device())
-            if self.kind == "vector":
-                return torch.ones(n, 1, dtype=eye.dtype, device=eye.device) * self.weight[layer]
-            if self.rank is None:
-                w = self.weight[layer].clone()
-            elif not self.is_mixture:
-                w = self.u[layer] @ self.v[layer]  # (N, r) @ (r, N)
-            else:
-                w = self.u[layer] @ self.c[layer] @ self.v[layer]  # (K, N, N)
-            return w + self.diag_scale * eye
+            return self.variant.effective_weight(self._weights(), layer)
 
     def bias(self, layer: int) -> Tensor:
         """Layer ``layer``'s bias ``b_l`` (zeros when ``use_bias=False``); shape (N,)."""
@@ -207,21 +178,12 @@ class CrossNet(nn.Module):
             x0: (B, N) -> (L, K); every row sums to 1. For K = 1 all ones.
         """
         check_float_input("x0", x0, ndim=2, last_dim=self.in_features)
-        if not self.is_mixture:
-            return torch.ones(self.num_layers, 1, dtype=x0.dtype, device=x0.device)
-        shares = []
         with torch.no_grad():
-            x = x0
-            for layer in range(self.num_layers):
-                shares.append(reference.mixture_gates(x, self.gate[layer]).mean(dim=0))  # (K,)
-                x = self.layer_forward(layer, x0, x)
-        return torch.stack(shares)  # (L, K)
+            return self.variant.gate_shares(self._weights(), x0, self.bias_param)
 
     def kernels(self) -> Iterator[Tensor]:
         """The kernel parameters (everything but biases)."""
-        for name, p in self.named_parameters():
-            if name != "bias_param":
-                yield p
+        yield from self.variant.kernels(self._weights())
 
     def regularization(self) -> Tensor:
         """``kernel_l2 * sum ||kernel||^2 + bias_l2 * sum ||b||^2`` (keras-rs' regularizers)."""
@@ -235,10 +197,19 @@ class CrossNet(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, num_layers={self.num_layers}, kind={self.kind}, "
                 f"rank={self.rank}, num_experts={self.num_experts}, diag_scale={self.diag_scale}, "
-                f"use_bias={self.use_bias}, activation={self.activation}")
+                f"use_bias={self.use_bias}, activation={self.activation}, "
+                f"backend={self.backend}")
+
+    def _weights(self) -> dict[str, Tensor]:
+        # Looked up on every call: torch.func.functional_call and load_state_dict(assign=True)
+        # replace registered parameters, so a reference kept from __init__ could be stale.
+        return {name: getattr(self, name) for name in self.variant.weight_names}
+
+    def _bias(self, layer: int) -> Tensor | None:
+        return None if self.bias_param is None else self.bias_param[layer]
 
     def _check_layer(self, layer: int) -> None:
-        if not isinstance(layer, int) or not 0 <= layer < self.num_layers:
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.num_layers:
             raise ValueError(f"layer must be an int in [0, {self.num_layers}), got {layer!r}")
 
     def _dtype(self) -> torch.dtype:
@@ -246,3 +217,26 @@ class CrossNet(nn.Module):
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
+
+
+def _make_variant(n: int, layers: int, *, rank: int | None, num_experts: int, diag_scale: float,
+                  activation: str | None, kind: str) -> CrossVariant:
+    """The variant CrossNet's arguments describe; ValueError for combinations that name none."""
+    if rank is not None:
+        check_positive_int("rank", rank)
+    if kind == "vector":
+        if rank is not None or num_experts > 1 or diag_scale or activation:
+            raise ValueError(
+                "kind='vector' (DCN v1) takes no rank, num_experts, diag_scale or activation; "
+                f"got rank={rank!r}, num_experts={num_experts}, diag_scale={diag_scale!r}, "
+                f"activation={activation!r}"
+            )
+        return VectorCross(n, layers)
+    if rank is None:
+        if num_experts > 1:
+            raise ValueError(f"num_experts={num_experts} (DCN-Mix) needs a low rank; got rank=None")
+        return FullRankCross(n, layers, diag_scale=diag_scale, activation=activation)
+    if num_experts == 1:
+        return LowRankCross(n, layers, rank=rank, diag_scale=diag_scale, activation=activation)
+    return MixtureCross(n, layers, rank=rank, num_experts=num_experts, diag_scale=diag_scale,
+                        activation=activation)

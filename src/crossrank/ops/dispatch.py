@@ -1,13 +1,21 @@
-"""Choose between the reference ops and the fused Triton kernels, once per call site.
+"""Run an op on the backend its layer chose: the reference ops or the fused Triton kernels.
 
-``backend="auto"`` takes the Triton kernel when the tensors are on CUDA, Triton imports and
-the shape/dtype is supported, and the reference otherwise; ``"reference"`` and ``"triton"``
-force one (forcing Triton where it cannot run is an error, never a silent fallback).
+What is known without tensors is decided once, in the layer's constructor: ``cross_backend``
+turns ``CrossNet``'s ``backend`` into the one its ``forward`` passes here, and raises for a
+forced ``"triton"`` on a variant or activation that has no fused kernel. What depends on the
+tensors (device, dtype, sizes) is checked here, on every call:
+
+* ``"reference"`` runs the reference op;
+* ``"triton"`` runs the fused kernel, or raises RuntimeError saying why it cannot (Triton
+  missing, CPU tensors without ``TRITON_INTERPRET=1``, an unsupported dtype or size): never a
+  silent fallback;
+* ``"auto"`` runs the fused kernel when the tensors are on CUDA, Triton imports and the
+  shape/dtype is supported, and the reference otherwise.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 from torch import Tensor
 
@@ -21,6 +29,39 @@ BACKENDS = ("auto", "reference", "triton")
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def cross_backend(backend: str, *, variant: str, has_kernel: bool,
+                  activation: str | None) -> Backend:
+    """The backend a cross stack of this variant and activation runs under, chosen once.
+
+    ``"reference"`` stays. A variant without a fused kernel (``has_kernel=False``: only full and
+    low rank have one) or an activation the kernels do not fuse takes the reference under
+    ``"auto"`` and raises ValueError, naming the variant, under ``"triton"``. Otherwise the
+    requested backend, whose device, dtype and size checks ``cross_stack`` makes per call.
+
+    Example:
+        >>> cross_backend("auto", variant="mixture", has_kernel=False, activation=None)
+        'reference'
+        >>> cross_backend("auto", variant="low rank", has_kernel=True, activation="relu")
+        'auto'
+    """
+    check_backend(backend)
+    if backend == "reference":
+        return "reference"
+    from crossrank.ops.triton import FUSED_ACTIVATIONS
+
+    if not has_kernel:
+        problem = f"the {variant} cross variant has no fused kernel (full and low rank have one)"
+    elif activation not in FUSED_ACTIVATIONS:
+        problem = (f"the fused {variant} cross kernel does not fuse activation={activation!r} "
+                   f"(only {FUSED_ACTIVATIONS})")
+    else:
+        return cast(Backend, backend)
+    if backend == "triton":
+        raise ValueError(f"backend='triton' cannot run this cross network: {problem}; use "
+                         "backend='auto' or 'reference'")
+    return "reference"
 
 
 def _wants_triton(backend: str, x: Tensor) -> bool:

@@ -1,8 +1,14 @@
 """Pure-PyTorch reference ops: the executable specification of every crossrank operator.
 
-The layers call these on the CPU, the tests compare fast kernels against them in float64,
-and the benchmarks time them as the "eager" baseline. Every op is written as matrix
-products over the whole batch (never per-sample ``(B, N, 1)`` batched products).
+They are also what the layers compute with, on every device, wherever no fused kernel runs:
+the cross variants (``crossrank.layers.cross_variants``) and ``ProjectionInteraction`` call
+them directly, and ``crossrank.ops.dispatch`` runs them for the cross stack and the dot
+interaction under ``backend="reference"``, or under "auto" when the kernel cannot take the
+tensors. One exception: ``factorization_machine`` is the O(F^2 K) definition, which the tests
+hold ``FactorizationMachine``'s O(F K) identity to. The tests compare the fast kernels against
+these in float64, and the benchmarks time them as the "eager" baseline. Every op works on the
+whole batch at once (the cross layers as matrix products, never per-sample ``(B, N, 1)``
+batched products).
 
 Shape symbols (one table for the whole package):
     B batch, F categorical fields, D embedding dim, N cross width, r rank, K experts, L layers.

@@ -17,7 +17,8 @@ from crossrank.ops.triton import _runtime
 
 __all__ = ["cross_stack_supported", "dot_supported", "fused_cross_stack", "fused_dot_interaction"]
 
-# Activations the cross kernels fuse; any other name falls back to the reference.
+# Activations the cross kernels fuse; any other runs the reference under backend="auto" and is
+# an error under backend="triton" (CrossNet raises in its constructor, cross_stack at the call).
 FUSED_ACTIVATIONS = (None, "linear", "relu")
 # F+1 above this would not fit one (FP, FP) interaction tile per sample in registers.
 DOT_MAX_VECTORS = 128
@@ -87,27 +88,27 @@ def fused_cross_stack(x0: Tensor, *, weight: Tensor | None = None, u: Tensor | N
         raise ValueError(f"activation must be one of {FUSED_ACTIVATIONS}, got {activation!r}")
     if (weight is None) == (u is None or v is None) or (weight is not None and u is not None):
         raise ValueError("give either weight, or both u and v")
-    b, n = x0.shape
+    n = x0.shape[1]
     if weight is not None:
-        a, second = weight, None
+        wu = weight
         if weight.shape[1:] != (n, n):
             raise ValueError(f"weight must be (L, {n}, {n}), got {tuple(weight.shape)}")
     else:
         assert u is not None and v is not None  # the check above: both are given
-        a, second = u, v
+        wu = u
         if u.shape[1] != n or v.shape != (u.shape[0], u.shape[2], n):
             raise ValueError(f"u must be (L, {n}, r) and v (L, r, {n}), got "
                              f"{tuple(u.shape)} and {tuple(v.shape)}")
     if bias is not None:
-        if bias.shape != (a.shape[0], n):  # type: ignore[union-attr]
+        if bias.shape != (wu.shape[0], n):
             raise ValueError(f"bias must be (L, {n}), got {tuple(bias.shape)}")
         if bias.dtype != x0.dtype or bias.device != x0.device:
             raise TypeError(f"bias must be {x0.dtype} on {x0.device}, got {bias.dtype} on "
                             f"{bias.device}")
     from crossrank.ops.triton import cross_function
 
-    return cross_function.cross_stack(x0, a, second, bias, diag_scale=diag_scale,  # type: ignore[arg-type]
-                                      relu=activation == "relu")
+    return cross_function.cross_stack(x0, wu, v if weight is None else None, bias,
+                                      diag_scale=diag_scale, relu=activation == "relu")
 
 
 def _dot_reason(dense: Tensor, sparse: Tensor, forced: bool) -> str | None:

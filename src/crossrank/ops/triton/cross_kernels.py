@@ -18,6 +18,24 @@ Two drivers share the tile helpers:
 
 All (B, N) buffers are contiguous with row stride N, (B, r) buffers with row stride R; stacked
 per-layer buffers are (L, B, N) with layer stride ``s_xl`` = B*N (``s_zl`` = B*R).
+
+Names mean one thing throughout the file (``*s_ptr`` stacks layers, ``*l_ptr`` is layer l's
+and ``*p_ptr`` layer l-1's slice):
+    x0_ptr, xl_ptr, xs_ptr    x0, x_l (B, N); x_1..x_{L-1} (L-1, B, N)
+    dst_ptr, out_ptr          a layer's output x_{l+1}; the stack's output x_L (B, N)
+    bias_ptr, bl_ptr          the stacked biases (L, N); b_l (N,)
+    hl_ptr, hs_ptr            pre-activations h_l (B, N); all of them (L, B, N)
+    zl_ptr, zs_ptr            z_l = x_l V_l^T (B, r); all of them (L, B, r)
+    ghl_ptr, ghs_ptr          dL/dh_l (B, N); all of them (L, B, N); likewise gzl_ptr, gzs_ptr
+    gout_ptr                  dL/dx_L, the gradient of the stack's output
+    gx0_ptr, carry_ptr        dL/dx0 and the skip/diag part of dL/dx_l (accumulator dtype)
+    wu_ptr                    the stacked weight whose product gives h: W (L, N, N), or U
+                              (L, N, r) when LOW_RANK; strides swu_l, swu_row, swu_col
+    v_ptr                     the stacked V (L, r, N), read when LOW_RANK; strides sv_l, sv_row,
+                              sv_col
+    src_ptr, src_stride       a GEMM's left operand, row-major: x_l, z_l, gh_l or gz_l
+    mat_ptr, mat_sn, mat_sk   a GEMM's right operand, one layer's W, U or V read as
+                              ``mat[n, k]`` through the strides of its n and k axes
 """
 
 from __future__ import annotations
@@ -38,47 +56,47 @@ def _grouped_pid(pid, num_m, num_n, GROUP_M: tl.constexpr):
 
 
 @triton.jit
-def _tile_matmul(a_ptr, sa_m, b_ptr, sb_n, sb_k, rows, cols, M, N, K,
+def _tile_matmul(src_ptr, src_stride, mat_ptr, mat_sn, mat_sk, rows, cols, M, N, K,
                  BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                  ACC: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr):
-    """acc[BM, BN] = A[rows, :K] @ Bmat[cols, :K]^T, A row-major (unit stride along K).
+    """acc[BM, BN] = src[rows, :K] @ mat[cols, :K]^T, src row-major (unit stride along K).
 
-    ``a_ptr`` points at the tile's first row and ``rows`` count from it (``M`` rows remain),
+    ``src_ptr`` points at the tile's first row and ``rows`` count from it (``M`` rows remain),
     so per-element offsets stay 32-bit; likewise in the other helpers.
     """
     acc = tl.zeros((BM, BN), dtype=ACC)
     ks = tl.arange(0, BK)
-    a_rows = a_ptr + rows[:, None] * sa_m  # (BM, 1)
+    src_rows = src_ptr + rows[:, None] * src_stride  # (BM, 1)
     row_ok = rows[:, None] < M
     col_ok = cols[None, :] < N
     for k0 in range(0, K, BK):
         kk = k0 + ks
-        # .cg: A may have been written earlier in this kernel by other threads of this CTA.
-        a = tl.load(a_rows + kk[None, :], mask=row_ok & (kk[None, :] < K), other=0.0,
-                    cache_modifier=".cg")  # (BM, BK)
-        b = tl.load(b_ptr + kk[:, None] * sb_k + cols[None, :] * sb_n,
-                    mask=(kk[:, None] < K) & col_ok, other=0.0)  # (BK, BN)
-        acc = mma(a, b, acc, PREC, UPCAST)
+        # .cg: src may have been written earlier in this kernel by other threads of this CTA.
+        src = tl.load(src_rows + kk[None, :], mask=row_ok & (kk[None, :] < K), other=0.0,
+                      cache_modifier=".cg")  # (BM, BK)
+        mat = tl.load(mat_ptr + kk[:, None] * mat_sk + cols[None, :] * mat_sn,
+                      mask=(kk[:, None] < K) & col_ok, other=0.0)  # (BK, BN)
+        acc = mma(src, mat, acc, PREC, UPCAST)
     return acc
 
 
 @triton.jit
-def _fwd_epilogue(acc, rows, cols, M, N, x0_ptr, xl_ptr, bias_ptr, h_ptr, out_ptr, diag,
+def _fwd_epilogue(acc, rows, cols, M, N, x0_ptr, xl_ptr, bl_ptr, hl_ptr, dst_ptr, diag,
                   HAS_BIAS: tl.constexpr, RELU: tl.constexpr, SAVE_H: tl.constexpr,
                   ACC: tl.constexpr):
-    """out = x0 * (act(acc + b) + diag * x_l) + x_l on one (BM, BN) tile; saves h if asked."""
+    """dst = x0 * (act(acc + b_l) + diag * x_l) + x_l on one (BM, BN) tile; saves h if asked."""
     mask = (rows[:, None] < M) & (cols[None, :] < N)
     off = rows[:, None] * N + cols[None, :]  # (BM, BN)
     h = acc
     if HAS_BIAS:
-        h += tl.load(bias_ptr + cols, mask=cols < N, other=0.0).to(ACC)[None, :]
+        h += tl.load(bl_ptr + cols, mask=cols < N, other=0.0).to(ACC)[None, :]
     if SAVE_H:
-        tl.store(h_ptr + off, h.to(h_ptr.dtype.element_ty), mask=mask)
+        tl.store(hl_ptr + off, h.to(hl_ptr.dtype.element_ty), mask=mask)
     if RELU:
         h = tl.maximum(h, 0.0)
     x0 = tl.load(x0_ptr + off, mask=mask, other=0.0).to(ACC)
     xl = tl.load(xl_ptr + off, mask=mask, other=0.0, cache_modifier=".cg").to(ACC)
-    tl.store(out_ptr + off, (x0 * (h + diag * xl) + xl).to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(dst_ptr + off, (x0 * (h + diag * xl) + xl).to(dst_ptr.dtype.element_ty), mask=mask)
 
 
 @triton.jit
@@ -111,13 +129,13 @@ def _bwd_elementwise(g, off, mask, x0_ptr, xl_ptr, hl_ptr, ghl_ptr, gx0_ptr, car
 
 @triton.jit
 def cross_fwd_rowtile_kernel(
-    x0_ptr, a_ptr, b_ptr, bias_ptr, xs_ptr, hs_ptr, zs_ptr, out_ptr,
-    M, N, R, diag, s_xl, s_zl, sa_l, sa_n, sa_k, sb_l, sb_n, sb_k,
+    x0_ptr, wu_ptr, v_ptr, bias_ptr, xs_ptr, hs_ptr, zs_ptr, out_ptr,
+    M, N, R, diag, s_xl, s_zl, swu_l, swu_row, swu_col, sv_l, sv_row, sv_col,
     L: tl.constexpr, LOW_RANK: tl.constexpr, HAS_BIAS: tl.constexpr, RELU: tl.constexpr,
     SAVE_H: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
     ACC: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr,
 ):
-    """All L layers for BM rows. ``a`` is W (L, N, N) or U (L, N, r); ``b`` is V (L, r, N).
+    """All L layers for BM rows: ``wu`` is W (L, N, N) or U (L, N, r), ``v`` is V (L, r, N).
 
     Writes x_1..x_{L-1} to ``xs`` (L-1, B, N), h_l to ``hs`` (L, B, N) when SAVE_H, z_l to
     ``zs`` (L, B, r) when LOW_RANK, and x_L to ``out``.
@@ -144,8 +162,9 @@ def cross_fwd_rowtile_kernel(
             zl_ptr = zs_ptr + layer * s_zl
             for r0 in tl.range(0, R, BN, disable_licm=True):
                 rc = r0 + tl.arange(0, BN)
-                z = _tile_matmul(xl_ptr, N, b_ptr + layer * sb_l, sb_n, sb_k, rows, rc, m_left, R,
-                                 N, BM, BN, BK, ACC, PREC, UPCAST)  # (BM, BN) of x_l V_l^T
+                # z_l = x_l @ V_l^T: mat[n, k] = V[n, k]
+                z = _tile_matmul(xl_ptr, N, v_ptr + layer * sv_l, sv_row, sv_col, rows, rc, m_left,
+                                 R, N, BM, BN, BK, ACC, PREC, UPCAST)  # (BM, BN)
                 tl.store(zl_ptr + rows[:, None] * R + rc[None, :], z.to(zl_ptr.dtype.element_ty),
                          mask=(rows[:, None] < m_left) & (rc[None, :] < R))
             tl.debug_barrier()  # z_l complete (all r) before any thread reads it back
@@ -158,8 +177,9 @@ def cross_fwd_rowtile_kernel(
             k_dim = N
         for n0 in tl.range(0, N, BN, disable_licm=True):
             cols = n0 + tl.arange(0, BN)
-            acc = _tile_matmul(src_ptr, src_stride, a_ptr + layer * sa_l, sa_n, sa_k, rows, cols,
-                               m_left, N, k_dim, BM, BN, BK, ACC, PREC, UPCAST)  # (BM, BN)
+            # h_l = src @ W_l^T (or U_l^T): mat[n, k] = W[n, k]
+            acc = _tile_matmul(src_ptr, src_stride, wu_ptr + layer * swu_l, swu_row, swu_col, rows,
+                               cols, m_left, N, k_dim, BM, BN, BK, ACC, PREC, UPCAST)  # (BM, BN)
             _fwd_epilogue(acc, rows, cols, m_left, N, x0_ptr, xl_ptr, bias_ptr + layer * N,
                           hs_ptr + layer * s_xl, dst_ptr, diag, HAS_BIAS, RELU, SAVE_H, ACC)
         tl.debug_barrier()  # x_{l+1} complete before layer l+1 reads it as its GEMM operand
@@ -167,8 +187,8 @@ def cross_fwd_rowtile_kernel(
 
 @triton.jit
 def cross_bwd_rowtile_kernel(
-    gout_ptr, x0_ptr, a_ptr, b_ptr, xs_ptr, hs_ptr, gh_ptr, gz_ptr, carry_ptr, gx0_ptr,
-    M, N, R, diag, s_xl, s_zl, sa_l, sa_n, sa_k, sb_l, sb_n, sb_k,
+    gout_ptr, x0_ptr, wu_ptr, v_ptr, xs_ptr, hs_ptr, ghs_ptr, gzs_ptr, carry_ptr, gx0_ptr,
+    M, N, R, diag, s_xl, s_zl, swu_l, swu_row, swu_col, sv_l, sv_row, sv_col,
     L: tl.constexpr, LOW_RANK: tl.constexpr, RELU: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
     ACC: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr,
@@ -182,10 +202,10 @@ def cross_bwd_rowtile_kernel(
     x0_ptr += shift
     xs_ptr += shift
     hs_ptr += shift
-    gh_ptr += shift
+    ghs_ptr += shift
     carry_ptr += shift
     gx0_ptr += shift
-    gz_ptr += row0.to(tl.int64) * R
+    gzs_ptr += row0.to(tl.int64) * R
     rows = tl.arange(0, BM)
     if L == 1:
         xtop_ptr = x0_ptr
@@ -197,37 +217,37 @@ def cross_bwd_rowtile_kernel(
         off = rows[:, None] * N + cols[None, :]  # (BM, BN)
         g = tl.load(gout_ptr + off, mask=mask, other=0.0).to(ACC)
         _bwd_elementwise(g, off, mask, x0_ptr, xtop_ptr, hs_ptr + (L - 1) * s_xl,
-                         gh_ptr + (L - 1) * s_xl, gx0_ptr, carry_ptr, diag, RELU, True, ACC)
+                         ghs_ptr + (L - 1) * s_xl, gx0_ptr, carry_ptr, diag, RELU, True, ACC)
     tl.debug_barrier()
     for i in tl.static_range(L):
         layer = L - 1 - i
-        ghl_ptr = gh_ptr + layer * s_xl
+        ghl_ptr = ghs_ptr + layer * s_xl
         if LOW_RANK:
-            gzl_ptr = gz_ptr + layer * s_zl
+            gzl_ptr = gzs_ptr + layer * s_zl
             for r0 in tl.range(0, R, BN, disable_licm=True):
                 rc = r0 + tl.arange(0, BN)
-                # gz_l = gh_l @ U_l: Bmat[n, k] = U[k, n]
-                gz = _tile_matmul(ghl_ptr, N, a_ptr + layer * sa_l, sa_k, sa_n, rows, rc, m_left,
-                                  R, N, BM, BN, BK, ACC, PREC, UPCAST)  # (BM, BN)
+                # gz_l = gh_l @ U_l: mat[n, k] = U[k, n]
+                gz = _tile_matmul(ghl_ptr, N, wu_ptr + layer * swu_l, swu_col, swu_row, rows, rc,
+                                  m_left, R, N, BM, BN, BK, ACC, PREC, UPCAST)  # (BM, BN)
                 tl.store(gzl_ptr + rows[:, None] * R + rc[None, :],
                          gz.to(gzl_ptr.dtype.element_ty),
                          mask=(rows[:, None] < m_left) & (rc[None, :] < R))
             tl.debug_barrier()
-            # dx = gz_l @ V_l: Bmat[n, k] = V[k, n]
+            # dx = gz_l @ V_l: mat[n, k] = V[k, n]
             src_ptr = gzl_ptr
             src_stride = R
             k_dim = R
-            m_ptr = b_ptr + layer * sb_l
-            m_sn = sb_k
-            m_sk = sb_n
+            mat_ptr = v_ptr + layer * sv_l
+            mat_sn = sv_col
+            mat_sk = sv_row
         else:
-            # dx = gh_l @ W_l: Bmat[n, k] = W[k, n]
+            # dx = gh_l @ W_l: mat[n, k] = W[k, n]
             src_ptr = ghl_ptr
             src_stride = N
             k_dim = N
-            m_ptr = a_ptr + layer * sa_l
-            m_sn = sa_k
-            m_sk = sa_n
+            mat_ptr = wu_ptr + layer * swu_l
+            mat_sn = swu_col
+            mat_sk = swu_row
         if layer == 1:
             xp_ptr = x0_ptr
         else:
@@ -236,12 +256,12 @@ def cross_bwd_rowtile_kernel(
             cols = n0 + tl.arange(0, BN)
             mask = (rows[:, None] < m_left) & (cols[None, :] < N)
             off = rows[:, None] * N + cols[None, :]  # (BM, BN)
-            acc = _tile_matmul(src_ptr, src_stride, m_ptr, m_sn, m_sk, rows, cols, m_left, N,
+            acc = _tile_matmul(src_ptr, src_stride, mat_ptr, mat_sn, mat_sk, rows, cols, m_left, N,
                                k_dim, BM, BN, BK, ACC, PREC, UPCAST)
             g = acc + tl.load(carry_ptr + off, mask=mask, other=0.0, cache_modifier=".cg")
             if layer > 0:
                 _bwd_elementwise(g, off, mask, x0_ptr, xp_ptr, hs_ptr + (layer - 1) * s_xl,
-                                 gh_ptr + (layer - 1) * s_xl, gx0_ptr, carry_ptr, diag, RELU,
+                                 ghs_ptr + (layer - 1) * s_xl, gx0_ptr, carry_ptr, diag, RELU,
                                  False, ACC)
             else:
                 g += tl.load(gx0_ptr + off, mask=mask, other=0.0, cache_modifier=".cg")
@@ -254,22 +274,23 @@ def cross_bwd_rowtile_kernel(
 
 @triton.jit
 def cross_fwd_layer_kernel(
-    a_ptr, sa_m, b_ptr, sb_n, sb_k, bias_ptr, x0_ptr, xl_ptr, h_ptr, out_ptr,
+    src_ptr, src_stride, mat_ptr, mat_sn, mat_sk, bl_ptr, x0_ptr, xl_ptr, hl_ptr, dst_ptr,
     M, N, K, diag,
     HAS_BIAS: tl.constexpr, RELU: tl.constexpr, SAVE_H: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
     ACC: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr,
 ):
-    """One layer: out = x0 * (act(A Bmat^T + b) + diag * x_l) + x_l, A = x_l or z_l."""
+    """One layer: dst = x0 * (act(src mat^T + b_l) + diag * x_l) + x_l; src = x_l or z_l and
+    mat = W_l or U_l."""
     pid_m, pid_n = _grouped_pid(tl.program_id(0), tl.cdiv(M, BM), tl.cdiv(N, BN), GROUP_M)
     row0 = pid_m * BM
     shift = row0.to(tl.int64) * N
     rows = tl.arange(0, BM)
     cols = pid_n * BN + tl.arange(0, BN)
-    acc = _tile_matmul(a_ptr + row0.to(tl.int64) * sa_m, sa_m, b_ptr, sb_n, sb_k, rows, cols,
-                       M - row0, N, K, BM, BN, BK, ACC, PREC, UPCAST)
-    _fwd_epilogue(acc, rows, cols, M - row0, N, x0_ptr + shift, xl_ptr + shift, bias_ptr,
-                  h_ptr + shift, out_ptr + shift, diag, HAS_BIAS, RELU, SAVE_H, ACC)
+    acc = _tile_matmul(src_ptr + row0.to(tl.int64) * src_stride, src_stride, mat_ptr, mat_sn,
+                       mat_sk, rows, cols, M - row0, N, K, BM, BN, BK, ACC, PREC, UPCAST)
+    _fwd_epilogue(acc, rows, cols, M - row0, N, x0_ptr + shift, xl_ptr + shift, bl_ptr,
+                  hl_ptr + shift, dst_ptr + shift, diag, HAS_BIAS, RELU, SAVE_H, ACC)
 
 
 @triton.jit
@@ -291,21 +312,23 @@ def cross_bwd_top_kernel(
 
 @triton.jit
 def cross_bwd_layer_kernel(
-    a_ptr, sa_m, b_ptr, sb_n, sb_k, x0_ptr, xp_ptr, hp_ptr, ghp_ptr, gx0_ptr, carry_ptr,
+    src_ptr, src_stride, mat_ptr, mat_sn, mat_sk, x0_ptr, xp_ptr, hp_ptr, ghp_ptr, gx0_ptr,
+    carry_ptr,
     M, N, K, diag,
     HAS_PREV: tl.constexpr, RELU: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, GROUP_M: tl.constexpr,
     ACC: tl.constexpr, PREC: tl.constexpr, UPCAST: tl.constexpr,
 ):
-    """dL/dx_l = A Bmat^T + carry (A = gh_l or gz_l), then straight into the elementwise
-    backward of layer l-1 (HAS_PREV) or into dL/dx0 (layer 0, where x_l is x0)."""
+    """dL/dx_l = src mat^T + carry (src = gh_l with mat[n, k] = W_l[k, n], or gz_l with
+    mat[n, k] = V_l[k, n]), then straight into the elementwise backward of layer l-1
+    (HAS_PREV) or into dL/dx0 (layer 0, where x_l is x0)."""
     pid_m, pid_n = _grouped_pid(tl.program_id(0), tl.cdiv(M, BM), tl.cdiv(N, BN), GROUP_M)
     row0 = pid_m * BM
     shift = row0.to(tl.int64) * N
     rows = tl.arange(0, BM)
     cols = pid_n * BN + tl.arange(0, BN)
-    acc = _tile_matmul(a_ptr + row0.to(tl.int64) * sa_m, sa_m, b_ptr, sb_n, sb_k, rows, cols,
-                       M - row0, N, K, BM, BN, BK, ACC, PREC, UPCAST)
+    acc = _tile_matmul(src_ptr + row0.to(tl.int64) * src_stride, src_stride, mat_ptr, mat_sn,
+                       mat_sk, rows, cols, M - row0, N, K, BM, BN, BK, ACC, PREC, UPCAST)
     mask = (rows[:, None] < M - row0) & (cols[None, :] < N)
     off = rows[:, None] * N + cols[None, :]  # (BM, BN)
     g = acc + tl.load(carry_ptr + shift + off, mask=mask, other=0.0)
