@@ -36,7 +36,7 @@ def _resolve_schema(path: str, fmt: Format, table_schema):
     if fmt == "criteo":
         return criteo_schema()
     try:
-        return infer_schema(path, fmt)
+        return infer_schema(path, fmt).schema
     except ValueError as err:
         raise ValueError(f"{err}; give --schema or --label/--dense/--categorical") from None
 
@@ -141,14 +141,10 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
 
 def _file_label(data: str, fmt: str | None, schema) -> str | None:
     """The label column if ``data`` has it, else None (unlabelled rows to score)."""
-    from crossrank.data import infer_schema
+    from crossrank.data import check_columns
 
-    fmt = infer_format(data, fmt)
-    if schema.label is None:
-        return None
-    found = infer_schema(data, fmt, label=schema.label) if fmt != "criteo" \
-        else infer_schema(data, fmt)
-    return schema.label if found.label is not None else None
+    has_label = check_columns(data, infer_format(data, fmt), schema, need_label=False)
+    return schema.label if has_label else None
 
 
 def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
