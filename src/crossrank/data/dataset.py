@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from crossrank.data.encoders import EncodedBatch
+from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.epoch_batches import Batch, WindowReader, epoch_shares, window_reader
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import DEFAULT_BLOCK_ROWS, DEFAULT_WINDOW_BLOCKS, EpochOrder
@@ -157,7 +157,7 @@ class EncodedDataset:
         sparse_names: Sequence[str] | None = None,
         vocab_sizes: Sequence[int] | None = None,
     ) -> EncodedDataset:
-        """One :class:`~crossrank.data.encoders.EncodedBatch` as an in-memory dataset."""
+        """One :class:`~crossrank.data.encoded_batch.EncodedBatch` as an in-memory dataset."""
         if not isinstance(batch, EncodedBatch):
             raise TypeError(f"batch must be an EncodedBatch, got {type(batch).__name__}")
         return cls.from_arrays(
