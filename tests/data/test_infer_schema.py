@@ -208,6 +208,15 @@ def test_no_features_left_and_empty_files(tmp_path):
     (tmp_path / "blank.csv").write_text("")
     with pytest.raises(BadInputError, match="no header"):
         infer_schema(tmp_path / "blank.csv", "csv", label="click")
+    (tmp_path / "twice.csv").write_text("click,a,b,a\n1,2,3,4\n")
+    with pytest.raises(BadInputError, match=r"column\(s\) \['a'\] appear more than once"):
+        infer_schema(tmp_path / "twice.csv", "csv", label="click")
+    # Prediction reads only the schema's columns: a repeated other column is no obstacle.
+    assert check_columns(tmp_path / "twice.csv", "csv",
+                         TableSchema(label="click", dense=("b",), categorical=())) is True
+    with pytest.raises(BadInputError, match=r"\['a'\] appear more than once"):
+        check_columns(tmp_path / "twice.csv", "csv",
+                      TableSchema(label="click", dense=("a",), categorical=()))
 
 
 def test_compressed_csv_and_shards(tmp_path):

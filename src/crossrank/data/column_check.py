@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from crossrank.data.files import FORMATS, Format, list_shards
-from crossrank.data.sample import file_columns, first_line
+from crossrank.data.sample import file_columns, first_line, repeated
 from crossrank.data.schema import TableSchema
 from crossrank.errors import BadInputError
 
@@ -141,5 +141,9 @@ def check_columns(
                 f"lacks {describe_missing(missing, names)}; it has columns {show_columns(names)}",
                 file=str(file), reason="bad_file",
             )
+        doubled = repeated([n for n in names if n in schema.column_names])
+        if doubled:
+            raise BadInputError(f"column(s) {doubled} appear more than once",
+                                file=str(file), reason="bad_file")
         has_label = has_label and schema.label in names
     return has_label

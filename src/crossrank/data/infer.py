@@ -25,7 +25,7 @@ from crossrank.data.column_check import describe_missing, show_columns
 from crossrank.data.column_kind import KindDecision, decide_kind
 from crossrank.data.files import FORMATS, Format, list_shards
 from crossrank.data.infer_report import ColumnKind, ColumnReport, InferredSchema
-from crossrank.data.sample import file_columns, sample_table
+from crossrank.data.sample import file_columns, repeated, sample_table
 from crossrank.data.schema import TASKS, TableSchema, Task, criteo_schema
 from crossrank.errors import BadInputError
 
@@ -139,6 +139,15 @@ def infer_schema(
     (or excluded, when ``infer_rest=False``). A column whose type is neither a number nor
     text (a Parquet timestamp) is left out as ``"unsupported"`` unless named.
 
+    The rule, in short (the full text, with its figures, is :mod:`crossrank.data.column_kind`):
+    text, true/false and all-missing columns are categorical (a categorical field accepts
+    any value that comes later, so an empty sample decides nothing irreversible); floating-point
+    columns are dense; an integer column is categorical when a word of its name is an id word
+    (``user_id``, ``zip_code``), when a value has a leading zero (``02139``), or when its
+    distinct values fill at least 80% of their range with two or more rows each, as ids 1..N
+    and small codes do (MovieLens: users, movies, ages), and dense otherwise, as counts,
+    amounts and timestamps spread thinly over a wide range (Criteo's I1..I13, timestamps).
+
     Args:
         path: a file, or a directory or glob of shards (the first shard is sampled).
         fmt: ``"criteo"``, ``"csv"`` or ``"parquet"``. Criteo's layout is fixed: the other
@@ -191,6 +200,9 @@ def infer_schema(
                        sample_rows=sample_rows)
     name = str(file)
     names = file_columns(file, fmt)
+    if repeated(names):
+        raise BadInputError(f"column(s) {repeated(names)} appear more than once; rename them",
+                            file=name, reason="bad_file")
     absent = [(("id column" if arg == "id_column" else arg), n) for n, arg in assigned.items()
               if n not in names]
     if absent:

@@ -24,6 +24,7 @@ from crossrank.data.schema import CRITEO_NUM_CATEGORICAL, CRITEO_NUM_DENSE, crit
 from crossrank.errors import BadInputError
 
 _HEAD_BYTES = 1 << 20
+SAMPLE_BYTES = 64 << 20  # a sample stops at the batch that passes this many bytes
 
 
 def first_line(path: Path) -> bytes:
@@ -55,7 +56,7 @@ def criteo_columns(path: Path) -> list[str]:
 
 
 def csv_header(path: Path) -> list[str]:
-    """The column names in a CSV file's header; empty, undecodable or repeated names raise."""
+    """The column names in a CSV file's header (an empty or undecodable header raises)."""
     line = first_line(path)
     try:
         text = line.decode("utf-8-sig")
@@ -67,14 +68,17 @@ def csv_header(path: Path) -> list[str]:
         raise BadInputError(
             "no header (the first line is empty)", file=str(path), line=1, reason="bad_file"
         )
-    names = next(csv.reader([text]))
-    doubled = sorted({n for n in names if names.count(n) > 1})
-    if doubled:
-        raise BadInputError(
-            f"column(s) {doubled} appear more than once in the header",
-            file=str(path), line=1, reason="bad_file",
-        )
-    return names
+    return next(csv.reader([text]))
+
+
+def repeated(names: list[str]) -> list[str]:
+    """The names that appear more than once, sorted.
+
+    Example:
+        >>> repeated(["a", "b", "a"])
+        ['a']
+    """
+    return sorted({n for n in names if names.count(n) > 1})
 
 
 def parquet_schema(path: Path) -> pa.Schema:
@@ -107,8 +111,10 @@ def file_columns(path: Path, fmt: Format) -> list[str]:
 def sample_table(path: Path, fmt: Format, *, rows: int) -> pa.Table:
     """The first ``rows`` rows of one file: text as ``binary`` columns, Parquet as stored.
 
+    A wide file's sample ends sooner, at the batch that passes :data:`SAMPLE_BYTES` (64 MiB).
+
     Shape:
-        (min(rows, rows in the file), every column of the file).
+        (at most ``rows``, every column of the file).
 
     Example:
         >>> import tempfile, os
@@ -135,7 +141,7 @@ def sample_table(path: Path, fmt: Format, *, rows: int) -> pa.Table:
         strings_can_be_null=True, quoted_strings_can_be_null=True,
     )
     batches: list[pa.RecordBatch] = []
-    got = 0
+    got = size = 0
     try:
         with pa.input_stream(str(path), compression="detect") as source, pa_csv.open_csv(
             source, read_options=read, parse_options=parse, convert_options=convert
@@ -143,7 +149,8 @@ def sample_table(path: Path, fmt: Format, *, rows: int) -> pa.Table:
             for batch in reader:
                 batches.append(batch)
                 got += batch.num_rows
-                if got >= rows:
+                size += batch.nbytes
+                if got >= rows or size >= SAMPLE_BYTES:
                     break
     except pa.ArrowInvalid as e:
         # A row pyarrow cannot hand to the skip handler ends the sample early; only a file
@@ -163,11 +170,12 @@ def _sample_parquet(path: Path, rows: int) -> pa.Table:
     try:
         pf = pq.ParquetFile(str(path))
         batches: list[pa.RecordBatch] = []
-        got = 0
+        got = size = 0
         for batch in pf.iter_batches(batch_size=min(rows, 65536)):
             batches.append(batch)
             got += batch.num_rows
-            if got >= rows:
+            size += batch.nbytes
+            if got >= rows or size >= SAMPLE_BYTES:
                 break
     except (pa.ArrowInvalid, OSError) as e:
         raise BadInputError(f"cannot read as Parquet: {e}", file=str(path), reason="bad_file") from e
