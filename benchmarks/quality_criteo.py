@@ -13,8 +13,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from crossrank.pipeline import EncoderOptions, evaluate_on_data, train_from_data
-from crossrank.train.config import TrainConfig
+from crossrank.pipeline import build_run_config, evaluate_on_data, train_run
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "criteo" \
     / "criteo_kaggle_head10k.tsv"
@@ -39,12 +38,14 @@ def split(tmp: Path) -> tuple[Path, Path]:
 
 def run(seed: int, model: str, options: dict, args, tmp: Path, train: Path, test: Path) -> dict:
     out = tmp / f"{model}-{seed}"
-    config = TrainConfig(model=model, model_config=options, embedding_dim=args.embedding_dim,
-                         lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                         patience=args.patience, valid_fraction=0.1, seed=seed, progress=False)
-    enc = EncoderOptions(min_count=args.min_count, missing_indicator=args.missing_indicator)
-    train_from_data(data=str(train), fmt="criteo", table_schema=None, config=config,
-                    encoder_options=enc, out_dir=out, verbose=False)
+    run_config = build_run_config({
+        "data": {"path": str(train), "format": "criteo"},
+        "encoder": {"min_count": args.min_count, "missing_indicator": args.missing_indicator},
+        "model": {"name": model, "embedding_dim": args.embedding_dim, **options},
+        "training": {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
+                     "patience": args.patience, "valid_fraction": 0.1, "seed": seed,
+                     "progress": False}})
+    train_run(run_config, out, verbose=False)
     return evaluate_on_data(out, data=str(test), fmt="criteo")
 
 

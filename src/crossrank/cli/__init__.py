@@ -1,7 +1,8 @@
 """Command-line interface: thin; parses arguments, calls the library, prints.
 
-Errors a user can cause (bad files, bad options, bad rows) print one line and exit 2, never a
-traceback.
+Errors a user can cause (bad files, bad options, bad rows: :class:`~crossrank.errors.CrossrankError`,
+``ValueError``, ``OSError``) print one line and exit 2, never a traceback. Any other exception is
+a bug in crossrank and is shown as one, with its traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from crossrank.cli.parser import build_parser
+from crossrank.errors import CrossrankError
 
 __all__ = ["build_parser", "main"]
 
@@ -20,10 +22,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError, PermissionError, KeyError) as err:
+    except (CrossrankError, ValueError, OSError) as err:
+        # an error the user's input caused (a bad option, row, file): one line, exit 2
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"crossrank {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"crossrank {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        # anything else is a bug in crossrank, not the user's doing: say so, with the traceback
+        print(f"crossrank {args.command}: internal error (a bug in crossrank; please report it "
+              "with the traceback below)", file=sys.stderr)
+        raise

@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from crossrank.pipeline.run_config import RunConfig
 
 DEFAULT_OUT = "runs/latest"
 
@@ -16,36 +19,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(seed=args.seed)
     return 0
-
-
-def _parse_model_options(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are JSON (``rank=64``, ``deep_layers=[256,128]``) or strings."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--model-option must look like key=value, got {pair!r}")
-        try:
-            options[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key] = raw
-    return options
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    return tuple(x for x in text.split(",") if x) if text else ()
-
-
-def _table_schema(args: argparse.Namespace):
-    from crossrank.data import TableSchema, load_schema
-
-    if args.schema:
-        return load_schema(args.schema)
-    if args.label or args.dense or args.categorical:
-        return TableSchema(label=args.label, dense=_names(args.dense),
-                           categorical=_names(args.categorical), id_column=args.id_column,
-                           task=args.task or "binary")
-    return None
 
 
 def _launch_torchrun(nproc: int, argv: Sequence[str]) -> int:
@@ -65,43 +38,44 @@ def _launch_torchrun(nproc: int, argv: Sequence[str]) -> int:
     return subprocess.call(command)
 
 
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run the arguments describe: the config file, then the flags typed, then
+    ``--model-option`` and ``--set`` overrides, each layer over the one before."""
+    from crossrank.cli.options import flags_given
+    from crossrank.pipeline.config_file import apply_overrides, read_config_file
+    from crossrank.pipeline.run_config import build_run_config, merge_tables
+
+    layered = merge_tables(read_config_file(args.config) if args.config else {},
+                           flags_given(args))
+    layered = apply_overrides(layered, args.model_option, flag="--model-option",
+                              prefix="model.")
+    layered = apply_overrides(layered, args.set, flag="--set")
+    return build_run_config(layered)
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
     import os
 
     from crossrank.distributed import cleanup, init_distributed
-    from crossrank.pipeline import EncoderOptions, train_from_data
-    from crossrank.train.config import TrainConfig
+    from crossrank.pipeline import train_run
 
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch_torchrun(args.nproc, args.argv)
     world = init_distributed()
     try:
         # inside the try: a bad option must still leave the process group on every rank
-        device = str(world.device) if world.is_distributed else args.device
-        config = TrainConfig(
-            model=args.model, model_config=_parse_model_options(args.model_option),
-            embedding_dim=args.embedding_dim, optimizer=args.optimizer, lr=args.lr,
-            weight_decay=args.weight_decay,
-            batch_size=args.batch_size, epochs=args.epochs, schedule=args.schedule,
-            grad_clip=args.grad_clip, patience=args.patience, monitor=args.monitor,
-            valid_fraction=args.valid_fraction, seed=args.seed, threads=args.threads,
-            device=device, progress=not args.no_progress,
-        )
-        encoder = EncoderOptions(dense_transform=args.dense_transform,
-                                 missing_indicator=args.missing_indicator,
-                                 min_count=args.min_count, hash_buckets=args.hash_buckets)
-        result = train_from_data(
-            data=args.data, fmt=args.format, table_schema=_table_schema(args), config=config,
-            encoder_options=encoder, out_dir=args.out, on_bad_rows=args.on_bad_rows,
-            rejects_path=args.rejects, resume=args.resume, synthetic_rows=args.synthetic_rows,
-        )
+        run = run_config_from_args(args)
+        if world.is_distributed:
+            run = run.replace(training=dataclasses.replace(run.training, device=str(world.device)))
+        result = train_run(run, args.out, resume=args.resume)
     finally:
         cleanup()
     if not world.is_main:
         return 0
     print(f"best epoch {result.best_epoch}: "
           + ", ".join(f"valid {k} {v:.5f}" for k, v in result.best_metrics.items() if k != "rows"))
-    print(f"model written to {args.out}")
+    print(f"model written to {args.out} (its configuration: {args.out}/run.toml)")
     return 0
 
 

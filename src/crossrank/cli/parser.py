@@ -41,60 +41,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed for initialisation and shuffling")
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", help="train a model (no --data: on synthetic Criteo-like clicks)",
-                           description="Train on a click log; without --data, on a synthetic "
-                                       "Criteo-shaped data set with planted feature crosses.")
-    _add_data_args(train, required=False)
-    train.add_argument("--schema", metavar="JSON", help="schema file: label, dense, categorical, "
-                       "id_column, task (Criteo files need none)")
-    train.add_argument("--label", help="label column (CSV/Parquet without --schema)")
-    train.add_argument("--dense", help="comma-separated dense columns")
-    train.add_argument("--categorical", help="comma-separated categorical columns")
-    train.add_argument("--id-column", help="row id column, carried through to predictions")
-    train.add_argument("--task", choices=("binary", "regression"), default=None,
-                       help="log-loss on 0/1 labels (binary) or MSE (regression)")
-    train.add_argument("--model", choices=("dcn", "dcn-mix", "dlrm", "dnn"), default="dcn",
-                       help="model family (default: dcn, i.e. DCN-V2)")
-    train.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                       help="model option, repeatable, e.g. rank=64, structure=parallel, "
-                            "deep_layers=[256,128], fm_dim=32, interaction=dcn")
-    train.add_argument("--embedding-dim", type=int, default=16, help="embedding dim D")
-    train.add_argument("--optimizer", choices=("adam", "adagrad", "sgd"), default="adam",
-                       help="optimizer (embeddings get its sparse variant when sparse_gradients)")
-    train.add_argument("--lr", type=float, default=1e-3, help="learning rate")
-    train.add_argument("--weight-decay", type=float, default=0.0,
-                       help="L2 on every dense parameter (e.g. 3e-4 for MovieLens)")
-    train.add_argument("--batch-size", type=int, default=512, help="mini-batch size")
-    train.add_argument("--epochs", type=int, default=10, help="maximum epochs")
-    train.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                       help="learning-rate schedule")
-    train.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm")
-    train.add_argument("--patience", type=int, default=2,
-                       help="epochs without validation improvement before stopping")
-    train.add_argument("--monitor", choices=("logloss", "auc", "rmse"), default=None,
-                       help="validation metric for early stopping (default logloss / rmse)")
-    train.add_argument("--valid-fraction", type=float, default=0.1,
-                       help="last fraction of the training rows held out for validation")
-    train.add_argument("--dense-transform", choices=("log1p", "standardize", "none"),
-                       default="log1p", help="dense feature transform")
-    train.add_argument("--missing-indicator", action="store_true",
-                       help="add a 0/1 column per dense feature marking missing values")
-    train.add_argument("--min-count", type=int, default=1,
-                       help="categorical values seen fewer times become out-of-vocabulary")
-    train.add_argument("--hash-buckets", type=int, default=None,
-                       help="hash categorical values into this many buckets instead of a vocabulary")
-    train.add_argument("--synthetic-rows", type=int, default=50_000,
-                       help="rows of synthetic data when no --data is given")
-    train.add_argument("--seed", type=int, default=0, help="seed (runs are deterministic on the CPU)")
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    train.add_argument("--device", default="cpu", help="cpu or cuda")
-    train.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    train.add_argument("--resume", action="store_true",
-                       help="continue an interrupted run from the last checkpoint in --out")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    train.add_argument("--nproc", type=int, default=1,
-                       help="data-parallel processes on this machine (runs torchrun for you; "
-                            "same as torchrun --nproc_per_node=N -m crossrank train ...)")
+    from crossrank.cli.options import add_config_flags, model_options_epilog
+
+    train = sub.add_parser(
+        "train", help="train a model (no --data: on synthetic Criteo-like clicks)",
+        description="Train on a click log; without --data, on a synthetic Criteo-shaped data "
+                    "set with planted feature crosses. Options come from --config (TOML, or "
+                    "JSON such as a model.json), then the flags typed, then --model-option and "
+                    "--set; a later one wins. Every run writes its resolved configuration to "
+                    "OUT/run.toml, which --config takes back.",
+        epilog=model_options_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = train.add_argument_group("run")
+    run.add_argument("--config", metavar="FILE", default=None,
+                     help="run configuration: TOML with [data] [schema] [encoder] [model] "
+                          "[training] tables, or JSON (a model.json's run_config)")
+    run.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override one option, repeatable, e.g. training.lr=3e-4, "
+                          "model.cross.rank=64, training.lr_scales.first_order=30")
+    run.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                     help="a model option, repeatable: the same as --set model.KEY=VALUE")
+    run.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    run.add_argument("--resume", action="store_true",
+                     help="continue an interrupted run from the last checkpoint in --out")
+    run.add_argument("--nproc", type=int, default=1,
+                     help="data-parallel processes on this machine (runs torchrun for you; "
+                          "same as torchrun --nproc_per_node=N -m crossrank train ...)")
+    add_config_flags(train)
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained model on labelled data")

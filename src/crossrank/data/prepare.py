@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
 
 from crossrank.data.cache import concatenate_caches, encode_to_cache
+from crossrank.data.config import EncoderConfig
 from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import FeatureEncoder
 from crossrank.data.files import Format
@@ -48,15 +49,11 @@ from crossrank.errors import REASONS
 PARTS_DIR = "cache.parts"
 
 
-@dataclass(frozen=True)
-class EncoderOptions:
-    dense_transform: str = "log1p"
-    missing_indicator: bool = False
-    min_count: int = 1
-    hash_buckets: int | None = None
+# the encoder section of a run's configuration; the old name stays importable
+EncoderOptions = EncoderConfig
 
 
-def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderOptions,
+def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderConfig,
                  out: Path, on_bad_rows: str, rejects_path: str | Path | None, resume: bool,
                  log: Callable[[str], Any]) -> tuple[FeatureEncoder, EncodedDataset]:
     """Fit the encoder on ``data`` and encode it into ``out/cache`` (see the module doc).

@@ -77,3 +77,16 @@ def model_from_spec(spec: dict[str, Any]) -> RankingModel:
     if unknown:
         raise ValueError(f"unknown model spec key(s) {unknown}")
     return build_model(spec["name"], FeatureSchema.from_dict(spec["schema"]), dict(spec["config"]))
+
+
+def model_entry(name: str) -> tuple[type, dict[str, Any]]:
+    """The config class of family ``name`` and the registry's defaults over it.
+
+    Example:
+        >>> model_entry("dnn")[0].__name__
+        'DNNConfig'
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
+    entry = _REGISTRY[name]
+    return entry.config_cls, dict(entry.defaults)

@@ -1,66 +1,94 @@
-"""TrainConfig: every training option, typed and frozen; saved beside every checkpoint."""
+"""TrainConfig: the training section of a run's configuration, typed and frozen.
+
+Every field is one option of ``crossrank train`` and one key of a config file's
+``[training]`` table (see :mod:`crossrank.options`); its default, help and choices are
+declared here only. Saved beside every checkpoint.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from crossrank.models.config import from_dict, to_dict
+from crossrank.errors import ConfigError
+from crossrank.options import from_dict, option, to_dict
 from crossrank.train.metrics import HIGHER_IS_BETTER
 from crossrank.train.optim import OPTIMIZERS
+
+SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Options of a training run.
+    """Options of a training run (the model's own options live in the model's config).
 
-    ``weight_decay`` is an L2 on every dense parameter (see
-    :func:`~crossrank.train.optim.build_optimizer`). ``monitor`` is the validation metric for
-    early stopping and best-weight restore (default: "logloss" for binary tasks, "rmse" for
-    regression).
+    Example:
+        >>> TrainConfig(lr=3e-4).batch_size
+        512
+        >>> TrainConfig(lr=-1.0)
+        Traceback (most recent call last):
+        ...
+        crossrank.errors.ConfigError: lr must be positive, got -1.0
     """
 
-    model: str = "dcn"
-    model_config: dict[str, Any] = field(default_factory=dict)
-    embedding_dim: int = 16
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    sparse_lr: float | None = None
-    weight_decay: float = 0.0
-    batch_size: int = 512
-    epochs: int = 10
-    schedule: str = "constant"
-    warmup_steps: int = 0
-    grad_clip: float | None = None
-    patience: int = 2
-    monitor: str | None = None
-    valid_fraction: float = 0.1
-    seed: int = 0
-    threads: int | None = None
-    device: str = "cpu"
-    progress: bool = True
+    optimizer: str = option("adam", help="optimizer (embeddings get its sparse variant when "
+                            "sparse_gradients)", choices=OPTIMIZERS)
+    lr: float = option(1e-3, help="learning rate")
+    sparse_lr: float | None = option(None, help="learning rate of sparse-gradient embedding "
+                                     "tables (none: lr)")
+    weight_decay: float = option(0.0, help="L2 on every dense parameter (e.g. 3e-4 for "
+                                 "MovieLens)")
+    lr_scales: dict[str, float] = option(default_factory=dict, help="learning-rate multiplier "
+                                         "per model part, e.g. first_order = 30")
+    batch_size: int = option(512, help="mini-batch size (global, over all processes)")
+    epochs: int = option(10, help="maximum epochs")
+    schedule: str = option("constant", help="learning-rate schedule", choices=SCHEDULES)
+    warmup_steps: int = option(0, help="steps of linear learning-rate warm-up")
+    grad_clip: float | None = option(None, help="clip the gradient norm to this (none: no "
+                                     "clipping)")
+    patience: int = option(2, help="epochs without validation improvement before stopping")
+    monitor: str | None = option(None, help="validation metric for early stopping (none: "
+                                 "logloss for binary, rmse for regression)",
+                                 choices=(None, *HIGHER_IS_BETTER))
+    valid_fraction: float = option(0.1, help="last fraction of the training rows held out for "
+                                   "validation")
+    seed: int = option(0, help="seed (runs are deterministic on the CPU)")
+    threads: int | None = option(None, help="torch CPU threads (none: torch's default)")
+    device: str = option("cpu", help="cpu or cuda")
+    progress: bool = option(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+            raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         for name in ("lr", "batch_size", "epochs"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.sparse_lr is not None and not self.sparse_lr > 0:
+            raise ConfigError(f"sparse_lr must be positive or none, got {self.sparse_lr!r}")
         if not 0 <= self.valid_fraction < 1:
-            raise ValueError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
+            raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
         if self.monitor is not None and self.monitor not in HIGHER_IS_BETTER:
-            raise ValueError(f"monitor must be one of {sorted(HIGHER_IS_BETTER)}, "
-                             f"got {self.monitor!r}")
+            raise ConfigError(f"monitor must be one of {sorted(HIGHER_IS_BETTER)}, "
+                              f"got {self.monitor!r}")
         if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be positive or None, got {self.grad_clip!r}")
+            raise ConfigError(f"grad_clip must be positive or none, got {self.grad_clip!r}")
         if self.patience < 0:
-            raise ValueError(f"patience must be >= 0, got {self.patience!r}")
+            raise ConfigError(f"patience must be >= 0, got {self.patience!r}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1 (or none), got {self.threads!r}")
+        for part, scale in self.lr_scales.items():
+            if not scale > 0:
+                raise ConfigError(f"lr_scales.{part} must be positive, got {scale!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return from_dict(cls, data)
+        return from_dict(cls, data, where="training.")

@@ -98,3 +98,19 @@ def compute_metrics(task: str, scores: np.ndarray, labels: np.ndarray) -> dict[s
 
 # Whether a larger value of each monitored metric is better.
 HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "logloss": False, "rmse": False, "mae": False}
+
+# The metrics each task reports (and may monitor for early stopping); the first is the default.
+TASK_METRICS: dict[str, tuple[str, ...]] = {"binary": ("logloss", "auc", "accuracy"),
+                                            "regression": ("rmse", "mae")}
+
+
+def default_monitor(task: str) -> str:
+    """The validation metric early stopping watches when none is chosen.
+
+    Example:
+        >>> default_monitor("binary"), default_monitor("regression")
+        ('logloss', 'rmse')
+    """
+    if task not in TASK_METRICS:
+        raise ValueError(f"task must be one of {sorted(TASK_METRICS)}, got {task!r}")
+    return TASK_METRICS[task][0]

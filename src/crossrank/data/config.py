@@ -1,0 +1,95 @@
+"""The data, schema and encoder sections of a run's configuration (see :mod:`crossrank.options`).
+
+Each field is one option of ``crossrank train`` and one key of a config file's ``[data]``,
+``[schema]`` or ``[encoder]`` table; its default, help and choices are declared here only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crossrank.data.encoders import DENSE_TRANSFORMS
+from crossrank.data.files import FORMATS
+from crossrank.data.readers import ON_BAD_ROWS
+from crossrank.data.schema import TASKS
+from crossrank.errors import ConfigError
+from crossrank.options import option
+
+__all__ = ["DataConfig", "EncoderConfig", "SchemaConfig"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training rows come from and what to do with bad ones.
+
+    Example:
+        >>> DataConfig(path="train.tsv").on_bad_rows
+        'error'
+    """
+
+    path: str | None = option(None, help="a file, a directory of shards or a glob (TSV/CSV/"
+                              "Parquet); none: synthetic Criteo-shaped clicks with planted crosses")
+    format: str | None = option(None, help="file format (none: from the extension; .tsv/.txt = "
+                                "criteo)", choices=(None, *FORMATS))
+    on_bad_rows: str = option("error", help="stop at the first bad row with file/line/column, "
+                              "or skip bad rows, count them and write them to the rejects file",
+                              choices=ON_BAD_ROWS)
+    rejects: str | None = option(None, help="where skipped rows go (none: rejects.jsonl in the "
+                                 "output directory)")
+    synthetic_rows: int = option(50_000, help="rows of synthetic data when no data path is given")
+
+    def __post_init__(self) -> None:
+        if self.synthetic_rows < 1:
+            raise ConfigError(f"synthetic_rows must be positive, got {self.synthetic_rows!r}")
+
+
+@dataclass(frozen=True)
+class SchemaConfig:
+    """Which columns are the label, the features and the row id, and the task.
+
+    Columns not named are inferred from the file (CSV, Parquet; Criteo's layout is fixed). A
+    schema file (``file``) holds the same keys as JSON; a key given both there and here with
+    another value is an error, never silently overridden.
+
+    Example:
+        >>> SchemaConfig(label="clicked", categorical=("ad", "site")).categorical
+        ('ad', 'site')
+    """
+
+    file: str | None = option(None, help="schema JSON file: label, dense, categorical, "
+                              "id_column, task")
+    label: str | None = option(None, help="label column (none: Criteo's, or a column named "
+                               "'label')")
+    dense: tuple[str, ...] = option((), help="dense (numeric) feature columns; others inferred")
+    categorical: tuple[str, ...] = option((), help="categorical feature columns; others inferred")
+    id_column: str | None = option(None, help="row id column, carried through to predictions")
+    exclude: tuple[str, ...] = option((), help="columns that are not features (left out of "
+                                      "inference)")
+    task: str | None = option(None, help="log-loss on 0/1 labels (binary) or MSE "
+                              "(regression); none: the schema file's, else binary",
+                              choices=(None, *TASKS))
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How raw values become model inputs (see :class:`~crossrank.data.FeatureEncoder`).
+
+    Example:
+        >>> EncoderConfig(min_count=10).dense_transform
+        'log1p'
+    """
+
+    dense_transform: str = option("log1p", help="dense feature transform",
+                                  choices=DENSE_TRANSFORMS)
+    missing_indicator: bool = option(False, help="add a 0/1 column per dense feature marking "
+                                     "missing values")
+    min_count: int = option(1, help="categorical values seen fewer times become "
+                            "out-of-vocabulary")
+    hash_buckets: int | None = option(None, help="hash categorical values into this many "
+                                      "buckets instead of learning a vocabulary")
+
+    def __post_init__(self) -> None:
+        if self.min_count < 1:
+            raise ConfigError(f"min_count must be >= 1, got {self.min_count!r}")
+        if self.hash_buckets is not None and self.hash_buckets < 2:
+            raise ConfigError(f"hash_buckets must be >= 2 (or none), got {self.hash_buckets!r}")

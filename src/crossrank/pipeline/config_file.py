@@ -1,0 +1,188 @@
+"""Config files and ``--set`` overrides: reading and writing a run's configuration.
+
+Why TOML: it is typed the way the configs are (``1e-3`` is a float, ``16`` an int, ``true`` a
+bool, where YAML 1.1 readers take ``1e-3`` for a string and ``no`` for false), it carries
+comments, it never runs code, and Python reads it with the standard library (``tomllib``).
+TOML has no null: an option left out takes its default, and an option whose default is a
+value but which should be none (``rank = "none"`` for a full-rank cross network where the
+family defaults to low rank) is written as the string ``"none"``.
+
+``--config`` also takes JSON: a JSON file of the same sections, or a ``model.json`` written by
+``crossrank train``, whose ``run_config`` is the resolved configuration of that run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from crossrank.errors import ConfigError
+from crossrank.options import describe_fields, nearest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The sections of a TOML or JSON config file (or of a ``model.json``'s ``run_config``).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "run.toml")
+        >>> _ = open(p, "w").write('[training]\\nlr = 3e-4\\n')
+        >>> read_config_file(p)
+        {'training': {'lr': 0.0003}}
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {str(p)!r} not found")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = tomllib.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"config file {str(p)!r} is not valid "
+                          f"{'JSON' if p.suffix.lower() == '.json' else 'TOML'}: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(p)!r} must hold a table of sections, "
+                          f"got {type(data).__name__}")
+    if "run_config" in data:  # a model.json: the resolved run
+        data = data["run_config"]
+        if not isinstance(data, dict):
+            raise ConfigError(f"{str(p)!r}: 'run_config' must be a table of sections")
+    return _nulls_from_none(data)
+
+
+def _nulls_from_none(data: Any) -> Any:
+    return {k: _nulls_from_none(v) for k, v in data.items()} if isinstance(data, dict) else data
+
+
+def field_types(run_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted key -> annotation of every option of a run, for the model family that
+    ``run_dict['model']['name']`` names (default dcn)."""
+    from crossrank.data.config import DataConfig, EncoderConfig, SchemaConfig
+    from crossrank.models.registry import list_models, model_entry
+    from crossrank.train.config import TrainConfig
+
+    name = (run_dict.get("model") or {}).get("name", "dcn")
+    family = model_entry(name)[0] if name in list_models() else None
+    found: dict[str, Any] = {"model.name": str, "model.embedding_dim": int}
+    for section, cls in (("data", DataConfig), ("schema", SchemaConfig),
+                         ("encoder", EncoderConfig), ("training", TrainConfig), ("model", family)):
+        if cls is None:
+            continue
+        for key, tp, *_ in describe_fields(cls, prefix=f"{section}."):
+            found[key] = tp
+    return found
+
+
+def parse_value(text: str, tp: Any) -> Any:
+    """A command-line string as a value of annotation ``tp``: strings stay strings, lists are
+    comma-separated (or JSON), numbers and booleans are JSON, ``none`` is None where the option
+    may be none and is not a string.
+
+    Example:
+        >>> parse_value("3e-4", float), parse_value("a,b", tuple[str, ...])
+        (0.0003, ('a', 'b'))
+        >>> parse_value("none", int | None), parse_value("[256, 128]", tuple[int, ...])
+        (None, (256, 128))
+    """
+    args = typing.get_args(tp)
+    optional = type(None) in args
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    arms = [a for a in args if a is not type(None)] if union else [tp]
+    if str in arms:
+        return text
+    if optional and text.strip().lower() in ("none", "null"):
+        return None
+    if any(typing.get_origin(a) is tuple for a in arms) and not text.lstrip().startswith("["):
+        item = typing.get_args(next(a for a in arms if typing.get_origin(a) is tuple))
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        return tuple(p if item and item[0] is str else _json_or_text(p) for p in parts)
+    return _json_or_text(text)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def apply_overrides(base: Mapping[str, Any], pairs: list[str], *, flag: str = "--set",
+                    prefix: str = "") -> dict[str, Any]:
+    """``base`` with ``section.key=value`` overrides applied (``prefix`` is put before each key,
+    e.g. ``"model."`` for ``--model-option``). Unknown keys are errors naming the nearest valid
+    one; values are parsed for the option's type (:func:`parse_value`).
+
+    Example:
+        >>> apply_overrides({}, ["training.lr=3e-4", "model.deep_layers=[64]"])["training"]
+        {'lr': 0.0003}
+    """
+    out = json.loads(json.dumps(base))  # a deep copy of plain data
+    # the model family decides which model keys exist: apply model.name first
+    pairs = sorted(pairs, key=lambda pair: not (prefix + pair).startswith("model.name="))
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = prefix + key.strip()
+        if not sep or key == prefix:
+            raise ConfigError(f"{flag} takes section.key=value, got {pair!r}")
+        known = field_types(out)
+        tp = known.get(key)
+        if tp is None and key.rsplit(".", 1)[0] in known:  # a table's entry: lr_scales.x=30
+            table_tp = known[key.rsplit(".", 1)[0]]
+            if typing.get_origin(table_tp) is dict:
+                tp = typing.get_args(table_tp)[1]
+        if tp is None:
+            valid = sorted(known)
+            near = nearest(key, valid) or nearest(key.rsplit(".", 1)[-1], valid)
+            raise ConfigError(f"unknown option {key!r}" + (f"; did you mean {near!r}?" if near
+                                                            else "") + f" ({flag} {pair})")
+        node = out
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{flag} {pair}: {part!r} is not a table")
+        node[last] = parse_value(text, tp)
+    return out
+
+
+def toml_text(run_dict: Mapping[str, Any], defaults: Mapping[str, Any], *,
+              header: str = "") -> str:
+    """TOML of a run's sections. None values are left out where the default is none too (and
+    written as ``"none"`` where it is not), so reading the text back gives the same run."""
+    import tomli_w
+
+    def clean(value: Any, default: Any) -> Any:
+        if isinstance(value, Mapping):
+            d = default if isinstance(default, Mapping) else {}
+            out = {}
+            for k, v in value.items():
+                c = clean(v, d.get(k))
+                if c is not None:
+                    out[k] = c
+            return out
+        if value is None:
+            return None if default is None else "none"
+        return value
+
+    body = tomli_w.dumps(clean(run_dict, defaults))
+    return (header + "\n" if header else "") + body
+
+
+def dataclass_defaults(obj: Any) -> Any:
+    """Plain data of a config's defaults (used to decide which None values need writing)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: dataclass_defaults(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return obj

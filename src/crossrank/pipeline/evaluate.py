@@ -1,0 +1,33 @@
+"""Metrics of a saved model on labelled files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from crossrank.data import EncodedDataset
+from crossrank.data.readers import OnBadRows
+from crossrank.pipeline.model_dir import encoded_batches, load_model_dir, open_rejects, report_rejects
+from crossrank.train.loop import score
+from crossrank.train.metrics import compute_metrics
+
+
+def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None,
+                     on_bad_rows: OnBadRows = "error",
+                     rejects_path: str | Path | None = None) -> dict[str, float]:
+    """Metrics of a saved model on labelled ``data``, over all rows at once (AUC and log-loss
+    of the whole set, never averaged per batch)."""
+    model, _, encoder, schema = load_model_dir(model_dir)
+    if schema.label is None:
+        raise ValueError("the model's schema has no label column; nothing to evaluate against")
+    rejects = open_rejects(on_bad_rows, rejects_path, Path(model_dir))
+    scores, labels = [], []
+    for batch in encoded_batches(data, fmt, schema, encoder, on_bad_rows, rejects):
+        s, y = score(model, EncodedDataset.from_batch(batch))
+        scores.append(s)
+        labels.append(y)
+    report_rejects(rejects)
+    if not scores:
+        raise ValueError(f"{data}: no rows to evaluate")
+    return compute_metrics(model.task, np.concatenate(scores), np.concatenate(labels))

@@ -1,0 +1,44 @@
+"""Reading a model directory back: the model, its metadata, its encoder and its table schema,
+and the encoded batches of new files read with that schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from crossrank.data import EncodedBatch, FeatureEncoder, RejectsLog, TableSchema, iter_tables
+from crossrank.data.files import infer_format
+from crossrank.data.readers import OnBadRows
+from crossrank.models import RankingModel
+from crossrank.train.checkpoint import load_model
+
+
+def load_model_dir(model_dir: str | Path) -> tuple[RankingModel, dict[str, Any], FeatureEncoder,
+                                                   TableSchema]:
+    """``(model, model.json's metadata, encoder, table schema)`` of a directory written by
+    ``crossrank train``."""
+    model, meta = load_model(model_dir)
+    encoder = FeatureEncoder.load(Path(model_dir) / "encoder")
+    return model, meta, encoder, TableSchema.from_dict(meta["table_schema"])
+
+
+def encoded_batches(data: str, fmt: str | None, schema: TableSchema, encoder: FeatureEncoder,
+                    on_bad_rows: OnBadRows, rejects: RejectsLog | None) -> Iterator[EncodedBatch]:
+    """The rows of ``data`` read with ``schema`` and encoded, chunk by chunk, in file order."""
+    for table in iter_tables(data, fmt=infer_format(data, fmt), schema=schema,
+                             on_bad_rows=on_bad_rows, rejects=rejects):
+        yield encoder.transform(table)
+
+
+def open_rejects(on_bad_rows: OnBadRows, rejects_path: str | Path | None,
+                 default_dir: Path) -> RejectsLog | None:
+    """The rejects log of ``--on-bad-rows skip`` (None otherwise)."""
+    if on_bad_rows != "skip":
+        return None
+    return RejectsLog(Path(rejects_path) if rejects_path else default_dir / "rejects.jsonl")
+
+
+def report_rejects(rejects: RejectsLog | None) -> None:
+    if rejects is not None and rejects.total:
+        print(f"skipped {rejects.total} bad rows ({rejects.summary()}); see {rejects.path}")

@@ -1,0 +1,64 @@
+"""From the schema section of a run's configuration to the table schema the files are read with.
+
+One place decides each column's role, in this order: Criteo's fixed layout for Criteo files; a
+schema file; the columns the section names, with the rest inferred from the file (CSV,
+Parquet). A role given in two places with two values is an error naming both, never silently
+resolved. The resolved section, with every column named, is what ``model.json`` records, so a
+run built from it reads the same columns again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import cast
+
+from crossrank.data import TableSchema, infer_schema, load_schema
+from crossrank.data.config import SchemaConfig
+from crossrank.data.files import Format
+from crossrank.data.schema import Task
+from crossrank.errors import ConfigError
+
+_ROLES = ("label", "dense", "categorical", "id_column", "task")
+
+
+def _conflicts(section: SchemaConfig, found: TableSchema, source: str) -> None:
+    """Raise when the section sets a role to another value than ``found`` (from ``source``)."""
+    for role in _ROLES:
+        given = getattr(section, role)
+        if given in (None, ()):
+            continue
+        if given != getattr(found, role):
+            raise ConfigError(f"schema.{role} is {given!r} but {source} says "
+                              f"{getattr(found, role)!r}: give it in one place")
+
+
+def resolve_table_schema(section: SchemaConfig, path: str, fmt: Format) -> TableSchema:
+    """The table schema of ``path`` (see the module doc)."""
+    task = cast(Task, section.task or "binary")
+    if fmt == "criteo":
+        if section.file is not None:
+            raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
+                              "give no schema file")
+        layout = infer_schema(path, "criteo", task=task).schema
+        _conflicts(dataclasses.replace(section, task=None), layout, "the Criteo layout")
+        return layout
+    if section.file is not None:
+        found = load_schema(section.file)
+        _conflicts(section, found, f"the schema file {section.file!r}")
+        return found
+    if section.dense or section.categorical:
+        return TableSchema(label=section.label or "label", dense=section.dense,
+                           categorical=section.categorical, id_column=section.id_column,
+                           task=task)
+    try:
+        return infer_schema(path, fmt, label=section.label or "label",
+                            id_column=section.id_column, task=task).schema
+    except ValueError as err:
+        raise ConfigError(f"{err}; name the columns with --dense/--categorical or --schema") \
+            from None
+
+
+def resolved_section(section: SchemaConfig, schema: TableSchema) -> SchemaConfig:
+    """The schema section with every role named, as the run used it."""
+    return SchemaConfig(label=schema.label, dense=schema.dense, categorical=schema.categorical,
+                        id_column=schema.id_column, exclude=section.exclude, task=schema.task)

@@ -1,0 +1,93 @@
+"""Training a run: from the files a RunConfig names to a model directory.
+
+The training files are streamed twice (fit the encoder, then encode to a binary cache; shared
+out by file among data-parallel ranks, see :mod:`crossrank.data.prepare`); the validation rows
+are carved off the end; the model is trained and the directory written:
+``model.safetensors`` + ``model.json`` (model spec, the resolved run configuration, table
+schema, metrics), ``run.toml`` (the same configuration as a file ``crossrank train --config``
+takes), ``metrics.jsonl``, ``encoder/``, ``cache/`` and, for ``--resume``, the latest state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from crossrank.data.files import infer_format
+from crossrank.data.prepare import prepare_data
+from crossrank.data.synthetic_default import write_default_synthetic
+from crossrank.distributed import current_context, run_agreed
+from crossrank.models import FeatureSchema, build_model
+from crossrank.pipeline.config_file import dataclass_defaults, toml_text
+from crossrank.pipeline.run_config import RunConfig, build_run_config
+from crossrank.pipeline.schema import resolve_table_schema, resolved_section
+from crossrank.train.checkpoint import atomic_write_bytes
+from crossrank.train.loop import FitResult, Trainer
+
+
+def _synthetic_path(run: RunConfig, out: Path) -> str:
+    """Write (rank 0) the default synthetic click log into ``out`` once; return its path."""
+    world = current_context()
+    path = out / "synthetic_train.tsv"
+
+    def write() -> None:
+        if not path.is_file() and world.is_main:
+            write_default_synthetic(path, run.data.synthetic_rows, seed=run.training.seed)
+            print(f"no data path: wrote {run.data.synthetic_rows} synthetic Criteo-shaped rows "
+                  f"to {path}")
+
+    run_agreed(write)  # the other ranks read the file rank 0 writes
+    return str(path)
+
+
+def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
+              verbose: bool = True) -> FitResult:
+    """Train the model ``run`` describes on its data (synthetic clicks when it names none) and
+    write the model directory ``out_dir``; see the module doc."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = run.training
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    world = current_context()
+    log = print if verbose and world.is_main else (lambda *a, **k: None)
+    data = run.data.path or _synthetic_path(run, out)
+    fmt = infer_format(data, run.data.format if run.data.path else "criteo")
+    schema = resolve_table_schema(run.schema, data, fmt)
+    resolved = run.replace(data=dataclasses.replace(run.data, format=fmt),
+                           schema=resolved_section(run.schema, schema))
+    started = time.perf_counter()
+    encoder, dataset = prepare_data(data=data, fmt=fmt, schema=schema, options=run.encoder,
+                                    out=out, on_bad_rows=run.data.on_bad_rows,
+                                    rejects_path=run.data.rejects, resume=resume, log=log)
+    log(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
+    n_valid = int(len(dataset) * cfg.valid_fraction)
+    train = dataset.rows(0, len(dataset) - n_valid)
+    valid = dataset.rows(len(dataset) - n_valid, len(dataset)) if n_valid else None
+    model_schema = FeatureSchema(dense=encoder.dense_names, sparse=encoder.sparse_names,
+                                 vocab_sizes=encoder.vocab_sizes,
+                                 embedding_dim=run.model.embedding_dim)
+    model = build_model(run.model.name, model_schema,
+                        dataclasses.replace(run.model.config, task=schema.task))
+    model.to(cfg.device)
+    log(f"{run.model.name}: {model.num_parameters():,} parameters; "
+        f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
+    if world.is_main:
+        write_run_toml(resolved, out / "run.toml")
+    trainer = Trainer(model, cfg, out_dir=out, verbose=verbose,
+                      metadata={"table_schema": schema.to_dict(), "data_format": fmt,
+                                "run_config": resolved.to_dict()})
+    return trainer.fit(train, valid, resume=resume)
+
+
+def write_run_toml(run: RunConfig, path: Path) -> None:
+    """The run's configuration as a TOML file that ``crossrank train --config`` takes."""
+    defaults = dataclass_defaults(build_run_config({"model": {"name": run.model.name}}))
+    defaults["model"] = build_run_config({"model": {"name": run.model.name}}).model.to_dict()
+    header = ("# crossrank run configuration: crossrank train --config run.toml "
+              "[--set section.key=value ...]")
+    atomic_write_bytes(path, toml_text(run.to_dict(), defaults, header=header).encode())
