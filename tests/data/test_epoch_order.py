@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import crossrank.data.dataset as dataset_module
+import crossrank.data.epoch_batches as batches_module
 from crossrank.data import (
     EncodedDataset,
     FeatureEncoder,
@@ -149,14 +149,14 @@ def test_views_order_their_own_positions():
 def _record_reads(monkeypatch) -> list[int]:
     """Row ids the dataset gathers into batches, in order (sparse column 0 of each row)."""
     seen: list[int] = []
-    tensors = dataset_module._tensors
+    tensors = batches_module._tensors
 
     def recording(parts):
         out = tensors(parts)
         seen.extend(out[1][:, 0].tolist())
         return out
 
-    monkeypatch.setattr(dataset_module, "_tensors", recording)
+    monkeypatch.setattr(batches_module, "_tensors", recording)
     return seen
 
 

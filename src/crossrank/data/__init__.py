@@ -6,12 +6,14 @@ alone does not.
 """
 
 from crossrank.data.cache import concatenate_caches, encode_to_cache, remove_cache
+from crossrank.data.column_check import check_columns
 from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
 from crossrank.data.files import FORMATS, Format, infer_format, list_shards
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
 from crossrank.data.infer import infer_schema
+from crossrank.data.infer_report import ColumnReport, InferredSchema
 from crossrank.data.movielens import load_movielens_100k, movielens_schema
 from crossrank.data.order import EpochOrder
 from crossrank.data.readers import empty_table, iter_tables, read_table
@@ -27,15 +29,18 @@ __all__ = [
     "REASONS",
     "TASKS",
     "BadInputError",
+    "ColumnReport",
     "EncodedBatch",
     "EncodedDataset",
     "EpochOrder",
     "FeatureEncoder",
     "FitStats",
     "Format",
+    "InferredSchema",
     "RejectsLog",
     "SyntheticSpec",
     "TableSchema",
+    "check_columns",
     "concatenate_caches",
     "criteo_schema",
     "empty_table",

@@ -9,32 +9,28 @@ per epoch.
 
 Memory stays flat as the data grows: an epoch's order is drawn one window of rows at a time
 (:class:`~crossrank.data.order.EpochOrder`, a windowed block shuffle), and batches of a cache
-are gathered from one window's rows, read with plain file reads into a buffer
-(:mod:`crossrank.data.npy_rows`: the bytes of one window, ~40 MB for 262,144 Criteo-shaped
-rows, whatever the cache's size). A data-parallel rank gathers only its share of each global
-batch (:meth:`~EncodedDataset.iter_shares`).
+are gathered from one window's rows (:mod:`crossrank.data.epoch_batches`), read with plain
+file reads into a buffer (:mod:`crossrank.data.npy_rows`: the bytes of one window, ~40 MB for
+262,144 Criteo-shaped rows, whatever the cache's size). A data-parallel rank gathers only its
+share of each global batch (:meth:`~EncodedDataset.iter_shares`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from crossrank.data.encoders import EncodedBatch
+from crossrank.data.encoded_batch import EncodedBatch
+from crossrank.data.epoch_batches import Batch, WindowReader, epoch_shares, window_reader
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import DEFAULT_BLOCK_ROWS, DEFAULT_WINDOW_BLOCKS, EpochOrder
-from crossrank.distributed.shards import batch_share
 
 CACHE_FORMAT = "crossrank.EncodedDataset"
 CACHE_VERSION = 1
-
-# one window's or batch's rows: dense (b, D_out), sparse (b, F), label (b,) or None
-RowArrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
 
 
 class EncodedDataset:
@@ -161,7 +157,7 @@ class EncodedDataset:
         sparse_names: Sequence[str] | None = None,
         vocab_sizes: Sequence[int] | None = None,
     ) -> EncodedDataset:
-        """One :class:`~crossrank.data.encoders.EncodedBatch` as an in-memory dataset."""
+        """One :class:`~crossrank.data.encoded_batch.EncodedBatch` as an in-memory dataset."""
         if not isinstance(batch, EncodedBatch):
             raise TypeError(f"batch must be an EncodedBatch, got {type(batch).__name__}")
         return cls.from_arrays(
@@ -289,7 +285,7 @@ class EncodedDataset:
         start: int = 0,
         stop: int | None = None,
         drop_last: bool = False,
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+    ) -> Iterator[Batch]:
         """Batches of ``(dense, sparse, label)`` tensors covering each row once.
 
         The epoch's order is :class:`~crossrank.data.order.EpochOrder` (the windowed block
@@ -316,7 +312,7 @@ class EncodedDataset:
         world_size: int,
         start: int = 0,
         stop: int | None = None,
-    ) -> Iterator[tuple[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
+    ) -> Iterator[tuple[float, Batch]]:
         """Rank ``rank``'s share of every global batch of :meth:`iter_batches`, gathered alone.
 
         Equals ``shard_batches(self.iter_batches(batch_size, ...), rank=rank,
@@ -336,12 +332,9 @@ class EncodedDataset:
 
     def _epoch(self, batch_size: int, *, shuffle: bool, seed: int, start: int,
                stop: int | None, drop_last: bool, rank: int, world_size: int
-               ) -> Iterator[tuple[float, tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]]:
-        """(weight, share) of global batches ``[start + j B, start + (j+1) B)`` of the order.
-
-        Windows of the order are read one at a time; a share that straddles two windows is
-        gathered in two parts.
-        """
+               ) -> Iterator[tuple[float, Batch]]:
+        """(weight, share) of the global batches of positions ``start:stop`` of the order
+        (:func:`~crossrank.data.epoch_batches.epoch_shares`)."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         if not isinstance(drop_last, bool):
@@ -354,69 +347,11 @@ class EncodedDataset:
             raise ValueError(f"need 0 <= start <= stop <= {len(self)}, got start={start}, "
                              f"stop={stop}")
         end = start + (stop - start) // batch_size * batch_size if drop_last else stop
-        batch_lo = start  # the next global batch to finish
-        parts: list[RowArrays] = []  # this rank's rows of it read so far
-        chunk_lo = start
-        for chunk in order.chunks(start, end):
-            chunk_hi = chunk_lo + len(chunk)
-            window = self._read_window(chunk)
-            while batch_lo < chunk_hi:
-                size = min(batch_size, end - batch_lo)
-                lo, hi, weight = batch_share(size, rank, world_size)
-                share_lo, share_hi = batch_lo + lo, batch_lo + hi  # positions in the epoch
-                a, b = max(share_lo, chunk_lo), min(share_hi, chunk_hi)
-                if a < b:
-                    parts.append(window(a - chunk_lo, b - chunk_lo))
-                if share_hi > chunk_hi:
-                    break  # the rest of this share is in the next window
-                yield weight, _tensors(parts)
-                parts = []
-                batch_lo += size
-            chunk_lo = chunk_hi
-            del window  # one window's buffers at a time: free them before reading the next
+        return epoch_shares(order, self._read_window, batch_size, start=start, end=end,
+                            rank=rank, world_size=world_size)
 
-    def _read_window(self, chunk: np.ndarray) -> Callable[[int, int], RowArrays]:
-        """A reader of ``chunk[i:j]``'s rows, from one buffer of the chunk's rows for a cache.
-
-        Shape:
-            chunk (C,) positions of this view -> reader(i, j): dense (j-i, D_out),
-            sparse (j-i, F), label (j-i,) or None.
-        """
+    def _read_window(self, chunk: np.ndarray) -> WindowReader:
+        """A reader of the rows at positions ``chunk`` of this view (C,), in that order."""
         base = self._base_rows(chunk)
         assert isinstance(base, np.ndarray)
-        if self._files is None:  # arrays in memory: gather straight from them
-            def gather(i: int, j: int) -> RowArrays:
-                rows = base[i:j]
-                label = None if self._label is None else self._label[rows]
-                return self._dense[rows], self._sparse[rows], label
-            return gather
-        # The chunk's rows sorted, as runs of consecutive rows (a window's blocks), each run
-        # read with one file read; where[k] is the buffer row of chunk[k].
-        by_row = np.argsort(base, kind="stable")  # (C,)
-        rows = base[by_row]
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        starts = rows[np.concatenate([[0], breaks])] if len(rows) else rows
-        stops = rows[np.concatenate([breaks - 1, [len(rows) - 1]])] + 1 if len(rows) else rows
-        where = np.empty_like(by_row)
-        where[by_row] = np.arange(len(by_row))
-        buffers = {key: f.read_runs(starts, stops) for key, f in self._files.items()}
-
-        def from_buffer(i: int, j: int) -> RowArrays:
-            idx = where[i:j]
-            label = buffers["label"][idx] if "label" in buffers else None
-            return buffers["dense"][idx], buffers["sparse"][idx], label
-        return from_buffer
-
-
-def _tensors(parts: list[RowArrays]
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """One batch's parts (1 or 2, from consecutive windows) as new tensors."""
-    def join(k: int, dtype: type) -> np.ndarray:
-        # the parts are fancy-indexed copies (never views of a read-only mapping), so they
-        # can back tensors as they are
-        whole = parts[0][k] if len(parts) == 1 else np.concatenate([p[k] for p in parts])
-        return np.ascontiguousarray(whole, dtype=dtype)
-    dense = torch.from_numpy(join(0, np.float32))  # (b, D_out)
-    sparse = torch.from_numpy(join(1, np.int64))  # (b, F)
-    label = None if parts[0][2] is None else torch.from_numpy(join(2, np.float32))  # (b,)
-    return dense, sparse, label
+        return window_reader(base, self._dense, self._sparse, self._label, self._files)

@@ -18,9 +18,9 @@ Categorical fields (F of them) map each value to an id in ``[0, vocab_size)``::
 
 Values are hashed as UTF-8 text (integers as their decimal text) with
 :func:`~crossrank.data.hashing.stable_hash64`. Transform never fails on an unseen or missing
-value. The mapping runs on the distinct values of a chunk (``dictionary_encode``), looked up by
-hash in a sorted array (``numpy.searchsorted``) and confirmed by exact string comparison, so it
-costs O(distinct * log V) per chunk whatever the vocabulary size V.
+value. The mapping runs on the distinct values of a chunk (``dictionary_encode``), looked up in
+the field's :class:`~crossrank.data.vocabulary.Vocabulary` by hash, so it costs
+O(distinct * log V) per chunk whatever the vocabulary size V.
 
 Fitting is one implementation in two steps: :meth:`FeatureEncoder.partial_fit` collects
 :class:`~crossrank.data.fit_stats.FitStats` (value counts, exact dense sums) from a stream and
@@ -31,15 +31,13 @@ ranks) give exactly the encoder of one fit over all of them.
 Persistence, no pickle: :meth:`FeatureEncoder.to_dict` is plain JSON (vocabularies inline, for
 small ones); :meth:`FeatureEncoder.save` writes ``encoder.json`` plus ``vocab.arrow``, one Arrow
 IPC string column holding every field's vocabulary back to back in id order (their lengths are
-in the JSON), which loads memory-mapped in milliseconds where a JSON list of millions of
-strings would take seconds.
+in the JSON; see :mod:`crossrank.data.vocabulary`).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,65 +46,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crossrank.data.columns import as_float64, as_text, column
+from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
 from crossrank.data.schema import TableSchema
+from crossrank.data.vocabulary import (
+    MISSING_ID,
+    OOV_ID,
+    Vocabulary,
+    read_vocabularies,
+    write_vocabularies,
+)
+
+__all__ = ["DENSE_TRANSFORMS", "MISSING_ID", "OOV_ID", "DenseTransform", "EncodedBatch",
+           "FeatureEncoder"]
 
 DenseTransform = Literal["log1p", "standardize", "none"]
 DENSE_TRANSFORMS: tuple[str, ...] = ("log1p", "standardize", "none")
-MISSING_ID = 0
-OOV_ID = 1
 _FORMAT = "crossrank.FeatureEncoder"
 _VERSION = 1
-
-
-@dataclass(frozen=True)
-class EncodedBatch:
-    """One encoded chunk.
-
-    Shape:
-        dense: float32 (B, D_out); sparse: int64 (B, F); label: float32 (B,) or None;
-        ids: (B,) int64 or unicode (``numpy.str_``) or None.
-    """
-
-    dense: np.ndarray
-    sparse: np.ndarray
-    label: np.ndarray | None
-    ids: np.ndarray | None
-
-    def __len__(self) -> int:
-        return int(self.sparse.shape[0])
-
-
-class _Vocabulary:
-    """Values of one field in id order (id = position + 2) and a hash index over them."""
-
-    def __init__(self, values: pa.Array) -> None:
-        self.values = pc.cast(values, pa.string()) if values.type != pa.string() else values
-        hashes = stable_hash64(self.values)
-        self.order = np.argsort(hashes, kind="stable")
-        self.sorted_hashes = hashes[self.order]
-        # Two vocabulary values with one 64-bit hash (odds ~V^2 / 2^65) fall back to index_in.
-        self.exact = bool(np.any(self.sorted_hashes[1:] == self.sorted_hashes[:-1]))
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def lookup(self, uniques: pa.Array) -> np.ndarray:
-        """Ids of distinct non-null values: vocabulary id or OOV."""
-        if len(self) == 0 or len(uniques) == 0:
-            return np.full(len(uniques), OOV_ID, dtype=np.int64)
-        if self.exact:
-            pos = pc.index_in(uniques, value_set=self.values).fill_null(-1).to_numpy()
-            return np.where(pos >= 0, pos.astype(np.int64) + 2, OOV_ID)
-        h = stable_hash64(uniques)
-        at = np.minimum(np.searchsorted(self.sorted_hashes, h), len(self) - 1)
-        candidate = self.order[at]
-        hit = self.sorted_hashes[at] == h
-        if hit.any():  # confirm: equal hashes of different strings must not share an id
-            same = pc.equal(self.values.take(pa.array(candidate)), uniques)
-            hit &= same.fill_null(False).to_numpy(zero_copy_only=False)
-        return np.where(hit, candidate + 2, OOV_ID).astype(np.int64)
 
 
 class FeatureEncoder:
@@ -179,7 +137,7 @@ class FeatureEncoder:
         self.num_rows_fit = 0
         self._mean = np.zeros(len(schema.dense))
         self._std = np.ones(len(schema.dense))
-        self._vocabs: list[_Vocabulary] | None = None if hash_buckets is None else []
+        self._vocabs: list[Vocabulary] | None = None if hash_buckets is None else []
         self._fitted = False
 
     # ----------------------------------------------------------------- properties
@@ -263,13 +221,13 @@ class FeatureEncoder:
         self._fitted = True
         return self
 
-    def _select(self, counts: pa.Table) -> _Vocabulary:
+    def _select(self, counts: pa.Table) -> Vocabulary:
         counts = counts.filter(pc.greater_equal(counts["count"], self.min_count))
         order = pc.sort_indices(counts, sort_keys=[("count", "descending"), ("value", "ascending")])
         values = counts["value"].take(order).combine_chunks()
         if self.max_vocab_size is not None:
             values = values.slice(0, self.max_vocab_size)
-        return _Vocabulary(values)
+        return Vocabulary(values)
 
     # ----------------------------------------------------------------- transform
     def transform(self, table: pa.Table) -> EncodedBatch:
@@ -380,14 +338,14 @@ class FeatureEncoder:
                 vocabs = d.get("vocabularies")
                 if not isinstance(vocabs, dict) or set(vocabs) != set(fields):
                     raise ValueError(f"vocabularies must map every field {fields} to a list")
-                enc._vocabs = [_Vocabulary(pa.array(vocabs[f], pa.string())) for f in fields]
+                enc._vocabs = [Vocabulary(pa.array(vocabs[f], pa.string())) for f in fields]
             else:
                 lengths = d["vocab_lengths"]
                 if set(lengths) != set(fields) or sum(lengths.values()) != len(vocab):
                     raise ValueError("vocab_lengths do not match the fields or the vocab file")
                 enc._vocabs, start = [], 0
                 for f in fields:
-                    enc._vocabs.append(_Vocabulary(vocab.slice(start, lengths[f])))
+                    enc._vocabs.append(Vocabulary(vocab.slice(start, lengths[f])))
                     start += lengths[f]
         enc._fitted = True
         return enc
@@ -403,11 +361,7 @@ class FeatureEncoder:
             d["vocab_lengths"] = {
                 f: len(v) for f, v in zip(self.schema.categorical, self._vocabs, strict=True)
             }
-            values = [v.values for v in self._vocabs]
-            flat = pa.concat_arrays(values) if values else pa.array([], pa.string())
-            with pa.OSFile(str(directory / "vocab.arrow"), "wb") as sink:
-                with pa.ipc.new_file(sink, pa.schema([("value", pa.string())])) as writer:
-                    writer.write_table(pa.table({"value": flat}))
+            write_vocabularies(directory / "vocab.arrow", self._vocabs)
         (directory / "encoder.json").write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
@@ -417,10 +371,7 @@ class FeatureEncoder:
         d = json.loads((directory / "encoder.json").read_text(encoding="utf-8"))
         vocab = None
         if d.get("vocab_file") is not None:
-            with pa.memory_map(str(directory / d["vocab_file"]), "r") as source:
-                vocab = pa.ipc.open_file(source).read_all().column("value").combine_chunks()
-            if len(vocab) == 0:
-                vocab = pa.array([], pa.string())
+            vocab = read_vocabularies(directory / d["vocab_file"])
         return cls._from_parts(d, vocab)
 
 

@@ -1,10 +1,10 @@
 """One Criteo TSV or CSV file as validated tables, with exact physical line numbers.
 
 pyarrow's serial streaming reader parses every field as ``binary`` in a background thread
-(:func:`_prefetch`) while the caller validates and encodes. Rows with the wrong number of
-fields reach :meth:`TextFile._handler` with their record number; a valid row's record number
-follows from how many valid rows came before it and which records were invalid
-(:meth:`TextFile._records`). Physical line = ``line_base + record`` plus, in CSV, the line
+(:func:`~crossrank.data.prefetch.prefetch_batches`) while the caller validates and encodes.
+Rows with the wrong number of fields reach :meth:`TextFile._handler` with their record number;
+a valid row's record number follows from how many valid rows came before it and which records
+were invalid (:meth:`TextFile._records`). Physical line = ``line_base + record`` plus, in CSV, the line
 breaks inside earlier quoted values.
 
 A row that has the wrong number of fields *and* is not valid UTF-8 makes pyarrow fail (it
@@ -19,9 +19,7 @@ the bytes before the failing line. CSV files (where a record may span lines) rai
 from __future__ import annotations
 
 import csv
-import queue
 import re
-import threading
 from collections import deque
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
+from crossrank.data.prefetch import prefetch_batches
 from crossrank.data.rejects import BadInputError, RejectsLog
 from crossrank.data.schema import TableSchema
 from crossrank.data.validate import validate_columns
@@ -46,58 +45,6 @@ def report(
     if on_bad_rows == "error" or rejects is None:
         raise error
     rejects.add(error, raw=raw)
-
-
-def _prefetch(
-    reader: pa_csv.CSVStreamingReader, depth: int = 2
-) -> Iterator[pa.RecordBatch | pa.ArrowInvalid]:
-    """Batches parsed by a background thread while the caller validates and encodes.
-
-    pyarrow parses with the GIL released, so on two cores parsing overlaps the rest. The
-    reader stays serial (one thread, blocks in order), which keeps its row numbers exact; a
-    parse error arrives in order as the exception object. Closing the generator early stops
-    the thread after at most one more batch.
-    """
-    items: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item: object) -> None:
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def work() -> None:
-        try:
-            while not stop.is_set():
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except pa.ArrowInvalid as e:
-                    put(e)
-                    return
-                put(batch)
-        finally:
-            put(done)
-
-    thread = threading.Thread(target=work, name="crossrank-csv-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is done:
-                break
-            assert isinstance(item, pa.RecordBatch | pa.ArrowInvalid)
-            yield item
-            if isinstance(item, pa.ArrowInvalid):
-                break
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _newlines(text: str | bytes) -> int:
@@ -298,7 +245,7 @@ class TextFile:
                     return None
                 return e
             with reader:
-                for batch in _prefetch(reader):
+                for batch in prefetch_batches(reader):
                     if isinstance(batch, pa.ArrowInvalid):
                         return batch
                     table = self._batch(batch, delivered)

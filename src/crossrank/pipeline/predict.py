@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from crossrank.data import TableSchema, infer_schema
+from crossrank.data import TableSchema, check_columns
 from crossrank.data.files import infer_format
 from crossrank.data.readers import OnBadRows
 from crossrank.models import predict
@@ -17,12 +17,8 @@ from crossrank.pipeline.model_dir import encoded_batches, load_model_dir, open_r
 
 def _file_label(data: str, fmt: str | None, schema: TableSchema) -> str | None:
     """The label column if ``data`` has it, else None (unlabelled rows to score)."""
-    fmt = infer_format(data, fmt)
-    if schema.label is None:
-        return None
-    found = infer_schema(data, fmt, label=schema.label) if fmt != "criteo" \
-        else infer_schema(data, fmt)
-    return schema.label if found.label is not None else None
+    has_label = check_columns(data, infer_format(data, fmt), schema, need_label=False)
+    return schema.label if has_label else None
 
 
 def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,

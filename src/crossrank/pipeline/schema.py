@@ -39,7 +39,7 @@ def resolve_table_schema(section: SchemaConfig, path: str, fmt: Format) -> Table
         if section.file is not None:
             raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
                               "give no schema file")
-        layout = infer_schema(path, "criteo", task=task)
+        layout = infer_schema(path, "criteo", task=task).schema
         _conflicts(dataclasses.replace(section, task=None), layout, "the Criteo layout")
         return layout
     if section.file is not None:
@@ -52,7 +52,7 @@ def resolve_table_schema(section: SchemaConfig, path: str, fmt: Format) -> Table
                            task=task)
     try:
         return infer_schema(path, fmt, label=section.label or "label",
-                            id_column=section.id_column, task=task)
+                            id_column=section.id_column, task=task).schema
     except ValueError as err:
         raise ConfigError(f"{err}; name the columns with --dense/--categorical or --schema") \
             from None

@@ -1,0 +1,91 @@
+"""One categorical field's vocabulary: its values in id order and a hash index from value to
+id; and ``vocab.arrow``, the file that holds every field's vocabulary.
+
+Ids (see :mod:`crossrank.data.encoders`): :data:`MISSING_ID` 0 for a missing value,
+:data:`OOV_ID` 1 for a value out of the vocabulary, 2 + position for the vocabulary's values.
+A lookup runs on distinct values: their :func:`~crossrank.data.hashing.stable_hash64` hashes
+are found in the sorted hashes of the vocabulary (``numpy.searchsorted``) and each hit is
+confirmed by exact string comparison, so it costs O(distinct * log V) whatever V.
+
+``vocab.arrow`` is one Arrow IPC string column holding every field's values back to back in id
+order (the encoder's JSON keeps their lengths): it loads memory-mapped in milliseconds where a
+JSON list of millions of strings would take seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crossrank.data.hashing import stable_hash64
+
+MISSING_ID = 0
+OOV_ID = 1
+
+
+class Vocabulary:
+    """Values of one field in id order (id = position + 2) and a hash index over them.
+
+    Shape:
+        lookup: distinct values (U,) -> ids (U,) int64.
+
+    Example:
+        >>> v = Vocabulary(pa.array(["a", "b"]))
+        >>> v.lookup(pa.array(["b", "zz", "a"])).tolist(), len(v)
+        ([3, 1, 2], 2)
+    """
+
+    def __init__(self, values: pa.Array) -> None:
+        self.values = pc.cast(values, pa.string()) if values.type != pa.string() else values
+        hashes = stable_hash64(self.values)
+        self.order = np.argsort(hashes, kind="stable")
+        self.sorted_hashes = hashes[self.order]
+        # Two vocabulary values with one 64-bit hash (odds ~V^2 / 2^65) fall back to index_in.
+        self.exact = bool(np.any(self.sorted_hashes[1:] == self.sorted_hashes[:-1]))
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def lookup(self, uniques: pa.Array) -> np.ndarray:
+        """Ids of distinct non-null values: vocabulary id or OOV."""
+        if len(self) == 0 or len(uniques) == 0:
+            return np.full(len(uniques), OOV_ID, dtype=np.int64)
+        if self.exact:
+            pos = pc.index_in(uniques, value_set=self.values).fill_null(-1).to_numpy()
+            return np.where(pos >= 0, pos.astype(np.int64) + 2, OOV_ID)
+        h = stable_hash64(uniques)
+        at = np.minimum(np.searchsorted(self.sorted_hashes, h), len(self) - 1)
+        candidate = self.order[at]
+        hit = self.sorted_hashes[at] == h
+        if hit.any():  # confirm: equal hashes of different strings must not share an id
+            same = pc.equal(self.values.take(pa.array(candidate)), uniques)
+            hit &= same.fill_null(False).to_numpy(zero_copy_only=False)
+        return np.where(hit, candidate + 2, OOV_ID).astype(np.int64)
+
+
+def write_vocabularies(path: Path, vocabularies: Sequence[Vocabulary]) -> None:
+    """Write every field's values back to back, in field and id order, to ``path``."""
+    values = [v.values for v in vocabularies]
+    flat = pa.concat_arrays(values) if values else pa.array([], pa.string())
+    with pa.OSFile(str(path), "wb") as sink:
+        with pa.ipc.new_file(sink, pa.schema([("value", pa.string())])) as writer:
+            writer.write_table(pa.table({"value": flat}))
+
+
+def read_vocabularies(path: Path) -> pa.Array:
+    """The values :func:`write_vocabularies` wrote, as one string array (memory-mapped).
+
+    Example:
+        >>> import tempfile, os
+        >>> p = Path(tempfile.mkdtemp()) / "vocab.arrow"
+        >>> write_vocabularies(p, [Vocabulary(pa.array(["a"])), Vocabulary(pa.array(["x", "y"]))])
+        >>> read_vocabularies(p).to_pylist()
+        ['a', 'x', 'y']
+    """
+    with pa.memory_map(str(path), "r") as source:
+        vocab = pa.ipc.open_file(source).read_all().column("value").combine_chunks()
+    return vocab if len(vocab) else pa.array([], pa.string())
