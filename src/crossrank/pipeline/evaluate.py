@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from crossrank.data import EncodedDataset
+from crossrank.data import EncodedDataset, check_columns
+from crossrank.data.files import infer_format
 from crossrank.data.readers import OnBadRows
 from crossrank.pipeline.model_dir import encoded_batches, load_model_dir, open_rejects, report_rejects
 from crossrank.train.loop import score
@@ -21,6 +22,7 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     model, _, encoder, schema = load_model_dir(model_dir)
     if schema.label is None:
         raise ValueError("the model's schema has no label column; nothing to evaluate against")
+    check_columns(data, infer_format(data, fmt), schema, need_label=True)
     rejects = open_rejects(on_bad_rows, rejects_path, Path(model_dir))
     scores, labels = [], []
     for batch in encoded_batches(data, fmt, schema, encoder, on_bad_rows, rejects):

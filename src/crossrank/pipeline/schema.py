@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import cast
 
-from crossrank.data import TableSchema, infer_schema, load_schema
+from crossrank.data import InferredSchema, TableSchema, infer_schema, load_schema
 from crossrank.data.config import SchemaConfig
 from crossrank.data.files import Format
 from crossrank.data.schema import Task
@@ -32,8 +32,10 @@ def _conflicts(section: SchemaConfig, found: TableSchema, source: str) -> None:
                               f"{getattr(found, role)!r}: give it in one place")
 
 
-def resolve_table_schema(section: SchemaConfig, path: str, fmt: Format) -> TableSchema:
-    """The table schema of ``path`` (see the module doc)."""
+def resolve_table_schema(section: SchemaConfig, path: str,
+                         fmt: Format) -> tuple[TableSchema, InferredSchema | None]:
+    """The table schema of ``path`` (see the module doc), and the inference report when the
+    columns were inferred from a sample of the file (CSV, Parquet)."""
     task = cast(Task, section.task or "binary")
     if fmt == "criteo":
         if section.file is not None:
@@ -41,21 +43,16 @@ def resolve_table_schema(section: SchemaConfig, path: str, fmt: Format) -> Table
                               "give no schema file")
         layout = infer_schema(path, "criteo", task=task).schema
         _conflicts(dataclasses.replace(section, task=None), layout, "the Criteo layout")
-        return layout
+        return layout, None
     if section.file is not None:
         found = load_schema(section.file)
         _conflicts(section, found, f"the schema file {section.file!r}")
-        return found
-    if section.dense or section.categorical:
-        return TableSchema(label=section.label or "label", dense=section.dense,
-                           categorical=section.categorical, id_column=section.id_column,
-                           task=task)
-    try:
-        return infer_schema(path, fmt, label=section.label or "label",
-                            id_column=section.id_column, task=task).schema
-    except ValueError as err:
-        raise ConfigError(f"{err}; name the columns with --dense/--categorical or --schema") \
-            from None
+        return found, None
+    # named columns take the role they are given; every other column is inferred
+    inferred = infer_schema(path, fmt, label=section.label or "label",
+                            id_column=section.id_column, dense=section.dense,
+                            categorical=section.categorical, exclude=section.exclude, task=task)
+    return inferred.schema, inferred
 
 
 def resolved_section(section: SchemaConfig, schema: TableSchema) -> SchemaConfig:

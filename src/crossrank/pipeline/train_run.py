@@ -57,7 +57,10 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
     log = print if verbose and world.is_main else (lambda *a, **k: None)
     data = run.data.path or _synthetic_path(run, out)
     fmt = infer_format(data, run.data.format if run.data.path else "criteo")
-    schema = resolve_table_schema(run.schema, data, fmt)
+    schema, inferred = resolve_table_schema(run.schema, data, fmt)
+    if inferred is not None:
+        log("schema inferred (name columns with --dense/--categorical/--exclude, or give "
+            "--schema):\n" + inferred.format_table())
     resolved = run.replace(data=dataclasses.replace(run.data, format=fmt),
                            schema=resolved_section(run.schema, schema))
     started = time.perf_counter()
@@ -80,7 +83,8 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
         write_run_toml(resolved, out / "run.toml")
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose,
                       metadata={"table_schema": schema.to_dict(), "data_format": fmt,
-                                "run_config": resolved.to_dict()})
+                                "run_config": resolved.to_dict(),
+                                "inferred_schema": inferred.to_dict() if inferred else None})
     return trainer.fit(train, valid, resume=resume)
 
 
