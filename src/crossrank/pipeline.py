@@ -88,10 +88,10 @@ def train_from_data(*, data: str | None, fmt: str | None, table_schema, config: 
     n_valid = int(len(dataset) * config.valid_fraction)
     train = dataset.rows(0, len(dataset) - n_valid)
     valid = dataset.rows(len(dataset) - n_valid, len(dataset)) if n_valid else None
-    model_schema = FeatureSchema(dense=encoder.dense_names, sparse=encoder.sparse_names,
+    model_schema = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
                                  vocab_sizes=encoder.vocab_sizes,
                                  embedding_dim=config.embedding_dim)
-    model = build_model(config.model, model_schema, {**config.model_config, "task": schema.task})
+    model = build_model(config.model, model_schema, config.model_config, task=schema.task)
     model.to(config.device)
     log(f"{config.model}: {model.num_parameters():,} parameters; "
           f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")

@@ -15,7 +15,7 @@ from crossrank.train.loop import Trainer, evaluate
 from crossrank.train.metrics import compute_metrics
 from crossrank.train.optim import build_optimizer
 
-SCHEMA = FeatureSchema(dense=("a", "b"), sparse=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
+SCHEMA = FeatureSchema(dense=("a", "b"), categorical=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
 
 
 class ArrayData:
@@ -47,7 +47,7 @@ def _data(rows=600, seed=0):
 
 def _model(**overrides):
     torch.manual_seed(0)
-    return build_model("dcn", SCHEMA, {"deep_layers": [16], "dropout": 0.2, "rank": 2,
+    return build_model("dcn", SCHEMA, {"deep_layers": [16], "dropout": 0.2, "cross.rank": 2,
                                        "sparse_gradients": True, **overrides})
 
 
@@ -159,7 +159,7 @@ def test_evaluate_uses_every_row_not_a_batch_average():
 def test_bad_train_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
-    with pytest.raises(ValueError, match="unknown TrainConfig"):
+    with pytest.raises(ValueError, match="unknown option .epocs.; did you mean .epochs."):
         TrainConfig.from_dict({"epocs": 3})
 
 
