@@ -101,7 +101,7 @@ def test_model_contract(name, config, task):
         assert torch.isfinite(p.grad.to_dense()).all()
         assert p.grad.to_dense().abs().sum() > 0, f"{name}: zero gradient for {pname}"
     # Every parameter belongs to exactly one named part.
-    owners = [pname for part in model.named_parts().values() for pname in map(id, part.parameters())]
+    owners = [id(p) for part in model.named_parts().values() for p in part.parameters()]
     assert sorted(owners) == sorted(map(id, model.parameters()))
     # state_dict and config round trip through JSON.
     spec = json.loads(json.dumps(model_spec(model)))
