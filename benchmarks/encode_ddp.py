@@ -52,7 +52,7 @@ def run(data: Path, out: Path, nproc: int, threads: int, batch_size: int,
     command = [sys.executable, "-m", "crossrank", "train", "--data", str(data),
                "--format", "criteo", "--epochs", "1", "--out", str(out), "--no-progress",
                "--nproc", str(nproc), "--threads", str(threads), "--batch-size", str(batch_size),
-               "--embedding-dim", "4", "--model", "dcn", "--model-option", "rank=8",
+               "--embedding-dim", "4", "--model", "dcn", "--model-option", "cross.rank=8",
                "--model-option", "deep_layers=[32]"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     if src is not None:

@@ -60,8 +60,8 @@ def run_training(data: Path, out: Path, args: argparse.Namespace) -> dict[str, f
                "--format", "criteo", "--epochs", "1", "--out", str(out), "--no-progress",
                "--threads", str(args.threads), "--batch-size", str(args.batch_size),
                "--embedding-dim", str(args.embedding_dim), "--model", "dcn",
-               "--model-option", f"rank={args.rank}",
-               "--model-option", f"num_cross_layers={args.cross_layers}",
+               "--model-option", f"cross.rank={args.rank}",
+               "--model-option", f"cross.num_layers={args.cross_layers}",
                "--model-option", f"deep_layers={json.dumps(args.deep_layers)}",
                "--optimizer", "adam", "--lr", "1e-3", "--nproc", str(args.nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}

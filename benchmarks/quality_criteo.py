@@ -23,8 +23,8 @@ PEERS = [("tuned logistic regression (reference)", 0.735, 0.472),
 
 # The configuration the README reports (small embeddings, rare values to OOV, batch norm in
 # the deep part, a low learning rate and early stopping on validation log-loss).
-DEFAULT_OPTIONS = {"structure": "parallel", "rank": 16, "num_cross_layers": 2,
-                   "deep_layers": [128, 64], "dropout": 0.2, "norm": "batch", "cross_l2": 1e-3,
+DEFAULT_OPTIONS = {"structure": "parallel", "cross": {"rank": 16, "num_layers": 2, "l2": 1e-3},
+                   "deep_layers": [128, 64], "dropout": 0.2, "norm": "batch",
                    "embedding_l2": 1e-4}
 
 

@@ -24,11 +24,11 @@ PEERS = [("TorchRec DLRM_DCN + FBGEMM fused optimizer (published)", 15_100),
 
 def make_model(sparse_gradients: bool):
     schema = FeatureSchema(dense=tuple(f"I{i}" for i in range(1, 14)),
-                           sparse=tuple(f"C{i}" for i in range(1, 27)),
+                           categorical=tuple(f"C{i}" for i in range(1, 27)),
                            vocab_sizes=(100_000,) * 26, embedding_dim=16)
     return build_model("dlrm", schema, {
         "bottom_layers": [512, 256, 16], "top_layers": [512, 256], "interaction": "dcn",
-        "dcn_num_layers": 3, "dcn_rank": 64, "sparse_gradients": sparse_gradients})
+        "cross": {"num_layers": 3, "rank": 64}, "sparse_gradients": sparse_gradients})
 
 
 def measure(model, *, batch: int, steps: int, warmup: int = 5) -> float:

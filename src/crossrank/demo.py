@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from crossrank.models import DCN, DNN, DCNConfig, DNNConfig, FeatureSchema, RankingModel
+from crossrank.models import DCN, DNN, CrossConfig, DCNConfig, DNNConfig, FeatureSchema, RankingModel
 from crossrank.train.inmemory import InMemoryFitConfig, fit_tensors
 
 POLY_FEATURES = ("x1", "x2", "x3")
@@ -101,12 +101,12 @@ def _split(x: np.ndarray, y: np.ndarray, num_train: int):
 def _cross_model(features: tuple[str, ...], seed: int) -> DCN:
     torch.manual_seed(seed)
     return DCN(FeatureSchema(dense=features),
-               DCNConfig(structure="cross_only", num_cross_layers=1, task="regression"))
+               DCNConfig(structure="cross_only", cross=CrossConfig(num_layers=1)), task="regression")
 
 
 def _deep_model(features: tuple[str, ...], layers: tuple[int, ...], seed: int) -> DNN:
     torch.manual_seed(seed)
-    return DNN(FeatureSchema(dense=features), DNNConfig(deep_layers=layers, task="regression"))
+    return DNN(FeatureSchema(dense=features), DNNConfig(deep_layers=layers), task="regression")
 
 
 def run_polynomial(*, epochs: int = 150, deep_epochs: int = 100, seed: int = 0,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA
 from crossrank.cli import main
 
+# ../shared/data beside the repository (tests skip cleanly when it is absent)
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 TINY = ["--epochs", "1", "--no-progress", "--embedding-dim", "4", "--batch-size", "256",
         "--model-option", "deep_layers=[8]"]
 

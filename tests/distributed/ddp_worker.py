@@ -19,7 +19,7 @@ from crossrank.models import FeatureSchema, build_model
 from crossrank.train.config import TrainConfig
 
 BLOCK_ROWS, WINDOW_BLOCKS = 4, 3
-SCHEMA = FeatureSchema(dense=("row", "x"), sparse=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
+SCHEMA = FeatureSchema(dense=("row", "x"), categorical=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
 
 
 def make_data(rows: int, seed: int) -> EncodedDataset:
@@ -36,7 +36,7 @@ def make_data(rows: int, seed: int) -> EncodedDataset:
 
 def make_model():
     torch.manual_seed(0)
-    return build_model("dcn", SCHEMA, {"deep_layers": [8], "rank": 2, "dropout": 0.0,
+    return build_model("dcn", SCHEMA, {"deep_layers": [8], "cross.rank": 2, "dropout": 0.0,
                                        "sparse_gradients": True})
 
 

@@ -22,7 +22,7 @@ from tolerances import TOLERANCES
 WORKER = Path(__file__).with_name("train_worker.py")
 SHARD_ROWS = (2000, 3500, 2500, 3000)  # by bytes: rank 0 gets shards 0-1, rank 1 shards 2-3
 ARGS = ["--format", "criteo", "--epochs", "1", "--batch-size", "256", "--embedding-dim", "4",
-        "--model-option", "rank=2", "--model-option", "deep_layers=[8]", "--threads", "1",
+        "--model-option", "cross.rank=2", "--model-option", "deep_layers=[8]", "--threads", "1",
         "--no-progress", "--seed", "0",
         # SGD: float rounding between 1 and 2 processes stays rounding (Adam's normalisation
         # would blow it up for embedding rows with tiny gradients)

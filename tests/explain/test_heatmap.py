@@ -10,7 +10,7 @@ import torch
 
 from crossrank.explain import explain_model, field_pair_importance, heatmap_size, plot_field_importance
 from crossrank.layers import CrossNet
-from crossrank.models import DCN, DCNConfig, FeatureSchema
+from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema
 
 VIRIDIS_LOW = np.array([0.267, 0.005, 0.329])  # viridis(0)
 VIRIDIS_HIGH = np.array([0.993, 0.906, 0.144])  # viridis(1)
@@ -30,10 +30,10 @@ def _has_colour(image, rgb, tol=0.02):
 
 def _criteo_shaped_model():
     schema = FeatureSchema(dense=tuple(f"I{i}" for i in range(1, 14)),
-                           sparse=tuple(f"C{i}" for i in range(1, 27)),
+                           categorical=tuple(f"C{i}" for i in range(1, 27)),
                            vocab_sizes=(10,) * 26, embedding_dim=2)
     torch.manual_seed(0)
-    return DCN(schema, DCNConfig(num_cross_layers=2, rank=4, deep_layers=(8,)))
+    return DCN(schema, DCNConfig(cross=CrossConfig(num_layers=2, rank=4), deep_layers=(8,)))
 
 
 @pytest.mark.parametrize("num_fields", [5, 39])
@@ -103,15 +103,16 @@ def test_explain_model_writes_json_table_and_one_heatmap_per_layer(tmp_path):
 def test_explain_model_adds_the_polynomial_of_a_small_dense_model(tmp_path):
     torch.manual_seed(0)
     model = DCN(FeatureSchema(dense=("a", "b", "c")),
-                DCNConfig(structure="cross_only", num_cross_layers=1, task="regression"))
+                DCNConfig(structure="cross_only", cross=CrossConfig(num_layers=1)), task="regression")
     report = explain_model(model, out_dir=tmp_path, measure="rms")
     assert (tmp_path / "polynomial.txt").exists() and " a b" in report["polynomial"]
     assert "RMS" in report["table"]
 
 
 def test_explain_model_mixture_needs_x0(tmp_path):
-    schema = FeatureSchema(sparse=("u", "v"), vocab_sizes=(4, 4), embedding_dim=2)
-    model = DCN(schema, DCNConfig(num_cross_layers=1, rank=1, num_experts=2, deep_layers=(4,)))
+    schema = FeatureSchema(categorical=("u", "v"), vocab_sizes=(4, 4), embedding_dim=2)
+    model = DCN(schema, DCNConfig(cross=CrossConfig(num_layers=1, rank=1, num_experts=2),
+                                  deep_layers=(4,)))
     with pytest.raises(ValueError, match="x0 is required"):
         explain_model(model, out_dir=tmp_path)
     with torch.no_grad():

@@ -1,13 +1,24 @@
 """Field-pair importance against block norms computed by hand and by explicit loops."""
 
 import json
+import re
 
 import pytest
 import torch
 
-from crossrank.explain import block_sums, field_pair_importance, rank_pairs
+from crossrank.errors import ConfigError
+from crossrank.explain import block_sums, explain_model, field_pair_importance, rank_pairs
 from crossrank.layers import CrossNet
-from crossrank.models import DCN, DLRM, DNN, DCNConfig, DLRMConfig, DNNConfig, FeatureSchema
+from crossrank.models import (
+    DCN,
+    DLRM,
+    DNN,
+    CrossConfig,
+    DCNConfig,
+    DLRMConfig,
+    DNNConfig,
+    FeatureSchema,
+)
 from tolerances import assert_close
 
 
@@ -60,10 +71,10 @@ def test_hand_computed_blocks_and_combination_over_layers():
 @pytest.mark.parametrize("rank", [None, 3])
 @pytest.mark.parametrize("diag", [0.0, 0.5])
 def test_mixed_dense_and_embedding_widths_match_loops(rank, diag):
-    schema = FeatureSchema(dense=("d1", "d2"), sparse=("u", "v", "w"), vocab_sizes=(5, 6, 7),
+    schema = FeatureSchema(dense=("d1", "d2"), categorical=("u", "v", "w"), vocab_sizes=(5, 6, 7),
                            embedding_dim=3)
-    model = _randomize(DCN(schema, DCNConfig(num_cross_layers=2, rank=rank, diag_scale=diag,
-                                             deep_layers=(4,))))
+    cross = CrossConfig(num_layers=2, rank=rank, diag_scale=diag)
+    model = _randomize(DCN(schema, DCNConfig(cross=cross, deep_layers=(4,))))
     blocks = schema.field_blocks()
     assert [e - s for _, s, e in blocks] == [1, 1, 3, 3, 3]
     imp = field_pair_importance(model)
@@ -92,8 +103,8 @@ def test_blocks_in_any_order_and_block_sums():
 
 def test_vector_kind_rows_are_the_weight_norms():
     """DCN v1: W = 1 w^T, so block (f, g) = sqrt(width_f) * ||w_g||, the same for every f."""
-    schema = FeatureSchema(dense=("a",), sparse=("u", "v"), vocab_sizes=(3, 3), embedding_dim=4)
-    model = _randomize(DCN(schema, DCNConfig(cross_kind="vector", num_cross_layers=2,
+    schema = FeatureSchema(dense=("a",), categorical=("u", "v"), vocab_sizes=(3, 3), embedding_dim=4)
+    model = _randomize(DCN(schema, DCNConfig(cross=CrossConfig(kind="vector", num_layers=2),
                                              structure="cross_only")).double())
     imp = field_pair_importance(model)
     widths = torch.tensor(imp.widths, dtype=torch.float64)
@@ -147,28 +158,49 @@ def test_mixture_needs_data():
 
 
 def test_dlrm_dcn_blocks_are_the_bottom_output_and_embeddings():
-    schema = FeatureSchema(dense=("i1", "i2", "i3"), sparse=("c1", "c2"), vocab_sizes=(4, 5),
-                           embedding_dim=4)
+    schema = FeatureSchema(dense=("i1", "i2", "i3"), categorical=("c1", "c2"),
+                           vocab_sizes=(4, 5), embedding_dim=4)
     model = _randomize(DLRM(schema, DLRMConfig(bottom_layers=(8, 4), top_layers=(8,),
-                                               interaction="dcn", dcn_num_layers=2, dcn_rank=3)))
+                                               interaction="dcn",
+                                               cross=CrossConfig(num_layers=2, rank=3))))
     imp = field_pair_importance(model)
     assert imp.fields == ("dense", "c1", "c2") and imp.widths == (4, 4, 4)
+    net = model.cross_network()
     for layer in range(2):
-        w = (model.cross.u[layer] @ model.cross.v[layer]).detach()
+        w = (net.u[layer] @ net.v[layer]).detach()
         assert_close(imp.layers[layer].float(),
                      _loop_norms(w, model.cross_field_blocks()).float())
     assert imp.model.startswith("DLRM (DCN interaction), 2 cross layers, rank 3")
 
 
 @pytest.mark.parametrize("model", [
-    DNN(FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(3,), embedding_dim=2),
+    DNN(FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(3,), embedding_dim=2),
         DNNConfig(deep_layers=(4,))),
-    DLRM(FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(3,), embedding_dim=2),
+    DLRM(FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(3,), embedding_dim=2),
          DLRMConfig(bottom_layers=(2,), top_layers=(4,), interaction="dot")),
 ])
-def test_models_without_a_cross_network_are_refused(model):
-    with pytest.raises(ValueError, match="has no cross network"):
-        field_pair_importance(model)
+def test_models_without_a_cross_network_are_refused(model, tmp_path):
+    one_line = re.escape(f"model '{model.model_name}' has no cross network to explain "
+                         f"({model.describe()})")
+    for explain in (field_pair_importance, lambda m: explain_model(m, out_dir=tmp_path)):
+        with pytest.raises(ConfigError, match=one_line):
+            explain(model)
+    with pytest.raises(ConfigError, match=one_line):  # explain --data reads x0 first
+        model.cross_input(torch.zeros(1, 1), torch.zeros(1, 1, dtype=torch.long))
+    with pytest.raises(ConfigError, match=one_line):
+        model.cross_field_blocks()
+    assert model.cross_network() is None and not list(tmp_path.iterdir())
+
+
+def test_dlrm_with_a_mixture_interaction_is_explained_with_gate_shares():
+    schema = FeatureSchema(dense=("i1",), categorical=("c1", "c2"), vocab_sizes=(4, 5),
+                           embedding_dim=2)
+    model = DLRM(schema, DLRMConfig(bottom_layers=(2,), top_layers=(4,), interaction="dcn",
+                                    cross=CrossConfig(num_layers=1, rank=2, num_experts=3)))
+    x0 = model.cross_input(torch.rand(5, 1), torch.tensor([[0, 1], [3, 4], [2, 2], [1, 0],
+                                                           [0, 4]]))
+    imp = field_pair_importance(model, x0=x0)
+    assert imp.gate_shares.shape == (1, 3) and imp.model.startswith("DLRM (DCN interaction)")
 
 
 def test_bad_arguments():
@@ -211,8 +243,8 @@ def test_rank_pairs_symmetrises_and_can_drop_self_pairs():
 
 
 def test_report_dict_is_json_and_table_names_the_rule():
-    schema = FeatureSchema(sparse=("u", "v", "w"), vocab_sizes=(3, 3, 3), embedding_dim=2)
-    imp = field_pair_importance(_randomize(DCN(schema, DCNConfig(num_cross_layers=3,
+    schema = FeatureSchema(categorical=("u", "v", "w"), vocab_sizes=(3, 3, 3), embedding_dim=2)
+    imp = field_pair_importance(_randomize(DCN(schema, DCNConfig(cross=CrossConfig(num_layers=3),
                                                                  deep_layers=(4,)))))
     data = json.loads(json.dumps(imp.to_dict(top_k=4)))
     assert data["fields"] == ["u", "v", "w"] and len(data["layers"]) == 3

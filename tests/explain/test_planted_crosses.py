@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from crossrank.explain import field_pair_importance
-from crossrank.models import DCN, DCNConfig, FeatureSchema
+from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema
 from crossrank.train.inmemory import InMemoryFitConfig, fit_tensors
 
 VOCAB, STRENGTH, ROWS = 50, 3.0, 40_000
@@ -47,14 +47,14 @@ def planted_clicks(seed, *, num_dense, num_sparse):
     logit = sum(STRENGTH * columns[a] * columns[b] for a, b in pairs)
     logit = logit + 0.1 * torch.randn(ROWS, generator=g)
     labels = torch.bernoulli(torch.sigmoid(logit), generator=g)
-    schema = FeatureSchema(dense=dense_names, sparse=sparse_names,
+    schema = FeatureSchema(dense=dense_names, categorical=sparse_names,
                            vocab_sizes=(VOCAB,) * num_sparse, embedding_dim=4)
     return dense, ids, labels, schema, pairs
 
 
 def _train(schema, dense, ids, labels, *, rank, structure, epochs, seed):
     torch.manual_seed(seed)
-    model = DCN(schema, DCNConfig(structure=structure, num_cross_layers=2, rank=rank,
+    model = DCN(schema, DCNConfig(structure=structure, cross=CrossConfig(num_layers=2, rank=rank),
                                   deep_layers=(16,) if structure == "stacked" else ()))
     fit_tensors(model, dense, labels, sparse=ids,
                 config=InMemoryFitConfig(optimizer="adam", lr=1e-2, epochs=epochs,

@@ -1,19 +1,35 @@
 """extract_polynomial: exact against the model's forward in float64, and it reads the demo."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from crossrank.demo import POLY_FEATURES, run_polynomial
 from crossrank.explain import Polynomial, extract_polynomial
-from crossrank.models import DCN, DLRM, DNN, DCNConfig, DLRMConfig, DNNConfig, FeatureSchema
+from crossrank.models import (
+    DCN,
+    DLRM,
+    DNN,
+    CrossConfig,
+    DCNConfig,
+    DLRMConfig,
+    DNNConfig,
+    FeatureSchema,
+    build_model,
+)
 from tolerances import assert_close
+
+CROSS_OPTIONS = {f.name for f in dataclasses.fields(CrossConfig)}
 
 
 def _dense_dcn(n, *, seed=0, **options):
+    """A dense-only DCN with random weights; cross options (num_layers, rank, ...) by name."""
     names = tuple(f"x{i + 1}" for i in range(n))
     options.setdefault("structure", "cross_only")
+    options = {f"cross.{k}" if k in CROSS_OPTIONS else k: v for k, v in options.items()}
     torch.manual_seed(seed)
-    model = DCN(FeatureSchema(dense=names), DCNConfig(task="regression", **options)).double()
+    model = build_model("dcn", FeatureSchema(dense=names), options, task="regression").double()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
@@ -31,7 +47,7 @@ def _inputs(n, seed=1):
 @pytest.mark.parametrize("diag", [0.0, 0.4])
 @pytest.mark.parametrize("use_bias", [True, False])
 def test_expansion_equals_forward(n, layers, rank, diag, use_bias):
-    model = _dense_dcn(n, num_cross_layers=layers, rank=rank, diag_scale=diag, use_bias=use_bias)
+    model = _dense_dcn(n, num_layers=layers, rank=rank, diag_scale=diag, use_bias=use_bias)
     poly = extract_polynomial(model)
     assert poly.degree == layers + 1
     x = _inputs(n)
@@ -42,7 +58,7 @@ def test_expansion_equals_forward(n, layers, rank, diag, use_bias):
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_vector_kind_equals_forward(layers):
     """DCN v1 adds its bias outside the product with x0: a different expansion, same check."""
-    model = _dense_dcn(4, num_cross_layers=layers, cross_kind="vector")
+    model = _dense_dcn(4, num_layers=layers, kind="vector")
     x = _inputs(4, seed=2)
     with torch.no_grad():
         assert_close(extract_polynomial(model).evaluate(x), model(x))
@@ -50,15 +66,35 @@ def test_vector_kind_equals_forward(layers):
 
 @pytest.mark.parametrize("structure", ["stacked", "parallel"])
 def test_structures_without_a_deep_network(structure):
-    model = _dense_dcn(3, num_cross_layers=2, structure=structure, deep_layers=())
+    model = _dense_dcn(3, num_layers=2, structure=structure, deep_layers=())
     x = _inputs(3, seed=3)
     with torch.no_grad():
         assert_close(extract_polynomial(model).evaluate(x), model(x))
 
 
+@pytest.mark.parametrize("kind", ["matrix", "vector"])
+@pytest.mark.parametrize("structure", ["cross_only", "parallel"])
+def test_the_first_order_term_is_in_the_polynomial(kind, structure):
+    """logit = cross part + w_d . x: the term's dense weights add to the linear monomials."""
+    model = _dense_dcn(4, num_layers=2, kind=kind, structure=structure, deep_layers=(),
+                       **{"terms.first_order": True, "terms.first_order_l2": 0.1})
+    w_d = model.first_order.dense_weight.detach().clone()
+    assert w_d.abs().min() > 0  # random, nonzero first-order weights
+    x = _inputs(4, seed=4)
+    poly = extract_polynomial(model)
+    with torch.no_grad():
+        assert_close(poly.evaluate(x), model(x))
+        model.first_order.dense_weight.zero_()
+    without = extract_polynomial(model)
+    difference = poly.coefficients - without.coefficients
+    assert_close(difference[1:5], w_d)  # the monomials x1 .. x4
+    assert_close(difference[5:], torch.zeros_like(difference[5:]))
+    assert difference[0] == 0
+
+
 def test_one_layer_coefficients_by_hand():
     """logit = w^T (x * (W x + b) + x) + c: x_i x_j -> w_i W_ij + w_j W_ji, x_i -> w_i (b_i + 1)."""
-    model = _dense_dcn(3, num_cross_layers=1, diag_scale=0.25)
+    model = _dense_dcn(3, num_layers=1, diag_scale=0.25)
     w_mat = model.cross.weight[0].detach() + 0.25 * torch.eye(3, dtype=torch.float64)
     b = model.cross.bias_param[0].detach()
     w, c = model.output.weight.detach()[0], float(model.output.bias.detach())
@@ -104,15 +140,18 @@ def test_format_orders_signs_and_truncates():
 
 @pytest.mark.parametrize("model, match", [
     (DCN(FeatureSchema(dense=("a", "b")), DCNConfig(deep_layers=(4,))), "deep network"),
-    (DCN(FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(3,), embedding_dim=2),
+    (DCN(FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(3,), embedding_dim=2),
          DCNConfig(structure="cross_only")), "dense features only"),
     (DCN(FeatureSchema(dense=("a", "b")), DCNConfig(structure="cross_only",
-                                                    cross_activation="relu")), "activation"),
-    (DCN(FeatureSchema(dense=("a", "b")), DCNConfig(structure="cross_only", rank=1,
-                                                    num_experts=2)), "mixture"),
+                                                    cross=CrossConfig(activation="relu"))),
+     "activation"),
+    (DCN(FeatureSchema(dense=("a", "b")), DCNConfig(structure="cross_only",
+                                                    cross=CrossConfig(rank=1, num_experts=2))),
+     "mixture"),
     (DNN(FeatureSchema(dense=("a", "b")), DNNConfig(deep_layers=(4,))), "not a DCN"),
-    (DLRM(FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(3,), embedding_dim=2),
-          DLRMConfig(bottom_layers=(2,), top_layers=(4,), interaction="dcn", dcn_rank=1)),
+    (DLRM(FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(3,), embedding_dim=2),
+          DLRMConfig(bottom_layers=(2,), top_layers=(4,), interaction="dcn",
+                     cross=CrossConfig(rank=1))),
      "not a DCN"),
 ])
 def test_models_without_a_polynomial_form_are_refused(model, match):
@@ -121,10 +160,10 @@ def test_models_without_a_polynomial_form_are_refused(model, match):
 
 
 def test_size_limit_and_names():
-    big = _dense_dcn(16, num_cross_layers=4)  # C(21, 5) = 20349 monomials
+    big = _dense_dcn(16, num_layers=4)  # C(21, 5) = 20349 monomials
     with pytest.raises(ValueError, match="20349 monomials"):
         extract_polynomial(big)
-    assert extract_polynomial(_dense_dcn(16, num_cross_layers=3)).degree == 4  # 4845 monomials
+    assert extract_polynomial(_dense_dcn(16, num_layers=3)).degree == 4  # 4845 monomials
     with pytest.raises(ValueError, match="max_monomials=10"):
         extract_polynomial(_dense_dcn(3), max_monomials=10)
     with pytest.raises(ValueError, match="feature_names must have 3"):

@@ -1,4 +1,4 @@
-"""FactorizationMachine against its definition (float64), its L2, and the DCN's fm_dim option."""
+"""FactorizationMachine against its definition (float64), its L2, and every model's terms.fm_dim."""
 
 import pytest
 import torch
@@ -23,7 +23,7 @@ def test_pairwise_term_equals_the_sum_over_field_pairs(batch):
     ids = _ids(batch, seed=batch)
     expected = factorization_machine(fm.factors(ids))  # the explicit loop over pairs
     assert expected.abs().min() > 0  # random factors: a wrong pair set would show
-    assert_close(fm(ids), expected)
+    assert_close(fm(None, ids), expected)
 
 
 def test_gradient_equals_the_reference_gradient_plus_the_per_occurrence_l2():
@@ -31,7 +31,7 @@ def test_gradient_equals_the_reference_gradient_plus_the_per_occurrence_l2():
     l2 = 0.3
     fm = FactorizationMachine(VOCAB, 4, l2=l2, init_scale=1.0).double()
     ids = _ids(5, seed=2)
-    fm(ids).sum().backward()
+    fm(None, ids).sum().backward()
     ours = fm.factors.table.weight.grad.clone()
 
     table = fm.factors.table.weight.detach().clone().requires_grad_(True)
@@ -45,35 +45,43 @@ def test_gradient_equals_the_reference_gradient_plus_the_per_occurrence_l2():
 def test_needs_two_fields_and_a_non_negative_dim():
     with pytest.raises(ValueError, match="at least 2 categorical fields"):
         FactorizationMachine([5], 4)
-    schema = FeatureSchema(dense=("x",), sparse=("u", "m"), vocab_sizes=(5, 7), embedding_dim=4)
+    schema = FeatureSchema(dense=("x",), categorical=("u", "m"), vocab_sizes=(5, 7),
+                           embedding_dim=4)
     for bad in (-1, True, 2.5):
-        with pytest.raises(ValueError, match="fm_dim must be an integer >= 0"):
-            build_model("dcn", schema, {"fm_dim": bad})
+        with pytest.raises(ValueError, match="terms.fm_dim.? must be an integer"):
+            build_model("dcn", schema, {"terms": {"fm_dim": bad}})
 
 
-def test_dcn_logit_is_the_dcn_logit_plus_the_pairwise_term():
-    schema = FeatureSchema(dense=("x",), sparse=("u", "m", "g"), vocab_sizes=(5, 7, 2),
+@pytest.mark.parametrize("name, options", [
+    ("dcn", {"deep_layers": [8], "cross": {"rank": 2}}),
+    ("dlrm", {"bottom_layers": [4], "top_layers": [8], "interaction": "dcn"}),
+    ("dnn", {"deep_layers": [8]}),
+])
+def test_any_model_logit_is_its_logit_plus_the_pairwise_term(name, options):
+    schema = FeatureSchema(dense=("x",), categorical=("u", "m", "g"), vocab_sizes=(5, 7, 2),
                            embedding_dim=4)
     torch.manual_seed(3)
-    model = build_model("dcn", schema, {"deep_layers": [8], "rank": 2, "fm_dim": 3,
-                                        "task": "regression"}).double().eval()
+    model = build_model(name, schema, {**options, "terms": {"fm_dim": 3}},
+                        task="regression").double().eval()
     with torch.no_grad():
         model.fm.factors.table.weight.normal_()
     dense = torch.rand(4, 1, dtype=torch.float64)
-    sparse = torch.tensor([[0, 1, 0], [4, 6, 1], [2, 2, 0], [0, 1, 0]])
-    with_fm = model(dense, sparse)
-    fm_term = factorization_machine(model.fm.factors(sparse))
-    model.fm = None
-    assert_close(with_fm, model(dense, sparse) + fm_term)
+    ids = torch.tensor([[0, 1, 0], [4, 6, 1], [2, 2, 0], [0, 1, 0]])
+    with_fm = model(dense, ids)
+    fm_term = factorization_machine(model.fm.factors(ids))
+    assert fm_term.abs().min() > 0
+    with torch.no_grad():
+        model.fm.factors.table.weight.zero_()  # the term is then 0
+    assert_close(with_fm, model(dense, ids) + fm_term)
 
 
 def test_sparse_factors_train_with_sparse_adam():
     from crossrank.train.optim import build_optimizer
 
-    schema = FeatureSchema(dense=(), sparse=("u", "m"), vocab_sizes=(5, 7), embedding_dim=4)
+    schema = FeatureSchema(dense=(), categorical=("u", "m"), vocab_sizes=(5, 7), embedding_dim=4)
     torch.manual_seed(4)
-    model = build_model("dcn", schema, {"deep_layers": [8], "fm_dim": 3, "fm_l2": 0.1,
-                                        "sparse_gradients": True, "task": "regression"})
+    model = build_model("dcn", schema, {"deep_layers": [8], "terms": {"fm_dim": 3, "fm_l2": 0.1},
+                                        "sparse_gradients": True}, task="regression")
     opt = build_optimizer(model, "adam", 0.01)
     before = model.fm.factors.table.weight.detach().clone()
     sparse = torch.tensor([[1, 2], [3, 2]])
@@ -107,11 +115,11 @@ def test_pair_strength_is_the_rms_of_all_pairwise_values():
 def test_explain_ranks_the_planted_factorization_pair_first(tmp_path):
     from crossrank.explain import explain_model
 
-    schema = FeatureSchema(dense=(), sparse=("user", "movie", "gender"), vocab_sizes=(6, 8, 2),
-                           embedding_dim=4)
+    schema = FeatureSchema(dense=(), categorical=("user", "movie", "gender"),
+                           vocab_sizes=(6, 8, 2), embedding_dim=4)
     torch.manual_seed(6)
-    model = build_model("dcn", schema, {"deep_layers": [8], "fm_dim": 2,
-                                        "task": "regression"})
+    model = build_model("dcn", schema, {"deep_layers": [8], "terms.fm_dim": 2},
+                        task="regression")
     with torch.no_grad():  # only user x movie carries weight: the gender factors are tiny
         model.fm.factors.table.weight[:14].normal_()
         model.fm.factors.table.weight[14:].fill_(1e-3)

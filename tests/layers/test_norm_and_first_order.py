@@ -1,10 +1,11 @@
-"""MLP normalization (RowSafeBatchNorm at batch size 1), FirstOrder and per-module LR scales."""
+"""MLP normalization (RowSafeBatchNorm at batch size 1), FirstOrder and per-part LR scales."""
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from crossrank.errors import ConfigError
 from crossrank.layers import MLP, FirstOrder
 from crossrank.layers.mlp import RowSafeBatchNorm
 from crossrank.models import FeatureSchema, build_model
@@ -74,19 +75,17 @@ def test_first_order_against_a_float64_reference():
 def test_first_order_without_categorical_fields_and_bad_arguments():
     layer = FirstOrder(2, [])
     assert layer(torch.ones(3, 2), None).shape == (3,)
-    with pytest.raises(ValueError, match="lr_scale"):
-        FirstOrder(2, [3], lr_scale=0)
     with pytest.raises(ValueError, match="num_dense"):
         FirstOrder(-1, [3])
 
 
+@pytest.mark.parametrize("name", ["dcn", "dnn"])
 @pytest.mark.parametrize("sparse", [False, True])
-def test_lr_scale_gives_the_first_order_weights_their_own_learning_rate(sparse):
-    schema = FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(5,), embedding_dim=2)
-    model = build_model("dcn", schema, {"deep_layers": [4], "first_order": True,
-                                        "first_order_lr_scale": 10.0,
-                                        "sparse_gradients": sparse})
-    opt = build_optimizer(model, "adam", 1e-3, sparse_lr=2e-3)
+def test_lr_scales_give_the_first_order_weights_their_own_learning_rate(name, sparse):
+    schema = FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(5,), embedding_dim=2)
+    model = build_model(name, schema, {"deep_layers": [4], "terms": {"first_order": True},
+                                       "sparse_gradients": sparse})
+    opt = build_optimizer(model, "adam", 1e-3, sparse_lr=2e-3, lr_scales={"first_order": 10.0})
     lr_of = {id(p): g["lr"] for o in opt.optimizers for g in o.param_groups for p in g["params"]}
     fo = model.first_order
     assert lr_of[id(fo.dense_weight)] == pytest.approx(1e-2)
@@ -106,17 +105,35 @@ def test_batch_norm_model_trains_when_the_last_batch_has_one_row(tmp_path):
     data = EncodedDataset.from_arrays(torch.rand(rows, 2, generator=g).numpy(),
                                       torch.randint(0, 5, (rows, 1), generator=g).numpy(),
                                       torch.randint(0, 2, (rows,), generator=g).numpy())
-    schema = FeatureSchema(dense=("a", "b"), sparse=("u",), vocab_sizes=(5,), embedding_dim=2)
-    model = build_model("dcn", schema, {"deep_layers": [4], "norm": "batch", "rank": 1})
+    schema = FeatureSchema(dense=("a", "b"), categorical=("u",), vocab_sizes=(5,), embedding_dim=2)
+    model = build_model("dcn", schema, {"deep_layers": [4], "norm": "batch", "cross.rank": 1})
     config = TrainConfig(epochs=2, batch_size=16, patience=5, progress=False)
     result = Trainer(model, config, out_dir=tmp_path, verbose=False).fit(data, None)
     assert len(result.history) == 2
     assert all(np.isfinite(h["train_loss"]) for h in result.history)
 
 
+def test_lr_scales_scale_any_part_and_name_the_parts_on_a_typo():
+    schema = FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(5,), embedding_dim=2)
+    model = build_model("dlrm", schema, {"bottom_layers": [2], "top_layers": [4],
+                                         "interaction": "dcn"})
+    opt = build_optimizer(model, "sgd", 0.1, lr_scales={"interaction": 0.5, "top": 2.0})
+    lr_of = {id(p): g["lr"] for o in opt.optimizers for g in o.param_groups for p in g["params"]}
+    for part, lr in (("interaction", 0.05), ("top", 0.2), ("bottom", 0.1), ("embedding", 0.1)):
+        for p in model.named_parts()[part].parameters():
+            assert lr_of[id(p)] == pytest.approx(lr), part
+    with pytest.raises(ConfigError, match="part 'crosss'.*its parts: bottom, embedding, "
+                                          "interaction, top"):
+        build_optimizer(model, "sgd", 0.1, lr_scales={"crosss": 2.0})
+    with pytest.raises(ConfigError, match="lr_scales.top must be a positive number"):
+        build_optimizer(model, "sgd", 0.1, lr_scales={"top": 0})
+    with pytest.raises(ConfigError, match="not a crossrank model"):
+        build_optimizer(nn.Linear(2, 1), "sgd", 0.1, lr_scales={"top": 2.0})
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_weight_decay_reaches_the_dense_parameters_only(sparse):
-    schema = FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(5,), embedding_dim=2)
+    schema = FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(5,), embedding_dim=2)
     model = build_model("dcn", schema, {"deep_layers": [4], "sparse_gradients": sparse})
     opt = build_optimizer(model, "adam", 1e-3, weight_decay=3e-4)
     decay = {id(p): g.get("weight_decay", 0.0) for o in opt.optimizers for g in o.param_groups

@@ -17,7 +17,7 @@ def synthetic_run(tmp_path_factory):
     write_default_synthetic(root / "train.tsv", 20_000, seed=1)
     write_default_synthetic(root / "test.tsv", 4_000, seed=2)
     code = main(["train", "--data", str(root / "train.tsv"), "--out", str(root / "model"),
-                 "--epochs", "3", "--no-progress", "--model-option", "rank=8",
+                 "--epochs", "3", "--no-progress", "--model-option", "cross.rank=8",
                  "--model-option", "deep_layers=[32]", "--embedding-dim", "8",
                  "--lr", "3e-3", "--weight-decay", "1e-6", "--batch-size", "256",
                  "--seed", "0"])
@@ -93,12 +93,12 @@ def test_predict_keeps_the_id_column(tmp_path):
 def test_resume_continues_an_interrupted_cli_run(tmp_path):
     write_default_synthetic(tmp_path / "t.tsv", 3000, seed=3)
     args = ["train", "--data", str(tmp_path / "t.tsv"), "--no-progress", "--epochs", "2",
-            "--model-option", "deep_layers=[8]", "--model-option", "rank=4",
+            "--model-option", "deep_layers=[8]", "--model-option", "cross.rank=4",
             "--embedding-dim", "4", "--patience", "5"]
     assert main(args + ["--out", str(tmp_path / "full")]) == 0
     # "Interrupt" after one epoch: train 1 epoch, then resume with the full budget.
     assert main(args[:-6] + ["--epochs", "1", "--model-option", "deep_layers=[8]",
-                             "--model-option", "rank=4", "--embedding-dim", "4",
+                             "--model-option", "cross.rank=4", "--embedding-dim", "4",
                              "--patience", "5", "--out", str(tmp_path / "part")]) == 0
     assert main(args + ["--out", str(tmp_path / "part"), "--resume"]) == 0
     from safetensors.torch import load_file
@@ -114,7 +114,7 @@ def test_criteo_sample_csv_end_to_end(shared_data, tmp_path, capsys):
     sample = shared_data / "criteo" / "criteo_sample200.csv"
     assert main(["train", "--data", str(sample), "--epochs", "2", "--no-progress",
                  "--out", str(tmp_path / "m"), "--model-option", "deep_layers=[16]",
-                 "--model-option", "rank=4", "--embedding-dim", "4"]) == 0
+                 "--model-option", "cross.rank=4", "--embedding-dim", "4"]) == 0
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "m"), "--data", str(sample)]) == 0
     metrics = json.loads(capsys.readouterr().out)
@@ -135,7 +135,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "not a crossrank model directory" in capsys.readouterr().err
     assert main(["train", "--model-option", "rnak=3", "--out", str(tmp_path / "m2"),
                  "--synthetic-rows", "500", "--no-progress"]) == 2
-    assert "unknown option 'model.rnak'; did you mean 'model.rank'?" in capsys.readouterr().err
+    assert "unknown option 'model.rnak'; did you mean 'model.cross.rank'?" in capsys.readouterr().err
 
 
 def test_skip_bad_rows_counts_and_writes_rejects(tmp_path, capsys):
@@ -162,7 +162,7 @@ def test_shards_give_the_same_model_and_metrics_as_one_file(tmp_path, capsys):
     for i, start in enumerate(range(0, 3000, 1000)):  # part-0.tsv, part-1.tsv, part-2.tsv
         (shards / f"part-{i}.tsv").write_text("".join(lines[start:start + 1000]))
     common = ["--no-progress", "--epochs", "2", "--model-option", "deep_layers=[8]",
-              "--model-option", "rank=4", "--embedding-dim", "4"]
+              "--model-option", "cross.rank=4", "--embedding-dim", "4"]
     assert main(["train", "--data", str(tmp_path / "all.tsv"), "--out", str(tmp_path / "one"),
                  *common]) == 0
     assert main(["train", "--data", str(shards), "--format", "criteo",

@@ -15,7 +15,7 @@ from crossrank.train.loop import Trainer, evaluate
 from crossrank.train.metrics import compute_metrics
 from crossrank.train.optim import build_optimizer
 
-SCHEMA = FeatureSchema(dense=("a", "b"), sparse=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
+SCHEMA = FeatureSchema(dense=("a", "b"), categorical=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
 
 
 class ArrayData:
@@ -47,7 +47,7 @@ def _data(rows=600, seed=0):
 
 def _model(**overrides):
     torch.manual_seed(0)
-    return build_model("dcn", SCHEMA, {"deep_layers": [16], "dropout": 0.2, "rank": 2,
+    return build_model("dcn", SCHEMA, {"deep_layers": [16], "dropout": 0.2, "cross.rank": 2,
                                        "sparse_gradients": True, **overrides})
 
 

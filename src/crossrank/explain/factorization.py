@@ -1,4 +1,4 @@
-"""Field-pair strength of a factorization machine term (``DCN(fm_dim=K)``), from its factors.
+"""Field-pair strength of a factorization machine term (``terms.fm_dim=K``), from its factors.
 
 The term adds ``<v_f[a], v_g[b]>`` for every pair of fields f < g, where a and b are the ids
 of the row. Over all id pairs of two fields the values form the matrix ``V_f V_g^T``

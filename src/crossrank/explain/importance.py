@@ -19,8 +19,7 @@ from torch import Tensor, nn
 from crossrank.explain.ranking import PairScore, format_pair_table, rank_pairs
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.validation import check_choice
-
-FieldBlocks = list[tuple[str, int, int]]
+from crossrank.models.protocol import CrossModel, FieldBlocks, no_cross_network
 
 MEASURES = ("frobenius", "rms")
 MEASURE_LABELS = {"frobenius": "||W[i,j]||_F", "rms": "RMS entry of W[i,j]"}
@@ -143,11 +142,11 @@ def field_pair_importance(model_or_crossnet: nn.Module, *, field_blocks: FieldBl
     linear part of each layer.
 
     Args:
-        model_or_crossnet: the model (anything with a ``.cross`` CrossNet and
-            ``cross_field_blocks()``) or a CrossNet.
+        model_or_crossnet: a crossrank model with a cross network (read through
+            :class:`~crossrank.models.protocol.CrossModel`) or a CrossNet.
         field_blocks: ``(name, start, stop)`` column ranges tiling ``[0, N)``; default: the
             model's ``cross_field_blocks()``, or one field per column ``col0..`` for a CrossNet.
-        x0: (B, N) cross inputs, e.g. ``model.cross_input(dense, sparse)``; required for a
+        x0: (B, N) cross inputs, e.g. ``model.cross_input(dense, categorical)``; required for a
             mixture (its gate shares depend on the data), unused otherwise.
         measure: "frobenius" (the paper's block norm) or "rms", the norm divided by
             ``sqrt(width_f * width_g)``. A D x D embedding block has D^2 entries and a
@@ -175,7 +174,7 @@ def field_pair_importance(model_or_crossnet: nn.Module, *, field_blocks: FieldBl
             raise ValueError(
                 f"x0 is required for a mixture of experts (num_experts={net.num_experts}): the "
                 "experts are weighted by their average gate share on the data; pass "
-                "x0=model.cross_input(dense, sparse) for a sample of rows, got x0=None")
+                "x0=model.cross_input(dense, categorical) for a sample of rows, got x0=None")
         shares = net.gate_shares(x0).to(device="cpu", dtype=torch.float64)  # (L, K)
         source = f"experts weighted by average gate shares on {x0.shape[0]} rows"
     elif x0 is not None and (not isinstance(x0, Tensor) or x0.dim() != 2
@@ -217,19 +216,18 @@ def block_sums(values: Tensor, field_of_column: Tensor, num_fields: int) -> Tens
 
 
 def cross_network(model: nn.Module) -> CrossNet:
-    """The CrossNet of a model (or the CrossNet itself); ValueError for models without one."""
+    """The cross network of a model (:class:`~crossrank.models.protocol.CrossModel`) or the
+    CrossNet itself; a one-line ConfigError for a model without one."""
     if isinstance(model, CrossNet):
         return model
     if not isinstance(model, nn.Module):
         raise TypeError(f"model_or_crossnet must be a torch.nn.Module, got {type(model).__name__}")
-    net = getattr(model, "cross", None)
-    if not isinstance(net, CrossNet):
-        interaction = getattr(getattr(model, "config", None), "interaction", None)
-        extra = "" if interaction is None else f" (interaction={interaction!r})"
-        raise ValueError(
-            f"model_or_crossnet {type(model).__name__}{extra} has no cross network: field-pair "
-            "importance reads cross-layer weights, so it needs a DCN, a DLRM with "
-            "interaction='dcn' or a CrossNet")
+    if not isinstance(model, CrossModel):
+        raise TypeError(f"model_or_crossnet must be a crossrank model or a CrossNet, got "
+                        f"{type(model).__name__}")
+    net = model.cross_network()
+    if net is None:
+        raise no_cross_network(model.model_name, model.describe())
     return net
 
 
@@ -243,14 +241,7 @@ def describe_model(model: nn.Module) -> str:
     else:
         variant = "full rank" if net.rank is None else f"rank {net.rank}"
     layers = f"{net.num_layers} cross layer{'s' if net.num_layers > 1 else ''}"
-    if model is net:
-        return f"CrossNet, {layers}, {variant}"
-    structure = getattr(getattr(model, "config", None), "structure", None)
-    name = type(model).__name__
-    if structure is not None:
-        name += f" {structure}"
-    elif getattr(getattr(model, "config", None), "interaction", None) == "dcn":
-        name += " (DCN interaction)"
+    name = model.describe() if isinstance(model, CrossModel) else "CrossNet"
     return f"{name}, {layers}, {variant}"
 
 
@@ -258,14 +249,10 @@ def _resolve(model: nn.Module, field_blocks: FieldBlocks | None) -> tuple[CrossN
     net = cross_network(model)
     if field_blocks is not None:
         blocks = list(field_blocks)
-    elif model is net:
+    elif isinstance(model, CrossModel):
+        blocks = list(model.cross_field_blocks())
+    else:  # a bare CrossNet: one field per column
         blocks = [(f"col{i}", i, i + 1) for i in range(net.in_features)]
-    else:
-        blocks_of = getattr(model, "cross_field_blocks", None)
-        if not callable(blocks_of):
-            raise ValueError(f"model_or_crossnet {type(model).__name__} has no "
-                             "cross_field_blocks(); pass field_blocks=[(name, start, stop), ...]")
-        blocks = list(blocks_of())
     return net, blocks, describe_model(model)
 
 

@@ -4,9 +4,10 @@ With no activation, L cross layers and a linear output form a polynomial of degr
 the inputs ``x = x0``. Matrix kinds (full rank, low rank, with ``diag_scale`` folded into the
 effective matrix W): ``x_{l+1,i} = x0_i (sum_j W_ij x_{l,j} + b_i) + x_{l,i}`` (the bias is
 multiplied by ``x0_i``). DCN v1 (vector kind): ``x_{l+1,i} = x0_i (w . x_l) + b_i + x_l,i``
-(bias outside). Then ``logit = w_out^T x_L + c``. Every ``x_{l,i}`` is held as a dense row of
-coefficients over all monomials of degree <= L + 1, and multiplying by ``x0_i`` is an index
-shift, so the expansion is exact up to float64 rounding.
+(bias outside). Then ``logit = w_out^T x_L + c``, plus the first-order term's ``w_d . x`` when
+the model carries one (its categorical part is absent from a dense-only model). Every
+``x_{l,i}`` is held as a dense row of coefficients over all monomials of degree <= L + 1, and
+multiplying by ``x0_i`` is an index shift, so the expansion is exact up to float64 rounding.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from crossrank.layers.first_order import FirstOrder
 from crossrank.models.dcn import DCN
 
 MAX_MONOMIALS = 10_000
@@ -167,8 +169,11 @@ def polynomial_problem(model: nn.Module) -> str | None:
     if model.deep is not None:
         return ("the model has a deep network; a polynomial needs structure='cross_only' "
                 "(or deep_layers=())")
-    if model.schema.num_sparse:
+    if model.schema.num_categorical:
         return "the model has categorical (embedded) fields; a polynomial needs dense features only"
+    for name, term in model.additive_terms().items():
+        if not isinstance(term, FirstOrder):
+            return f"the model's {name!r} term has no polynomial form here"
     if net.activation is not None:
         return f"the cross layers use activation={net.activation!r}; a polynomial needs None"
     if net.is_mixture:
@@ -182,11 +187,12 @@ def extract_polynomial(model: nn.Module, *, feature_names: tuple[str, ...] | lis
     """Expand a dense-only DCN (cross layers + linear output) into its exact polynomial.
 
     The result is the model's logit (its output before any sigmoid) as a polynomial of degree
-    L + 1 in the N dense features; ``Polynomial.evaluate`` equals the model's forward.
+    L + 1 in the N dense features, the first-order term's linear part included;
+    ``Polynomial.evaluate`` equals the model's forward.
 
     Args:
         model: a DCN with dense features only, no deep network (structure "cross_only", or
-            deep_layers=()), no cross activation and no mixture.
+            deep_layers=()), no cross activation and no mixture; a first-order term is fine.
         feature_names: N names (default: the schema's dense names).
         max_monomials: refuse when ``C(N + L + 1, L + 1)`` monomials exceed this (the expansion
             holds an (N, M) table per layer and is unreadable long before that).
@@ -196,8 +202,9 @@ def extract_polynomial(model: nn.Module, *, feature_names: tuple[str, ...] | lis
 
     Example:
         >>> from crossrank.models import DCN, DCNConfig, FeatureSchema
+        >>> from crossrank.models import CrossConfig
         >>> m = DCN(FeatureSchema(dense=("a", "b")),
-        ...         DCNConfig(structure="cross_only", num_cross_layers=1, use_bias=False))
+        ...         DCNConfig(structure="cross_only", cross=CrossConfig(num_layers=1, use_bias=False)))
         >>> with torch.no_grad():
         ...     _ = m.cross.weight.zero_()
         ...     m.cross.weight[0, 0, 1] = 2.0  # x0_a * 2 x_b
@@ -243,6 +250,9 @@ def extract_polynomial(model: nn.Module, *, feature_names: tuple[str, ...] | lis
     coefficients = w_out @ x  # (N,) @ (N, M)
     if output.bias is not None:
         coefficients[0] += float(output.bias.detach())
+    for term in model.additive_terms().values():  # only FirstOrder: polynomial_problem checked
+        if isinstance(term, FirstOrder):  # w_d . x, the linear monomials e_i (index 1 + i)
+            coefficients[1:n + 1] += term.dense_weight.detach().to(device="cpu", dtype=torch.float64)
     return Polynomial(coefficients, torch.tensor(monomials, dtype=torch.long), names)
 
 

@@ -12,6 +12,8 @@ from crossrank.explain.factorization import factorization_pairs, format_factoriz
 from crossrank.explain.importance import field_pair_importance
 from crossrank.explain.plots import plot_field_importance
 from crossrank.explain.polynomial import extract_polynomial, polynomial_problem
+from crossrank.layers.factorization import FactorizationMachine
+from crossrank.models.protocol import CrossModel
 
 
 def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = None,
@@ -23,13 +25,14 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
     Files in ``out_dir``: ``importance.json``; ``importance.txt`` (the top-k table, combined
     and per layer); ``importance.png`` (combined over layers) and ``importance_layer{l}.png``
     per layer when there is more than one; ``polynomial.txt`` when ``extract_polynomial``
-    applies. A DCN with a factorization machine term (``fm_dim``) also gets its field pairs
-    ranked in ``importance.txt`` and under ``"factorization_pairs"`` in ``importance.json``.
+    applies. A model with a factorization machine term (``terms.fm_dim``) also gets its field
+    pairs ranked in ``importance.txt`` and under ``"factorization_pairs"`` in ``importance.json``.
 
     Args:
-        model: a DCN, a DLRM with ``interaction="dcn"`` or a CrossNet.
+        model: a DCN, a DLRM with ``interaction="dcn"`` or a CrossNet (anything else: a
+            one-line ConfigError saying it has no cross network).
         out_dir: folder for the files (created).
-        x0: (B, N) cross inputs (``model.cross_input(dense, sparse)``); required for DCN-Mix.
+        x0: (B, N) cross inputs (``model.cross_input(dense, categorical)``); required for DCN-Mix.
         top_k: pairs in the tables.
         title: first line of the heatmap titles, e.g. the model and data set names.
         measure: "frobenius" (block norms, as the DCN-V2 paper) or "rms" (block norms over
@@ -60,7 +63,8 @@ def explain_model(model: nn.Module, *, out_dir: str | Path, x0: Tensor | None = 
 
     report = importance.to_dict(top_k=top_k)
     fm_pairs, fm_table = None, None
-    fm = getattr(model, "fm", None)  # a DCN's factorization machine term (fm_dim > 0)
+    terms = model.additive_terms() if isinstance(model, CrossModel) else {}
+    fm = next((t for t in terms.values() if isinstance(t, FactorizationMachine)), None)
     if fm is not None:
         ranked = factorization_pairs(fm, top_k=top_k)
         fm_pairs, fm_table = [p.to_dict() for p in ranked], format_factorization_table(ranked)

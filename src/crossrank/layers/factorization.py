@@ -34,14 +34,15 @@ class FactorizationMachine(nn.Module):
         field_names: names of the fields, for error messages.
 
     Shape:
-        sparse: (B, F) int64 -> (B,).
+        dense: ignored (any, or None); categorical: (B, F) int64 -> (B,). The signature is the
+        one every additive logit term shares, ``term(dense, categorical)``.
 
     Uses ``sum_{i<j} <v_i, v_j> = (|sum_i v_i|^2 - sum_i |v_i|^2) / 2``: O(F K), not O(F^2 K).
 
     Example:
         >>> import torch
         >>> fm = FactorizationMachine([3, 5], 4)
-        >>> fm(torch.tensor([[2, 4], [0, 0]])).shape
+        >>> fm(None, torch.tensor([[2, 4], [0, 0]])).shape
         torch.Size([2])
     """
 
@@ -55,7 +56,9 @@ class FactorizationMachine(nn.Module):
         self.factors = FieldEmbedding(vocab_sizes, dim, sparse=sparse, init_scale=init_scale,
                                       l2=l2, field_names=field_names)
 
-    def forward(self, sparse: Tensor) -> Tensor:
-        v = self.factors(sparse)  # (B, F, K)
+    def forward(self, dense: Tensor | None, categorical: Tensor | None) -> Tensor:
+        if categorical is None:
+            raise ValueError("categorical must be a (B, F) int64 tensor, got None")
+        v = self.factors(categorical)  # (B, F, K)
         total = v.sum(dim=1)  # (B, K)
         return 0.5 * (total.square().sum(dim=1) - v.square().sum(dim=(1, 2)))  # (B,)

@@ -29,12 +29,13 @@ class FirstOrder(nn.Module):
             :class:`~crossrank.layers.FieldEmbedding`'s) and on the dense weights.
         sparse: sparse gradients for the per-value weights.
         field_names: names of the categorical fields, for error messages.
-        lr_scale: learning-rate multiplier for these weights (read by
-            :func:`crossrank.train.optim.build_optimizer`): they start at zero and a logistic
-            regression's weights are O(1), far for Adam's ~lr-sized steps.
+
+    The weights start at zero and a logistic regression's weights are O(1), far for Adam's
+    ~lr-sized steps: a model carrying this term names it ``first_order``, and
+    ``build_optimizer(..., lr_scales={"first_order": 30})`` gives it its own learning rate.
 
     Shape:
-        dense: (B, num_dense) float, sparse: (B, F) int64 or None -> (B,).
+        dense: (B, num_dense) float, categorical: (B, F) int64 or None -> (B,).
 
     Example:
         >>> layer = FirstOrder(2, [3, 5])
@@ -43,12 +44,8 @@ class FirstOrder(nn.Module):
     """
 
     def __init__(self, num_dense: int, vocab_sizes: Sequence[int], *, l2: float = 0.0,
-                 sparse: bool = False, field_names: Sequence[str] | None = None,
-                 lr_scale: float = 1.0) -> None:
+                 sparse: bool = False, field_names: Sequence[str] | None = None) -> None:
         super().__init__()
-        if not lr_scale > 0:
-            raise ValueError(f"lr_scale must be positive, got {lr_scale!r}")
-        self.lr_scale = float(lr_scale)
         if num_dense < 0:
             raise ValueError(f"num_dense must be >= 0, got {num_dense!r}")
         self.l2 = check_non_negative("l2", l2)
@@ -58,10 +55,10 @@ class FirstOrder(nn.Module):
                                          field_names=field_names)
         self.dense_weight = nn.Parameter(torch.zeros(num_dense))
 
-    def forward(self, dense: Tensor, sparse: Tensor | None) -> Tensor:
+    def forward(self, dense: Tensor, categorical: Tensor | None) -> Tensor:
         out = dense @ self.dense_weight.to(dense.dtype)  # (B,)
-        if self.values is not None and sparse is not None:
-            out = out + self.values(sparse).sum(dim=(1, 2)).to(out.dtype)  # (B, F, 1) -> (B,)
+        if self.values is not None and categorical is not None:
+            out = out + self.values(categorical).sum(dim=(1, 2)).to(out.dtype)  # (B, F, 1) -> (B,)
         return out
 
     def regularization(self) -> Tensor:

@@ -1,14 +1,22 @@
 """Models assembled from the layers: DCN, DLRM, DNN, and a registry to build them by name."""
 
 from crossrank.models.base import RankingModel
-from crossrank.models.config import DCNConfig, DLRMConfig, DNNConfig
+from crossrank.models.config import CrossConfig, DCNConfig, DLRMConfig, DNNConfig, LogitTerms
 from crossrank.models.dcn import DCN
 from crossrank.models.dlrm import DLRM
 from crossrank.models.dnn import DNN
-from crossrank.models.heads import loss_fn, predict
-from crossrank.models.registry import build_model, list_models, model_from_spec, model_spec
+from crossrank.models.protocol import CrossModel, InteractionArch, LogitTerm, Regularized
+from crossrank.models.registry import (
+    build_model,
+    list_models,
+    model_entry,
+    model_from_spec,
+    model_spec,
+)
 from crossrank.models.schema import FeatureSchema
+from crossrank.models.task import TASKS, loss_fn, predict
 
-__all__ = ["DCN", "DLRM", "DNN", "DCNConfig", "DLRMConfig", "DNNConfig", "FeatureSchema",
-           "RankingModel", "build_model", "list_models", "loss_fn", "model_from_spec",
-           "model_spec", "predict"]
+__all__ = ["DCN", "DLRM", "DNN", "TASKS", "CrossConfig", "CrossModel", "DCNConfig", "DLRMConfig",
+           "DNNConfig", "FeatureSchema", "InteractionArch", "LogitTerm", "LogitTerms",
+           "RankingModel", "Regularized", "build_model", "list_models", "loss_fn",
+           "model_entry", "model_from_spec", "model_spec", "predict"]

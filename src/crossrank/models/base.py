@@ -1,45 +1,102 @@
-"""What every ranking model shares: input checks, the stacked input x0, parameter counts.
+"""What every ranking model shares: the task, input checks, named parts and additive terms.
 
 Deliberately small: models compute logits and nothing else (no optimizer, no fit, no device
-policy); the trainer owns those.
+policy); the trainer owns those. A model's direct children are its named parts (TorchRec's
+arches: ``embedding``, ``cross``, ``deep``, ``output``, ``bottom``, ``interaction``, ``top``,
+and the additive terms ``first_order``, ``fm``); the trainer reads them to scale learning rates
+by part, and the penalty of every part that declares one
+(:class:`~crossrank.models.protocol.Regularized`) is summed into ``regularization()``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
+from crossrank.errors import ConfigError
 from crossrank.layers.cross import CrossNet
-from crossrank.layers.embedding import FieldEmbedding
-from crossrank.layers.first_order import FirstOrder
+from crossrank.models.protocol import FieldBlocks, Regularized, no_cross_network
 from crossrank.models.schema import FeatureSchema
+from crossrank.models.task import check_task
 
 
 class RankingModel(nn.Module):
-    """Base of the models: ``forward(dense, sparse) -> logits (B,)``.
+    """Base of the models: ``forward(dense, categorical) -> logits (B,)``.
+
+    Implements :class:`~crossrank.models.protocol.CrossModel` for a model without a cross
+    network; DCN and DLRM override its cross methods.
+
+    Args:
+        schema: the inputs.
+        config: the family's config dataclass (kept as ``self.config``, saved in the spec).
+        task: "binary" or "regression": the loss and prediction the logits are for.
 
     Shape:
-        dense: (B, n_dense) float; sparse: (B, n_sparse) int64 (None when n_sparse = 0)
+        dense: (B, n_dense) float; categorical: (B, F) int64 (None when F = 0)
         -> logits (B,).
     """
 
-    schema: FeatureSchema
-    task: str
+    def __init__(self, schema: FeatureSchema, config: Any, *, task: str) -> None:
+        super().__init__()
+        self.schema, self.config, self.task = schema, config, check_task(task)
+        self.model_name = type(self).__name__.lower()  # the registry's name when built by it
+        self._term_names: tuple[str, ...] = ()
 
     def num_parameters(self) -> int:
         """Number of trainable scalars."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
+    def named_parts(self) -> dict[str, nn.Module]:
+        """The model's parts by name: its direct children, additive terms included."""
+        return dict(self.named_children())
+
+    def additive_terms(self) -> dict[str, nn.Module]:
+        """The additive logit terms by part name, in the order they are summed."""
+        return {name: self.get_submodule(name) for name in self._term_names}
+
     def regularization(self) -> Tensor:
-        """Sum of the cross networks' and first-order terms' L2 penalties (embedding L2 acts in
-        the backward pass)."""
+        """Sum of the parts' declared penalties (cross kernels' L2, first-order L2); the
+        embeddings' L2 acts in the backward pass."""
         total = torch.zeros((), device=self._device(), dtype=self._float_dtype())
-        for module in self.modules():
-            if isinstance(module, CrossNet | FirstOrder):
-                total = total + module.regularization()
+        for part in self.named_parts().values():
+            if isinstance(part, Regularized):
+                total = total + part.regularization()
         return total
 
-    def check_inputs(self, dense: Tensor | None, sparse: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    def describe(self) -> str:
+        """A short description for titles."""
+        return type(self).__name__
+
+    def cross_network(self) -> CrossNet | None:
+        """The cross network, or None (this base: none)."""
+        return None
+
+    def cross_field_blocks(self) -> FieldBlocks:
+        raise self._no_cross_network()
+
+    def cross_input(self, dense: Tensor | None, categorical: Tensor | None) -> Tensor:
+        raise self._no_cross_network()
+
+    def _no_cross_network(self) -> ConfigError:
+        return no_cross_network(self.model_name, self.describe())
+
+    def _add_terms(self, terms: Mapping[str, nn.Module]) -> None:
+        """Register additive logit terms as parts under their own names (``first_order.*``)."""
+        for name, term in terms.items():
+            self.add_module(name, term)
+        self._term_names = self._term_names + tuple(terms)
+
+    def _plus_terms(self, logits: Tensor, dense: Tensor, categorical: Tensor | None) -> Tensor:
+        for term in self.additive_terms().values():
+            logits = logits + term(dense, categorical)  # (B,)
+        return logits
+
+    def check_inputs(self, dense: Tensor | None,
+                     categorical: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The inputs checked against the schema; ``dense`` None becomes a (B, 0) tensor."""
         s = self.schema
         if dense is None:
             if s.num_dense:
@@ -49,45 +106,27 @@ class RankingModel(nn.Module):
                             f"{getattr(dense, 'dtype', type(dense).__name__)}")
         elif dense.dim() != 2 or dense.shape[1] != s.num_dense:
             raise ValueError(f"dense must have shape (B, {s.num_dense}), got {tuple(dense.shape)}")
-        if s.num_sparse == 0:
-            if sparse is not None and sparse.numel():
-                raise ValueError(f"this model has no sparse fields, got sparse of shape "
-                                 f"{tuple(sparse.shape)}")
-            sparse = None
-        elif sparse is None:
-            raise ValueError(f"sparse must be a (B, {s.num_sparse}) int64 tensor, got None")
+        if s.num_categorical == 0:
+            if categorical is not None and categorical.numel():
+                raise ValueError(f"this model has no categorical fields, got categorical of "
+                                 f"shape {tuple(categorical.shape)}")
+            categorical = None
+        elif categorical is None:
+            raise ValueError(f"categorical must be a (B, {s.num_categorical}) int64 tensor, "
+                             "got None")
         if dense is None:
-            assert sparse is not None  # schema has a field, checked in FeatureSchema
-            dense = torch.zeros(sparse.shape[0], 0, device=sparse.device,
+            if categorical is None:  # unreachable: a schema has at least one field
+                raise ValueError("dense and categorical are both None")
+            dense = torch.zeros(categorical.shape[0], 0, device=categorical.device,
                                 dtype=self._float_dtype())
-        if sparse is not None and sparse.dim() == 2 and sparse.shape[0] != dense.shape[0]:
-            raise ValueError(f"dense and sparse must share the batch size, got {dense.shape[0]} "
-                             f"and {sparse.shape[0]}")
-        return dense, sparse
+        if categorical is not None and categorical.dim() == 2 \
+                and categorical.shape[0] != dense.shape[0]:
+            raise ValueError(f"dense and categorical must share the batch size, got "
+                             f"{dense.shape[0]} and {categorical.shape[0]}")
+        return dense, categorical
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
     def _float_dtype(self) -> torch.dtype:
         return next(self.parameters()).dtype
-
-
-def make_embedding(schema: FeatureSchema, *, l2: float, sparse_gradients: bool) -> FieldEmbedding | None:
-    """The model's embedding layer (its SparseArch), or None for a dense-only schema."""
-    if not schema.num_sparse:
-        return None
-    return FieldEmbedding(schema.vocab_sizes, schema.embedding_dim, l2=l2,
-                          sparse=sparse_gradients, field_names=schema.sparse)
-
-
-def stack_inputs(dense: Tensor, sparse: Tensor | None, embedding: FieldEmbedding | None) -> Tensor:
-    """DCN's embedding-and-stacking layer: ``x0 = [dense, e_1, ..., e_F]``.
-
-    Shape:
-        dense: (B, n_dense); sparse: (B, F) -> (B, n_dense + F*D).
-    """
-    if embedding is None or sparse is None:
-        return dense
-    emb = embedding(sparse)  # (B, F, D)
-    flat = emb.reshape(emb.shape[0], emb.shape[1] * emb.shape[2])  # (B, F*D); B may be 0
-    return torch.cat([dense, flat], dim=1)  # (B, n_dense + F*D)

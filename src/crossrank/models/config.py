@@ -1,91 +1,177 @@
-"""Typed, frozen model configs; unknown keys are errors, never silently ignored."""
+"""Typed, frozen model configs: every option's default, help and choices, declared once.
+
+Each field is declared with :func:`crossrank.options.option`, so the command line, the config
+file and ``model.json`` are generated from these classes (``cross.rank``, ``terms.fm_dim``).
+Unknown keys are errors, never silently ignored. The task (binary or regression) is not a model
+option: it is set once, by the schema's task, and passed to the model as ``task=``.
+
+Sections shared by every family:
+
+* :class:`CrossConfig`: the cross network (DCN's, and DLRM's ``interaction="dcn"``).
+* :class:`LogitTerms`: additive terms any model can add to its logit (first-order, FM).
+
+Example:
+    >>> from_dict(DCNConfig, {"cross": {"rank": 8}, "deep_layers": [64]}).cross.rank
+    8
+    >>> to_dict(DNNConfig(deep_layers=(8,)))["terms"]["fm_dim"]
+    0
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from crossrank.errors import ConfigError
+from crossrank.layers.cross import CROSS_KINDS
+from crossrank.ops.activations import ACTIVATIONS
+from crossrank.ops.dispatch import BACKENDS
+from crossrank.options import from_dict, option, to_dict
 
-TASKS = ("binary", "regression")
+__all__ = ["CrossConfig", "DCNConfig", "DLRMConfig", "DNNConfig", "LogitTerms", "from_dict",
+           "to_dict"]
+
+STRUCTURES = ("stacked", "parallel", "cross_only")
+INTERACTIONS = ("dot", "dcn", "projection")
+NORMS = (None, "layer", "batch")
 
 
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Build dataclass ``cls`` from a dict, rejecting unknown keys; lists become tuples.
+def _check_choices(config: Any, section: str) -> None:
+    """Values outside a field's declared choices, for configs built directly (not from_dict)."""
+    for f in dataclasses.fields(config):
+        choices = f.metadata.get("choices")
+        value = getattr(config, f.name)
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{section}{f.name} must be one of {list(choices)}, got {value!r}")
+
+
+def _check_non_negative(config: Any, section: str, *names: str) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(f"{section}{name} must be a number >= 0, got {value!r}")
+
+
+def _is_count(value: Any, minimum: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= minimum
+
+
+@dataclass(frozen=True)
+class CrossConfig:
+    """The cross network: DCN-V2 full or low rank, DCN-Mix, or DCN v1 (``kind="vector"``).
 
     Example:
-        >>> from_dict(DNNConfig, {"deep_layers": [8]}).deep_layers
-        (8,)
+        >>> CrossConfig(rank=32, num_experts=4).num_layers
+        3
+        >>> CrossConfig(num_experts=2)
+        Traceback (most recent call last):
+        ...
+        crossrank.errors.ConfigError: cross.num_experts=2 (DCN-Mix) needs a low cross.rank, got None
     """
-    if not isinstance(data, dict):
-        raise TypeError(f"{cls.__name__} config must be a dict, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; valid: {sorted(names)}")
-    clean = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return cls(**clean)
+
+    num_layers: int = option(3, help="cross layers L, each with its own weights")
+    kind: str = option("matrix", help="matrix: DCN-V2, x0 * (W x + b) + x; vector: DCN v1, "
+                       "x0 * (w . x) + b + x", choices=CROSS_KINDS)
+    rank: int | None = option(None, help="low rank r of W = U V (none: full-rank W)")
+    num_experts: int = option(1, help="low-rank experts K mixed by a gate (K > 1: DCN-Mix, "
+                              "needs rank)")
+    diag_scale: float = option(0.0, help="added to W's diagonal (W + diag_scale I), >= 0")
+    activation: str | None = option(None, help="activation of W x + b (the experts' g for "
+                                    "DCN-Mix); none: linear",
+                                    choices=(None, *sorted(ACTIVATIONS)))
+    use_bias: bool = option(True, help="learn a bias b per cross layer")
+    l2: float = option(0.0, help="L2 penalty on the cross kernels (W, U, V, C, gate)")
+    backend: str = option("auto", help="auto: fused Triton kernel on CUDA where supported; "
+                          "reference: pure PyTorch; triton: always the kernel",
+                          choices=BACKENDS)
+
+    def __post_init__(self) -> None:
+        _check_choices(self, "cross.")
+        _check_non_negative(self, "cross.", "diag_scale", "l2")
+        if not _is_count(self.num_layers, 1):
+            raise ConfigError(f"cross.num_layers must be an integer >= 1, got {self.num_layers!r}")
+        if self.rank is not None and not _is_count(self.rank, 1):
+            raise ConfigError(f"cross.rank must be an integer >= 1 (or none for full rank), "
+                              f"got {self.rank!r}")
+        if not _is_count(self.num_experts, 1):
+            raise ConfigError(f"cross.num_experts must be an integer >= 1, "
+                              f"got {self.num_experts!r}")
+        if self.num_experts > 1 and self.rank is None:
+            raise ConfigError(f"cross.num_experts={self.num_experts} (DCN-Mix) needs a low "
+                              "cross.rank, got None")
+        if self.kind == "vector" and (self.rank is not None or self.num_experts > 1
+                                      or self.diag_scale or self.activation is not None):
+            raise ConfigError("cross.kind='vector' (DCN v1) takes no rank, num_experts, "
+                              f"diag_scale or activation; got rank={self.rank!r}, "
+                              f"num_experts={self.num_experts}, diag_scale={self.diag_scale!r}, "
+                              f"activation={self.activation!r}")
 
 
-def to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config dataclass (tuples become lists)."""
-    out = {}
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
+@dataclass(frozen=True)
+class LogitTerms:
+    """Additive terms summed into any model's logit, each with its own weights and L2.
+
+    ``first_order``: the linear ("wide") term ``w_d . dense + sum_f w_f[id_f]``
+    (:class:`~crossrank.layers.FirstOrder`). ``fm_dim`` K > 0: a factorization machine's
+    pairwise term ``sum_{i<j} <v_i, v_j>`` with its own K-long factors
+    (:class:`~crossrank.layers.FactorizationMachine`; needs two or more categorical fields).
+
+    Example:
+        >>> LogitTerms(fm_dim=-1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        crossrank.errors.ConfigError: terms.fm_dim must be an integer >= 0 (0: no ...), got -1
+    """
+
+    first_order: bool = option(False, help="add the linear (wide) term w_d . dense + "
+                               "sum_f w_f[id_f] to the logit")
+    first_order_l2: float = option(0.0, help="L2 penalty on the first-order weights")
+    fm_dim: int = option(0, help="factor length K of a factorization machine's pairwise term "
+                         "(0: none; needs 2+ categorical fields)")
+    fm_l2: float = option(0.0, help="per-occurrence L2 penalty on the factorization machine's "
+                          "looked-up factors")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.first_order, bool):
+            raise ConfigError(f"terms.first_order must be true or false, got {self.first_order!r}")
+        if not _is_count(self.fm_dim, 0):
+            raise ConfigError(f"terms.fm_dim must be an integer >= 0 (0: no factorization "
+                              f"machine), got {self.fm_dim!r}")
+        _check_non_negative(self, "terms.", "first_order_l2", "fm_l2")
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+def _dlrm_cross() -> CrossConfig:
+    """DLRM's DCN interaction: 3 layers of rank 64, TorchRec's DLRM-DCN."""
+    return CrossConfig(num_layers=3, rank=64)
+
+
+_TERMS_HELP = "additive logit terms: first-order (wide) and factorization machine"
+_CROSS_HELP = "the cross network"
 
 
 @dataclass(frozen=True)
 class DCNConfig:
-    """Deep & Cross Network (DCN v1, DCN-V2 full or low rank, DCN-Mix).
+    """Deep & Cross Network: a cross network and a deep network over ``[dense, embeddings]``.
 
     ``structure``: "stacked" (cross then deep), "parallel" (cross and deep both on x0,
     concatenated, then the combination layer: the original DCN design) or "cross_only".
-    ``norm``: None, "layer" or "batch" normalization in the deep network's hidden layers.
-    ``first_order``: add the linear ("wide") term of :class:`~crossrank.layers.FirstOrder`,
-    with its own L2 and learning-rate multiplier.
-    ``fm_dim``: when > 0, add a factorization machine's pairwise term with its own factors of
-    this length and its own per-occurrence L2 ``fm_l2``
-    (:class:`~crossrank.layers.FactorizationMachine`; needs two or more categorical fields).
     """
 
-    structure: str = "stacked"
-    num_cross_layers: int = 3
-    cross_kind: str = "matrix"
-    rank: int | None = None
-    num_experts: int = 1
-    diag_scale: float = 0.0
-    cross_activation: str | None = None
-    use_bias: bool = True
-    deep_layers: tuple[int, ...] = (256, 128)
-    dropout: float = 0.0
-    norm: str | None = None
-    cross_l2: float = 0.0
-    embedding_l2: float = 0.0
-    first_order: bool = False
-    first_order_l2: float = 0.0
-    first_order_lr_scale: float = 1.0
-    fm_dim: int = 0
-    fm_l2: float = 0.0
-    sparse_gradients: bool = False
-    backend: str = "auto"
-    task: str = "binary"
+    structure: str = option("stacked", help="stacked: deep(cross(x0)); parallel: [cross(x0), "
+                            "deep(x0)]; cross_only: no deep network", choices=STRUCTURES)
+    cross: CrossConfig = option(default_factory=CrossConfig, help=_CROSS_HELP)
+    deep_layers: tuple[int, ...] = option((256, 128), help="hidden sizes of the deep network")
+    dropout: float = option(0.0, help="dropout after each hidden layer of the deep network")
+    norm: str | None = option(None, help="normalization in the deep network's hidden layers",
+                              choices=NORMS)
+    embedding_l2: float = option(0.0, help="L2 penalty on the looked-up embedding rows")
+    sparse_gradients: bool = option(False, help="sparse gradients for the embedding tables")
+    terms: LogitTerms = option(default_factory=LogitTerms, help=_TERMS_HELP)
 
     def __post_init__(self) -> None:
-        _check_task(self.task)
-        if isinstance(self.fm_dim, bool) or not isinstance(self.fm_dim, int) or self.fm_dim < 0:
-            raise ValueError(f"fm_dim must be an integer >= 0 (0: no factorization machine), "
-                             f"got {self.fm_dim!r}")
-        if self.structure not in ("stacked", "parallel", "cross_only"):
-            raise ValueError("structure must be 'stacked', 'parallel' or 'cross_only', "
-                             f"got {self.structure!r}")
+        _check_choices(self, "")
+        _check_non_negative(self, "", "dropout", "embedding_l2")
 
 
 @dataclass(frozen=True)
@@ -93,41 +179,46 @@ class DLRMConfig:
     """DLRM: bottom MLP over dense features to D, embeddings, an interaction, top MLP.
 
     ``bottom_layers`` must end in the embedding dim D; ``top_layers`` are the hidden sizes of
-    the top MLP before its single logit output. ``interaction``: "dot", "dcn" or "projection".
+    the top MLP before its single logit output. ``interaction="dcn"`` runs ``cross`` (any cross
+    network, DCN-Mix included) over ``[bottom(dense), e_1..e_F]``.
     """
 
-    bottom_layers: tuple[int, ...] = (512, 256, 16)
-    top_layers: tuple[int, ...] = (512, 256)
-    interaction: str = "dot"
-    self_interaction: bool = False
-    dcn_num_layers: int = 3
-    dcn_rank: int | None = 64
-    dcn_diag_scale: float = 0.0
-    projection_branch1: tuple[int, ...] = (256, 64)
-    projection_branch2: tuple[int, ...] = (256, 64)
-    cross_l2: float = 0.0
-    embedding_l2: float = 0.0
-    sparse_gradients: bool = False
-    backend: str = "auto"
-    task: str = "binary"
+    bottom_layers: tuple[int, ...] = option((512, 256, 16), help="bottom MLP sizes over the "
+                                            "dense features; the last must be embedding_dim")
+    top_layers: tuple[int, ...] = option((512, 256), help="hidden sizes of the top MLP "
+                                         "(before its logit)")
+    interaction: str = option("dot", help="feature interaction: dot products, a cross network "
+                              "(dcn) or projection", choices=INTERACTIONS)
+    self_interaction: bool = option(False, help="dot interaction: keep each vector's product "
+                                    "with itself")
+    cross: CrossConfig = option(default_factory=_dlrm_cross,
+                                help="the cross network of interaction=dcn")
+    projection_branch1: tuple[int, ...] = option((256, 64), help="projection interaction: "
+                                                 "first branch's sizes (last: a multiple of D)")
+    projection_branch2: tuple[int, ...] = option((256, 64), help="projection interaction: "
+                                                 "second branch's sizes (last: a multiple of D)")
+    embedding_l2: float = option(0.0, help="L2 penalty on the looked-up embedding rows")
+    sparse_gradients: bool = option(False, help="sparse gradients for the embedding tables")
+    backend: str = option("auto", help="backend of the dot interaction kernel",
+                          choices=BACKENDS)
+    terms: LogitTerms = option(default_factory=LogitTerms, help=_TERMS_HELP)
 
     def __post_init__(self) -> None:
-        _check_task(self.task)
-        if self.interaction not in ("dot", "dcn", "projection"):
-            raise ValueError("interaction must be 'dot', 'dcn' or 'projection', "
-                             f"got {self.interaction!r}")
+        _check_choices(self, "")
+        _check_non_negative(self, "", "embedding_l2")
 
 
 @dataclass(frozen=True)
 class DNNConfig:
     """Plain deep network over ``[dense, embeddings]``: the baseline without crosses."""
 
-    deep_layers: tuple[int, ...] = (256, 128)
-    dropout: float = 0.0
-    norm: str | None = None
-    embedding_l2: float = 0.0
-    sparse_gradients: bool = False
-    task: str = "binary"
+    deep_layers: tuple[int, ...] = option((256, 128), help="hidden sizes of the deep network")
+    dropout: float = option(0.0, help="dropout after each hidden layer")
+    norm: str | None = option(None, help="normalization in the hidden layers", choices=NORMS)
+    embedding_l2: float = option(0.0, help="L2 penalty on the looked-up embedding rows")
+    sparse_gradients: bool = option(False, help="sparse gradients for the embedding tables")
+    terms: LogitTerms = option(default_factory=LogitTerms, help=_TERMS_HELP)
 
     def __post_init__(self) -> None:
-        _check_task(self.task)
+        _check_choices(self, "")
+        _check_non_negative(self, "", "dropout", "embedding_l2")

@@ -1,95 +1,98 @@
-"""DLRM: bottom MLP, embeddings, a feature interaction (dot, DCN or projection), top MLP."""
+"""DLRM: bottom MLP, embeddings, a feature interaction part, top MLP (TorchRec's arches)."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from crossrank.errors import ConfigError
 from crossrank.layers.cross import CrossNet
-from crossrank.layers.interaction import DotInteraction, ProjectionInteraction
 from crossrank.layers.mlp import MLP
-from crossrank.models.base import RankingModel, make_embedding
+from crossrank.models.base import RankingModel
 from crossrank.models.config import DLRMConfig
+from crossrank.models.interaction import CrossInteraction, make_interaction
+from crossrank.models.parts import make_embedding, make_logit_terms
+from crossrank.models.protocol import FieldBlocks
 from crossrank.models.schema import FeatureSchema
 
 
 class DLRM(RankingModel):
     """DLRM with TorchRec's three interaction architectures.
 
-    ``d = bottom(dense)`` (B, D); ``e = embedding(sparse)`` (B, F, D); then
+    ``d = bottom(dense)`` (B, D) (DenseArch); ``e = embedding(categorical)`` (B, F, D)
+    (SparseArch); ``z = interaction(d, e)`` (InteractionArch, a part built by
+    :func:`~crossrank.models.interaction.make_interaction`):
+
     * "dot": ``[d, triu(T T^T)]`` with ``T = [d; e]``, width D + (F+1)F/2;
-    * "dcn": a (low-rank) cross network over ``[d, e_1..e_F]`` flattened, width (F+1)D;
+    * "dcn": the cross network of ``config.cross`` (any variant, DCN-Mix too) over
+      ``[d, e_1..e_F]`` flattened, width (F+1)D;
     * "projection": ``[d, flat(Y Z)]``, width D + F1*F2;
-    and ``logit = top(interaction)``.
+
+    and ``logit = top(z)`` (OverArch) plus the additive terms of ``config.terms``.
 
     Shape:
-        dense: (B, n_dense); sparse: (B, F) int64 -> logits (B,).
+        dense: (B, n_dense); categorical: (B, F) int64 -> logits (B,).
 
     Example:
-        >>> schema = FeatureSchema(dense=("i1", "i2"), sparse=("c1", "c2"),
+        >>> import torch
+        >>> from crossrank.models import CrossConfig
+        >>> schema = FeatureSchema(dense=("i1", "i2"), categorical=("c1", "c2"),
         ...                        vocab_sizes=(5, 7), embedding_dim=4)
         >>> cfg = DLRMConfig(bottom_layers=(8, 4), top_layers=(8,), interaction="dcn",
-        ...                  dcn_rank=2)
+        ...                  cross=CrossConfig(rank=2, num_experts=2))
         >>> DLRM(schema, cfg)(torch.rand(1, 2), torch.tensor([[1, 6]])).shape
         torch.Size([1])
     """
 
-    def __init__(self, schema: FeatureSchema, config: DLRMConfig | None = None) -> None:
-        super().__init__()
+    config: DLRMConfig
+
+    def __init__(self, schema: FeatureSchema, config: DLRMConfig | None = None, *,
+                 task: str = "binary") -> None:
         cfg = config or DLRMConfig()
-        self.schema, self.config, self.task = schema, cfg, cfg.task
-        d, f = schema.embedding_dim, schema.num_sparse
+        super().__init__(schema, cfg, task=task)
+        d, f = schema.embedding_dim, schema.num_categorical
         if not schema.num_dense or not f:
-            raise ValueError(f"DLRM needs dense and sparse fields, got {schema.num_dense} dense "
-                             f"and {f} sparse")
+            raise ConfigError(f"DLRM needs dense and categorical fields, got {schema.num_dense} "
+                              f"dense and {f} categorical")
         if not cfg.bottom_layers or cfg.bottom_layers[-1] != d:
-            raise ValueError(f"bottom_layers must end in embedding_dim={d}, "
-                             f"got {cfg.bottom_layers!r}")
+            raise ConfigError(f"bottom_layers must end in embedding_dim={d}, "
+                              f"got {cfg.bottom_layers!r}")
         self.bottom = MLP(schema.num_dense, cfg.bottom_layers)
         self.embedding = make_embedding(schema, l2=cfg.embedding_l2,
                                         sparse_gradients=cfg.sparse_gradients)
-        self.interaction: nn.Module
-        if cfg.interaction == "dot":
-            self.interaction = DotInteraction(self_interaction=cfg.self_interaction,
-                                              backend=cfg.backend)
-            width = DotInteraction.output_dim(f, d, self_interaction=cfg.self_interaction)
-        elif cfg.interaction == "dcn":
-            width = (f + 1) * d
-            self.interaction = CrossNet(width, cfg.dcn_num_layers, rank=cfg.dcn_rank,
-                                        diag_scale=cfg.dcn_diag_scale, kernel_l2=cfg.cross_l2,
-                                        backend=cfg.backend)
-        else:
-            proj = ProjectionInteraction(f, d, branch1_sizes=cfg.projection_branch1,
-                                         branch2_sizes=cfg.projection_branch2)
-            self.interaction, width = proj, proj.output_dim
-        self._width = (f + 1) * d  # the flattened [bottom(dense), e_1..e_F]
-        self.top = MLP(width, tuple(cfg.top_layers) + (1,), activate_last=False)
+        self.interaction = make_interaction(cfg, num_categorical=f, embedding_dim=d)
+        self.top = MLP(self.interaction.output_dim, tuple(cfg.top_layers) + (1,),
+                       activate_last=False)
+        self._add_terms(make_logit_terms(schema, cfg.terms,
+                                         sparse_gradients=cfg.sparse_gradients))
 
-    def cross_field_blocks(self) -> list[tuple[str, int, int]]:
+    def describe(self) -> str:
+        kind = "DCN" if self.config.interaction == "dcn" else self.config.interaction
+        return f"DLRM ({kind} interaction)"
+
+    def cross_network(self) -> CrossNet | None:
+        """The cross network of ``interaction="dcn"``, else None."""
+        return self.interaction.cross if isinstance(self.interaction, CrossInteraction) else None
+
+    def cross_field_blocks(self) -> FieldBlocks:
         """Field blocks of the DCN interaction's input ``[bottom(dense), e_1..e_F]``."""
+        if self.cross_network() is None:
+            raise self._no_cross_network()
         d = self.schema.embedding_dim
-        names = ("dense",) + self.schema.sparse
+        names = ("dense",) + self.schema.categorical
         return [(name, i * d, (i + 1) * d) for i, name in enumerate(names)]
 
-    @property
-    def cross(self) -> CrossNet | None:
-        """The cross network of ``interaction="dcn"``, else None."""
-        return self.interaction if isinstance(self.interaction, CrossNet) else None
-
-    def cross_input(self, dense: Tensor | None, sparse: Tensor | None) -> Tensor:
+    def cross_input(self, dense: Tensor | None, categorical: Tensor | None) -> Tensor:
         """The DCN interaction's input ``[bottom(dense), e_1..e_F]`` flattened: (B, (F+1)D)."""
-        d, e = self._arches(dense, sparse)
-        return torch.cat([d.unsqueeze(1), e], dim=1).reshape(d.shape[0], self._width)  # (B, (F+1)D)
+        if not isinstance(self.interaction, CrossInteraction):
+            raise self._no_cross_network()
+        return self.interaction.flatten(*self._arches(*self.check_inputs(dense, categorical)))
 
-    def _arches(self, dense: Tensor | None, sparse: Tensor | None) -> tuple[Tensor, Tensor]:
-        dense, sparse = self.check_inputs(dense, sparse)
-        assert self.embedding is not None and sparse is not None  # checked in __init__
-        return self.bottom(dense), self.embedding(sparse)  # (B, D), (B, F, D)
+    def _arches(self, dense: Tensor, categorical: Tensor | None) -> tuple[Tensor, Tensor]:
+        if self.embedding is None or categorical is None:  # unreachable: checked in __init__
+            raise ValueError("DLRM needs categorical inputs")
+        return self.bottom(dense), self.embedding(categorical)  # (B, D), (B, F, D)
 
-    def forward(self, dense: Tensor | None, sparse: Tensor | None = None) -> Tensor:
-        d, e = self._arches(dense, sparse)
-        if isinstance(self.interaction, CrossNet):
-            z = self.interaction(torch.cat([d.unsqueeze(1), e], dim=1).reshape(d.shape[0], self._width))
-        else:
-            z = self.interaction(d, e)  # (B, width)
-        return self.top(z).squeeze(1)  # (B,)
+    def forward(self, dense: Tensor | None, categorical: Tensor | None = None) -> Tensor:
+        dense, categorical = self.check_inputs(dense, categorical)
+        z = self.interaction(*self._arches(dense, categorical))  # (B, width)
+        return self._plus_terms(self.top(z).squeeze(1), dense, categorical)  # (B,)

@@ -1,30 +1,43 @@
-"""Model registry: build a model by name from a schema and a config, and back from a dict."""
+"""Model registry: build a model by name from a schema and a config, and back from a spec.
+
+A spec (:func:`model_spec`) is ``{"version", "name", "task", "schema", "config"}``: what
+``model.json`` holds and :func:`model_from_spec` reads; older specs are migrated first
+(:mod:`crossrank.models.spec_migration`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from crossrank.errors import ConfigError
 from crossrank.models.base import RankingModel
-from crossrank.models.config import DCNConfig, DLRMConfig, DNNConfig, from_dict, to_dict
+from crossrank.models.config import DCNConfig, DLRMConfig, DNNConfig
 from crossrank.models.dcn import DCN
 from crossrank.models.dlrm import DLRM
 from crossrank.models.dnn import DNN
 from crossrank.models.schema import FeatureSchema
+from crossrank.models.spec_migration import SPEC_VERSION, migrate_spec, v1_option_name
+from crossrank.options import describe_fields, from_dict, nearest, to_dict
+
+TASK_IS_NOT_AN_OPTION = ("task is not a model option: it is set once, by the schema's task "
+                         "(--task)")
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    build: Callable[[FeatureSchema, Any], RankingModel]
+    build: Callable[..., RankingModel]
     config_cls: type
     defaults: dict[str, Any]
     summary: str
 
 
 _REGISTRY: dict[str, ModelEntry] = {
-    "dcn": ModelEntry(DCN, DCNConfig, {}, "DCN-V2 (full rank by default; rank=r for low rank)"),
-    "dcn-mix": ModelEntry(DCN, DCNConfig, {"rank": 32, "num_experts": 4},
+    "dcn": ModelEntry(DCN, DCNConfig, {}, "DCN-V2 (full rank by default; cross.rank=r for low "
+                      "rank)"),
+    "dcn-mix": ModelEntry(DCN, DCNConfig, {"cross": {"rank": 32, "num_experts": 4}},
                           "DCN-Mix: mixture of low-rank cross experts"),
     "dlrm": ModelEntry(DLRM, DLRMConfig, {}, "DLRM with dot, dcn or projection interaction"),
     "dnn": ModelEntry(DNN, DNNConfig, {}, "plain deep network baseline"),
@@ -41,52 +54,103 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build_model(name: str, schema: FeatureSchema, config: dict[str, Any] | Any = None) -> RankingModel:
-    """Build model ``name``; ``config`` is a dict of options (over the model's defaults) or a
-    config dataclass. Unknown names and options raise ``ValueError``.
-
-    Example:
-        >>> s = FeatureSchema(dense=("a",), sparse=("u",), vocab_sizes=(3,), embedding_dim=2)
-        >>> build_model("dcn", s, {"num_cross_layers": 1}).config.num_cross_layers
-        1
-    """
+def _entry(name: str) -> ModelEntry:
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
-    entry = _REGISTRY[name]
-    cfg: Any
-    if config is None or isinstance(config, dict):
-        cfg = from_dict(entry.config_cls, {**entry.defaults, **(config or {})})
-    elif isinstance(config, entry.config_cls):
-        cfg = config
-    else:
-        raise TypeError(f"config for {name!r} must be a dict or {entry.config_cls.__name__}, "
-                        f"got {type(config).__name__}")
-    model = entry.build(schema, cfg)
-    model.model_name = name  # type: ignore[assignment]
-    return model
-
-
-def model_spec(model: RankingModel) -> dict[str, Any]:
-    """JSON-ready description that ``model_from_spec`` rebuilds the model from."""
-    return {"name": getattr(model, "model_name", type(model).__name__.lower()),
-            "schema": model.schema.to_dict(), "config": to_dict(model.config)}
-
-
-def model_from_spec(spec: dict[str, Any]) -> RankingModel:
-    unknown = sorted(set(spec) - {"name", "schema", "config"})
-    if unknown:
-        raise ValueError(f"unknown model spec key(s) {unknown}")
-    return build_model(spec["name"], FeatureSchema.from_dict(spec["schema"]), dict(spec["config"]))
+        near = nearest(str(name), list_models())
+        raise ConfigError(f"unknown model {name!r}" + (f"; did you mean {near!r}?" if near else "")
+                          + f" (choose one of {', '.join(list_models())})")
+    return _REGISTRY[name]
 
 
 def model_entry(name: str) -> tuple[type, dict[str, Any]]:
     """The config class of family ``name`` and the registry's defaults over it.
 
     Example:
-        >>> model_entry("dnn")[0].__name__
-        'DNNConfig'
+        >>> model_entry("dcn-mix")
+        (<class 'crossrank.models.config.DCNConfig'>, {'cross': {'rank': 32, 'num_experts': 4}})
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
-    entry = _REGISTRY[name]
-    return entry.config_cls, dict(entry.defaults)
+    entry = _entry(name)
+    return entry.config_cls, merge_options(entry.defaults, {})
+
+
+def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` over ``base``: nested tables merge key by key, and a dotted key
+    (``"cross.rank"``) addresses a nested option.
+
+    Example:
+        >>> merge_options({"cross": {"rank": 32, "num_experts": 4}},
+        ...               {"cross.rank": 8, "deep_layers": [16]})
+        {'cross': {'rank': 8, 'num_experts': 4}, 'deep_layers': [16]}
+    """
+    out = {k: merge_options(v, {}) if isinstance(v, Mapping) else v for k, v in base.items()}
+    for key, value in overrides.items():
+        head, dot, rest = str(key).partition(".")
+        if dot:
+            value, key = {rest: value}, head
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge_options(out[key], value)
+        else:
+            out[key] = merge_options(value, {}) if isinstance(value, Mapping) else value
+    return out
+
+
+def build_model(name: str, schema: FeatureSchema, config: Mapping[str, Any] | Any = None, *,
+                task: str = "binary") -> RankingModel:
+    """Build model ``name`` for ``task``; ``config`` is a dict of options over the registry's
+    defaults (nested tables or dotted keys, ``{"cross.rank": 8}``) or a config dataclass.
+    Unknown names and options raise :class:`~crossrank.errors.ConfigError`.
+
+    Example:
+        >>> s = FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(3,), embedding_dim=2)
+        >>> cross = build_model("dcn-mix", s, {"cross.num_layers": 1}).config.cross
+        >>> cross.num_layers, cross.rank, cross.num_experts
+        (1, 32, 4)
+    """
+    entry = _entry(name)
+    cfg: Any
+    if config is None or isinstance(config, Mapping):
+        _check_names(name, entry.config_cls, config or {})
+        cfg = from_dict(entry.config_cls, merge_options(entry.defaults, config or {}))
+    elif isinstance(config, entry.config_cls):
+        cfg = config
+    else:
+        raise TypeError(f"config for {name!r} must be a dict or {entry.config_cls.__name__}, "
+                        f"got {type(config).__name__}")
+    model = entry.build(schema, cfg, task=task)
+    model.model_name = name
+    return model
+
+
+def _check_names(family: str, config_cls: type, options: Mapping[str, Any]) -> None:
+    """Name today's option for ``task`` and the options that moved into a section (``rank``
+    is ``cross.rank``); everything else is left to the strict ``from_dict``."""
+    if "task" in options:
+        raise ConfigError(TASK_IS_NOT_AN_OPTION)
+    fields = [f.name for f in dataclasses.fields(config_cls)]
+    leaves = [row[0] for row in describe_fields(config_cls)]
+    for key in map(str, options):
+        if key.partition(".")[0] not in fields:
+            new = v1_option_name(family, key) or nearest(key, leaves)
+            if new is not None:
+                raise ConfigError(f"unknown option '{key}'; did you mean '{new}'? "
+                                  f"(valid: {', '.join(leaves)})")
+
+
+def model_spec(model: RankingModel) -> dict[str, Any]:
+    """JSON-ready description that :func:`model_from_spec` rebuilds the model from.
+
+    Example:
+        >>> s = FeatureSchema(dense=("a",))
+        >>> sorted(model_spec(build_model("dnn", s, task="regression")))
+        ['config', 'name', 'schema', 'task', 'version']
+    """
+    return {"version": SPEC_VERSION, "name": model.model_name, "task": model.task,
+            "schema": model.schema.to_dict(), "config": to_dict(model.config)}
+
+
+def model_from_spec(spec: Mapping[str, Any]) -> RankingModel:
+    """The model a spec describes (any version; see :mod:`crossrank.models.spec_migration`).
+    The weights are not part of the spec."""
+    current = migrate_spec(spec)
+    return build_model(current["name"], FeatureSchema.from_dict(current["schema"]),
+                       dict(current["config"]), task=current["task"])

@@ -147,10 +147,7 @@ def apply_overrides(base: Mapping[str, Any], pairs: list[str], *, flag: str = "-
             if typing.get_origin(table_tp) is dict:
                 tp = typing.get_args(table_tp)[1]
         if tp is None:
-            valid = sorted(known)
-            near = nearest(key, valid) or nearest(key.rsplit(".", 1)[-1], valid)
-            raise ConfigError(f"unknown option {key!r}" + (f"; did you mean {near!r}?" if near
-                                                            else "") + f" ({flag} {pair})")
+            raise ConfigError(_unknown_key(key, known, out) + f" ({flag} {pair})")
         node = out
         *path, last = key.split(".")
         for part in path:
@@ -159,6 +156,31 @@ def apply_overrides(base: Mapping[str, Any], pairs: list[str], *, flag: str = "-
                 raise ConfigError(f"{flag} {pair}: {part!r} is not a table")
         node[last] = parse_value(text, tp)
     return out
+
+
+def _unknown_key(key: str, known: Mapping[str, Any], run_dict: Mapping[str, Any]) -> str:
+    """The message for an unknown dotted key, with the option it most likely means: a model
+    option's name before 0.2 (``rank`` is now ``cross.rank``), an option of the same last name
+    in another place, or the closest spelling."""
+    from crossrank.models.registry import TASK_IS_NOT_AN_OPTION
+    from crossrank.models.spec_migration import v1_option_name
+
+    if key == "model.task":
+        return TASK_IS_NOT_AN_OPTION
+    section, _, rest = key.partition(".")
+    near = None
+    if section == "model":
+        moved = v1_option_name((run_dict.get("model") or {}).get("name", "dcn"), rest)
+        near = None if moved is None else (moved if moved.startswith("training.")
+                                           else f"model.{moved}")
+    last = key.rsplit(".", 1)[-1]
+    near = near or next((k for k in sorted(known) if k.rsplit(".", 1)[-1] == last), None)
+    if near is None:  # the closest spelling of the last name, then of the whole key
+        by_last = {k.rsplit(".", 1)[-1]: k for k in sorted(known, reverse=True)
+                   if k.partition(".")[0] == section}
+        close = nearest(last, sorted(by_last))
+        near = by_last[close] if close else nearest(key, sorted(known))
+    return f"unknown option {key!r}" + (f"; did you mean {near!r}?" if near else "")
 
 
 def toml_text(run_dict: Mapping[str, Any], defaults: Mapping[str, Any], *,

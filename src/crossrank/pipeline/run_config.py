@@ -20,7 +20,7 @@ from typing import Any
 
 from crossrank.data.config import DataConfig, EncoderConfig, SchemaConfig
 from crossrank.errors import ConfigError
-from crossrank.models.registry import list_models, model_entry
+from crossrank.models.registry import TASK_IS_NOT_AN_OPTION, list_models, model_entry
 from crossrank.options import from_dict, nearest, to_dict
 from crossrank.train.config import TrainConfig
 from crossrank.train.metrics import TASK_METRICS
@@ -44,7 +44,6 @@ class ModelSection:
 
     def to_dict(self) -> dict[str, Any]:
         options = to_dict(self.config) if self.config is not None else {}
-        options.pop("task", None)  # the task is the schema's (models built before 0.2 kept one)
         return {"name": self.name, "embedding_dim": self.embedding_dim, **options}
 
 
@@ -77,7 +76,7 @@ def build_model_section(data: Mapping[str, Any]) -> ModelSection:
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ConfigError(f"option 'model.embedding_dim' must be a positive integer, got {dim!r}")
     if "task" in data:
-        raise ConfigError("task is not a model option: it is set once, as schema.task (--task)")
+        raise ConfigError(TASK_IS_NOT_AN_OPTION)
     config_cls, defaults = model_entry(name)
     options = merge_tables(dict(defaults), {k: v for k, v in data.items() if k not in MODEL_KEYS})
     return ModelSection(name=name, embedding_dim=dim,

@@ -71,11 +71,10 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
     n_valid = int(len(dataset) * cfg.valid_fraction)
     train = dataset.rows(0, len(dataset) - n_valid)
     valid = dataset.rows(len(dataset) - n_valid, len(dataset)) if n_valid else None
-    model_schema = FeatureSchema(dense=encoder.dense_names, sparse=encoder.sparse_names,
+    model_schema = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
                                  vocab_sizes=encoder.vocab_sizes,
                                  embedding_dim=run.model.embedding_dim)
-    model = build_model(run.model.name, model_schema,
-                        dataclasses.replace(run.model.config, task=schema.task))
+    model = build_model(run.model.name, model_schema, run.model.config, task=schema.task)
     model.to(cfg.device)
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")

@@ -2,7 +2,8 @@
 
 A model directory holds
     model.safetensors   the weights
-    model.json          {"format", "model": spec (name, schema, config), "train_config",
+    model.json          {"format", "model": spec (version, name, task, schema, config; see
+                         crossrank.models.spec_migration), "train_config",
                          "metrics", "encoder" (optional), "epoch"}
     state.safetensors   optimizer tensors and RNG state, for --resume
     state.json          optimizer scalars/structure, epoch, early-stopping state

@@ -31,9 +31,9 @@ def fit_tensors(model: RankingModel, dense: Tensor, labels: Tensor, *,
         dense: (R, n_dense); sparse: (R, F) or None; labels: (R,).
 
     Example:
-        >>> from crossrank.models import DCN, DCNConfig, FeatureSchema
+        >>> from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema
         >>> m = DCN(FeatureSchema(dense=("x",)), DCNConfig(structure="cross_only",
-        ...         num_cross_layers=1, task="regression"))
+        ...         cross=CrossConfig(num_layers=1)), task="regression")
         >>> x = torch.rand(64, 1)
         >>> losses = fit_tensors(m, x, 3 * x[:, 0] ** 2,
         ...                      config=InMemoryFitConfig(lr=0.1, epochs=30, batch_size=16))

@@ -9,9 +9,13 @@ trainers are slow), so sparse tables get ``SparseAdam`` (for "adam") or a sparse
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 from torch import nn
+
+from crossrank.errors import ConfigError
+from crossrank.models.base import RankingModel
 
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 
@@ -48,7 +52,8 @@ class MultiOptimizer:
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, *,
-                    sparse_lr: float | None = None, weight_decay: float = 0.0) -> MultiOptimizer:
+                    sparse_lr: float | None = None, weight_decay: float = 0.0,
+                    lr_scales: Mapping[str, float] | None = None) -> MultiOptimizer:
     """Optimizer(s) for ``model``: sparse-gradient embeddings are split off automatically.
 
     ``weight_decay`` adds ``weight_decay * p`` to the gradient of every dense parameter (torch's
@@ -56,6 +61,12 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
     pins the network's scale: an L2 on the embeddings alone can be dodged by shrinking them and
     growing the next layer. Sparse tables are not decayed (that would touch every row every
     step); their L2 is the embeddings' row penalty (``embedding_l2``).
+
+    ``lr_scales`` multiplies the learning rate (``lr``, or ``sparse_lr`` for sparse tables) of
+    every parameter of a named part of the model
+    (:meth:`~crossrank.models.RankingModel.named_parts`), e.g. ``{"first_order": 30}``: the
+    first-order weights start at zero and must travel far. A name the model has no part for
+    is an error naming the parts it has.
 
     Example:
         >>> opt = build_optimizer(nn.Linear(2, 1), "adam", 0.01)
@@ -70,7 +81,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
     sparse_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
     params = [p for p in model.parameters() if p.requires_grad]
-    scales = lr_scales(model)
+    scales = part_lr_scales(model, lr_scales or {})
     dense_groups = _groups([p for p in params if id(p) not in sparse_ids], scales, lr)
     sparse_groups = _groups([p for p in params if id(p) in sparse_ids], scales, sparse_lr or lr)
     dense_cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
@@ -86,17 +97,34 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
     return MultiOptimizer(optimizers)
 
 
-def lr_scales(model: nn.Module) -> dict[int, float]:
-    """Per-parameter learning-rate multipliers: a module with an ``lr_scale`` attribute (e.g.
-    :class:`~crossrank.layers.FirstOrder`, whose scalar weights start at zero and must travel
-    far) scales the learning rate of all its parameters. Keyed by ``id(parameter)``.
+def part_lr_scales(model: nn.Module, lr_scales: Mapping[str, float]) -> dict[int, float]:
+    """Per-parameter learning-rate multipliers from multipliers per named part, keyed by
+    ``id(parameter)``; unknown part names and non-positive scales raise ConfigError.
+
+    Example:
+        >>> from crossrank.models import FeatureSchema, build_model
+        >>> m = build_model("dnn", FeatureSchema(dense=("a",)), {"terms.first_order": True})
+        >>> sorted(part_lr_scales(m, {"first_order": 30.0}).values())
+        [30.0]
+        >>> part_lr_scales(m, {"fm": 2.0})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        crossrank.errors.ConfigError: lr_scales names part 'fm', ...; its parts: deep, output, first_order
     """
+    if not lr_scales:
+        return {}
+    parts = model.named_parts() if isinstance(model, RankingModel) else {}
+    kind = f"this {model.model_name} model" if isinstance(model, RankingModel) else \
+        f"a bare {type(model).__name__} (not a crossrank model)"
     scales: dict[int, float] = {}
-    for module in model.modules():
-        scale = getattr(module, "lr_scale", None)
-        if scale is not None:
-            for p in module.parameters():
-                scales[id(p)] = float(scale)
+    for part, scale in lr_scales.items():
+        if part not in parts:
+            raise ConfigError(f"lr_scales names part {part!r}, which {kind} does not have; "
+                              f"its parts: {', '.join(parts) or 'none'}")
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale > 0:
+            raise ConfigError(f"lr_scales.{part} must be a positive number, got {scale!r}")
+        for p in parts[part].parameters():
+            scales[id(p)] = float(scale)
     return scales
 
 

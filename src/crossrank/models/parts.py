@@ -1,0 +1,81 @@
+"""Factories of the parts every family shares, built from the typed config sections.
+
+* :func:`make_embedding`: the SparseArch (one fused table for the categorical fields).
+* :func:`make_cross_net`: a :class:`~crossrank.layers.CrossNet` from a ``CrossConfig``.
+* :func:`make_logit_terms`: the additive logit terms of a ``LogitTerms`` section.
+* :func:`stack_inputs`: DCN's embedding-and-stacking, ``x0 = [dense, e_1, ..., e_F]``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from crossrank.errors import ConfigError
+from crossrank.layers.cross import CrossNet
+from crossrank.layers.embedding import FieldEmbedding
+from crossrank.layers.factorization import FactorizationMachine
+from crossrank.layers.first_order import FirstOrder
+from crossrank.models.config import CrossConfig, LogitTerms
+from crossrank.models.schema import FeatureSchema
+
+
+def make_embedding(schema: FeatureSchema, *, l2: float,
+                   sparse_gradients: bool) -> FieldEmbedding | None:
+    """The model's embedding layer (its SparseArch), or None for a dense-only schema."""
+    if not schema.num_categorical:
+        return None
+    return FieldEmbedding(schema.vocab_sizes, schema.embedding_dim, l2=l2,
+                          sparse=sparse_gradients, field_names=schema.categorical)
+
+
+def make_cross_net(in_features: int, config: CrossConfig) -> CrossNet:
+    """A cross network over ``in_features`` = N inputs.
+
+    Example:
+        >>> make_cross_net(6, CrossConfig(num_layers=2, rank=3)).u.shape
+        torch.Size([2, 6, 3])
+    """
+    c = config
+    return CrossNet(in_features, c.num_layers, rank=c.rank, num_experts=c.num_experts,
+                    diag_scale=c.diag_scale, use_bias=c.use_bias, activation=c.activation,
+                    kind=c.kind, kernel_l2=c.l2, backend=c.backend)
+
+
+def make_logit_terms(schema: FeatureSchema, terms: LogitTerms, *,
+                     sparse_gradients: bool) -> dict[str, nn.Module]:
+    """The additive logit terms ``terms`` asks for, by part name (``first_order``, ``fm``).
+
+    Example:
+        >>> s = FeatureSchema(dense=("a",), categorical=("u", "v"), vocab_sizes=(3, 4))
+        >>> sorted(make_logit_terms(s, LogitTerms(first_order=True, fm_dim=2),
+        ...                         sparse_gradients=False))
+        ['first_order', 'fm']
+    """
+    out: dict[str, nn.Module] = {}
+    if terms.first_order:
+        out["first_order"] = FirstOrder(schema.num_dense, schema.vocab_sizes,
+                                        l2=terms.first_order_l2, sparse=sparse_gradients,
+                                        field_names=schema.categorical)
+    if terms.fm_dim:
+        if schema.num_categorical < 2:
+            raise ConfigError(f"terms.fm_dim={terms.fm_dim} (a factorization machine) needs at "
+                              f"least 2 categorical fields, the schema has "
+                              f"{schema.num_categorical}")
+        out["fm"] = FactorizationMachine(schema.vocab_sizes, terms.fm_dim, l2=terms.fm_l2,
+                                         sparse=sparse_gradients, field_names=schema.categorical)
+    return out
+
+
+def stack_inputs(dense: Tensor, categorical: Tensor | None,
+                 embedding: FieldEmbedding | None) -> Tensor:
+    """DCN's embedding-and-stacking layer: ``x0 = [dense, e_1, ..., e_F]``.
+
+    Shape:
+        dense: (B, n_dense); categorical: (B, F) -> (B, n_dense + F*D).
+    """
+    if embedding is None or categorical is None:
+        return dense
+    emb = embedding(categorical)  # (B, F, D)
+    flat = emb.reshape(emb.shape[0], emb.shape[1] * emb.shape[2])  # (B, F*D); B may be 0
+    return torch.cat([dense, flat], dim=1)  # (B, n_dense + F*D)
