@@ -13,12 +13,14 @@ Two ways to compute the same numbers, both vectorised:
 * a loop over byte positions, each step over every value still that long at once (a few
   numpy operations per position: cheap while many values share it, hex ids and words);
 * past the positions that fewer than 256 values reach, a scan over all their remaining bytes
-  at once, so one 20 MB value costs ~0.3 s (~15 ns a byte; the loop alone took 79 s). FNV-1a looks sequential, but only its low byte is: the low byte of
-  ``(h ^ b) * prime`` depends on the low byte of ``h`` alone (``l' = ((l ^ b) * 0xb3) mod
-  256``), and bit ``j`` of ``l'`` is bit ``j`` of ``l ^ b`` XOR a function of the bits below
-  it, so each of the 8 bits is a prefix XOR once the lower bits are known. With every low
-  byte ``l_k`` known, ``h ^ b_k = h + d_k`` with ``d_k = (l_k ^ b_k) - l_k``, and the rest is
-  linear: ``h_n = h_0 p^n + sum_k d_k p^(n-k) (mod 2**64)``.
+  at once, so one 20 MB value costs ~0.3 s (~15 ns a byte; the loop alone took 79 s).
+
+FNV-1a looks sequential, but only its low byte is: the low byte of ``(h ^ b) * prime`` depends
+on the low byte of ``h`` alone (``l' = ((l ^ b) * 0xb3) mod 256``), and bit ``j`` of ``l'`` is
+bit ``j`` of ``l ^ b`` XOR a function of the bits below it, so each of the 8 bits is a prefix
+XOR once the lower bits are known. With every low byte ``l_k`` known, ``h ^ b_k = h + d_k``
+with ``d_k = (l_k ^ b_k) - l_k``, and the rest is linear:
+``h_n = h_0 p^n + sum_k d_k p^(n-k) (mod 2**64)``.
 """
 
 from __future__ import annotations
