@@ -28,7 +28,7 @@ from typing import IO
 
 from crossrank.errors import REASONS, BadInputError
 
-__all__ = ["REASONS", "BadInputError", "RejectsLog", "concatenate_rejects", "summarize"]
+__all__ = ["REASONS", "BadInputError", "RejectsLog", "concatenate_rejects", "report", "summarize"]
 
 class RejectsLog:
     """Counts skipped rows by reason and, given ``path``, writes each one as a JSON line.
@@ -102,6 +102,15 @@ class RejectsLog:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def report(
+    error: BadInputError, raw: str | None, on_bad_rows: str, rejects: RejectsLog | None
+) -> None:
+    """Raise ``error`` (``on_bad_rows="error"``) or log it in ``rejects`` and go on."""
+    if on_bad_rows == "error" or rejects is None:
+        raise error
+    rejects.add(error, raw=raw)
 
 
 def summarize(counts: Mapping[str, int]) -> str:
