@@ -26,14 +26,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pyarrow as pa
 
 from crossrank.data.files import FORMATS, Format, list_shards
-from crossrank.data.rejects import BadInputError, RejectsLog
+from crossrank.data.parquet_reader import iter_parquet
+from crossrank.data.rejects import RejectsLog
 from crossrank.data.schema import TableSchema
-from crossrank.data.text_reader import TextFile, report
-from crossrank.data.validate import validate_columns
+from crossrank.data.text_reader import TextFile
 
 OnBadRows = Literal["error", "skip"]
 ON_BAD_ROWS: tuple[str, ...] = ("error", "skip")
@@ -107,7 +106,7 @@ def iter_tables(
     def pieces() -> Iterator[pa.Table]:
         for file in files:
             if fmt == "parquet":
-                yield from _iter_parquet(file, schema, chunk_rows, on_bad_rows, rejects)
+                yield from iter_parquet(file, schema, chunk_rows, on_bad_rows, rejects)
             else:
                 yield from TextFile(file, fmt, schema, chunk_rows, on_bad_rows, rejects)
 
@@ -174,52 +173,3 @@ def _rechunk(pieces: Iterable[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
             buffer, buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
     if buffered:
         yield pa.concat_tables(buffer).combine_chunks()
-
-
-def _iter_parquet(
-    path: Path,
-    schema: TableSchema,
-    chunk_rows: int,
-    on_bad_rows: str,
-    rejects: RejectsLog | None,
-) -> Iterator[pa.Table]:
-    import pyarrow.parquet as pq
-
-    name = str(path)
-    try:
-        pf = pq.ParquetFile(name)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BadInputError(f"cannot read as Parquet: {e}", file=name, reason="bad_file") from e
-    present = set(pf.schema_arrow.names)
-    missing = [c for c in schema.column_names if c not in present]
-    if missing:
-        raise BadInputError(
-            f"missing column(s) {missing}; the file has {pf.schema_arrow.names}",
-            file=name,
-            reason="bad_file",
-        )
-    if pf.metadata.num_rows == 0:
-        report(BadInputError("empty file (no rows)", file=name, reason="empty_file"),
-                None, on_bad_rows, rejects)
-        return
-    row0 = 0
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(schema.column_names)):
-        n = batch.num_rows
-        columns = {c: batch.column(c) for c in schema.column_names}
-        try:
-            table, issues = validate_columns(columns, schema, num_rows=n)
-        except TypeError as e:
-            raise BadInputError(str(e), file=name, reason="bad_file") from e
-        if issues is not None:
-            for i, column, reason, detail in zip(
-                issues.rows, issues.columns, issues.reasons, issues.details, strict=True
-            ):
-                error = BadInputError(
-                    detail, file=name, row=row0 + int(i), column=column, reason=reason
-                )
-                report(error, None, on_bad_rows, rejects)
-            keep = np.ones(n, dtype=bool)
-            keep[issues.rows] = False
-            table = table.filter(pa.array(keep))
-        row0 += n
-        yield table
