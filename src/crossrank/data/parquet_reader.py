@@ -3,11 +3,12 @@ checked before any row is read, and damage met mid-file cut short like a text fi
 
 Places are 0-based row indices. A file that is not Parquet, or whose footer (the schema and
 the row groups' places) is damaged, cannot be read at all and raises in both modes, like a
-file that lacks a column. Damage found while reading the row groups (a flipped byte in a
-compressed page) keeps the rows before it and makes the rest of the file one bad piece with
-reason ``bad_file`` at the first row not read: raised with ``on_bad_rows="error"``, logged once
-with ``"skip"``. Parquet pages written without checksums (pyarrow's default) can hold a flipped
-byte that still decodes; nothing after the fact can tell.
+file that lacks a column. Row groups are read one at a time, so damage found inside one (a
+flipped byte in a compressed page) keeps the rows before it and makes the rest of that row
+group one bad piece with reason ``bad_file`` at the first row not read: raised with
+``on_bad_rows="error"``; logged once with ``"skip"``, which goes on with the next row group
+(the footer says where each starts). Pages written without checksums (pyarrow's default) can
+hold a flipped byte that still decodes; nothing after the fact can tell.
 """
 
 from __future__ import annotations
@@ -82,34 +83,45 @@ def iter_parquet(
                None, on_bad_rows, rejects)
         return
     row0 = 0
-    batches = pf.iter_batches(batch_size=chunk_rows, columns=list(schema.column_names))
-    while True:
-        try:
-            batch = next(batches)
-        except StopIteration:
-            return
-        except (OSError, pa.ArrowException) as e:
-            error = BadInputError(
-                f"damaged Parquet data ({_first_line(e)}); the rest of the file from here is "
-                f"unread ({row0} rows were read)", file=name, row=row0, reason="bad_file")
-            report(error, None, on_bad_rows, rejects)
-            return
-        n = batch.num_rows
-        columns = {c: batch.column(c) for c in schema.column_names}
-        try:
-            table, issues = validate_columns(columns, schema, num_rows=n)
-        except TypeError as e:
-            raise BadInputError(str(e), file=name, reason="bad_file") from e
-        if issues is not None:
-            for i, column, reason, detail in zip(
-                issues.rows, issues.columns, issues.reasons, issues.details, strict=True
-            ):
+    columns = list(schema.column_names)
+    for group in range(pf.metadata.num_row_groups):
+        group_rows = pf.metadata.row_group(group).num_rows
+        end = row0 + group_rows
+        batches = pf.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=columns)
+        while row0 < end:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (OSError, pa.ArrowException) as e:
                 error = BadInputError(
-                    detail, file=name, row=row0 + int(i), column=column, reason=reason
-                )
+                    f"damaged Parquet data in row group {group} ({_first_line(e)}); its rows "
+                    f"{row0}..{end - 1} are unread", file=name, row=row0, reason="bad_file")
                 report(error, None, on_bad_rows, rejects)
-            keep = np.ones(n, dtype=bool)
-            keep[issues.rows] = False
-            table = table.filter(pa.array(keep))
-        row0 += n
-        yield table
+                break
+            yield _checked(batch, schema, name, row0, on_bad_rows, rejects)
+            row0 += batch.num_rows
+        row0 = end
+
+
+def _checked(batch: pa.RecordBatch, schema: TableSchema, name: str, row0: int,
+             on_bad_rows: str, rejects: RejectsLog | None) -> pa.Table:
+    """One batch validated: its bad rows reported (raised or logged) and left out."""
+    n = batch.num_rows
+    columns = {c: batch.column(c) for c in schema.column_names}
+    try:
+        table, issues = validate_columns(columns, schema, num_rows=n)
+    except TypeError as e:
+        raise BadInputError(str(e), file=name, reason="bad_file") from e
+    if issues is not None:
+        for i, column, reason, detail in zip(
+            issues.rows, issues.columns, issues.reasons, issues.details, strict=True
+        ):
+            error = BadInputError(
+                detail, file=name, row=row0 + int(i), column=column, reason=reason
+            )
+            report(error, None, on_bad_rows, rejects)
+        keep = np.ones(n, dtype=bool)
+        keep[issues.rows] = False
+        table = table.filter(pa.array(keep))
+    return table

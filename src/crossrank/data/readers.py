@@ -18,6 +18,15 @@ Formats:
     read and ignored), ``"`` quoting; a quoted value holding a line break is a bad row.
     ``parquet``: columns by name, read with ``iter_batches``; places are 0-based row indices.
     Text files ending in ``.gz``, ``.bz2``, ``.zst`` or ``.lz4`` are decompressed on the fly.
+
+Missing values: a null or an empty string, in every format (:mod:`crossrank.data.validate`).
+Any bytes are read: a row of binary garbage is a bad row like any other (wrong field count,
+invalid UTF-8), never a traceback. Damage that stops a file being read on (a truncated or
+corrupt compressed stream, a damaged Parquet page, a record longer than the parser's block of
+at least 16 MiB) keeps the rows before it and makes the rest of that file one bad piece (reason
+``bad_file``) placed at the first line or row not read: raised in ``"error"`` mode, logged once
+in ``"skip"`` mode, where the reader goes on with the next file. Its rows cannot be counted,
+since they cannot be read.
 """
 
 from __future__ import annotations
@@ -82,10 +91,11 @@ def iter_tables(
             order; ``"skip"`` leaves bad rows out and records each in ``rejects``.
         rejects: where skipped rows go; required with ``"skip"``.
 
-    Missing columns and unreadable files raise in both modes, and so does, in CSV only, a row
-    with the wrong number of fields that is also invalid UTF-8 (pyarrow cannot hand it over;
-    Criteo files resume after it, see :mod:`crossrank.data.text_reader`). An empty file is a bad
-    "row" of its own: raised, or recorded with reason ``empty_file`` and skipped.
+    Missing columns, a column of the wrong type, a file that cannot be opened, a CSV header or
+    a Parquet footer that cannot be read raise in both modes. Damage further on cuts the file
+    short: the rows before are kept and the rest is one bad piece (reason ``bad_file``), raised
+    or recorded once. An empty file is a bad "row" of its own: raised, or recorded with reason
+    ``empty_file`` and skipped.
 
     Shape:
         Each table: (rows <= chunk_rows, len(schema.column_names)); rows out equal rows in
