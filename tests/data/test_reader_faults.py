@@ -346,3 +346,14 @@ def test_an_empty_string_is_missing_in_every_format(tmp_path):
         assert ids["parquet"][:, 0].tolist()[1:3] == [0, 0]  # "" and null: the missing id
     sample = infer_schema(tmp_path / "t.parquet", "parquet", label="label")
     assert sample.column("C2").missing == pytest.approx(0.6)
+
+
+def test_each_reject_stays_on_one_line_for_any_line_splitter(tmp_path):
+    # found by the fuzz test: U+0085 (from the bytes c2 85) is a line break to splitlines()
+    path = tmp_path / "nel.tsv"
+    path.write_bytes(b"\xc2\x85\n1\t\xe2\x80\xa8\n0\t1\t2\ta\tb\n")
+    with RejectsLog(tmp_path / "r.jsonl") as log:
+        read_table(path, fmt="criteo", schema=SCHEMA, on_bad_rows="skip", rejects=log)
+    text = (tmp_path / "r.jsonl").read_text(encoding="utf-8")
+    records = [json.loads(x) for x in text.splitlines()]
+    assert [(r["line"], r["raw"]) for r in records] == [(1, "\x85"), (2, "1\t\u2028")]
