@@ -21,12 +21,15 @@ Formats:
 
 Missing values: a null or an empty string, in every format (:mod:`crossrank.data.validate`).
 Any bytes are read: a row of binary garbage is a bad row like any other (wrong field count,
-invalid UTF-8), never a traceback. Damage that stops a file being read on (a truncated or
-corrupt compressed stream, a damaged Parquet page, a record longer than the parser's block of
-at least 16 MiB) keeps the rows before it and makes the rest of that file one bad piece (reason
-``bad_file``) placed at the first line or row not read: raised in ``"error"`` mode, logged once
-in ``"skip"`` mode, where the reader goes on with the next file. Its rows cannot be counted,
-since they cannot be read.
+invalid UTF-8), never a traceback. Damage that stops a text file being read on (a truncated
+or corrupt compressed stream, a record longer than the parser's block of at least 16 MiB)
+keeps the rows before it and makes the rest of that file one bad piece (reason ``bad_file``)
+placed at the first line not read: raised in ``"error"`` mode, logged once in ``"skip"`` mode,
+where the reader goes on with the next file. In Parquet the bad piece is the rest of the
+damaged row group, and the next row group is read. The rows in a bad piece cannot be counted,
+since they cannot be read. gzip and zstd check their checksums at the end of a stream, so a
+corrupt middle can first decode to wrong lines (rejected, or read if they happen to be valid)
+before the damage is known; it is then reported all the same.
 """
 
 from __future__ import annotations

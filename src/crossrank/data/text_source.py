@@ -13,8 +13,10 @@ A piece of pure ASCII (Criteo's hex ids) passes through as it is.
 Compressed files are decompressed by pyarrow (gzip, bz2, zstd, lz4 frame; see
 :func:`~crossrank.data.files.compression_of`). A stream that fails to decompress (truncated,
 not of its suffix's kind, corrupt) does not raise into the parser: the source ends after the
-last whole line before the failure and keeps the reason in :attr:`TextSource.damage`, with the
-number of lines it delivered, so the reader reports the rest of the file as one bad piece.
+last whole line before the failure (losing at most the 64 KiB decompressed with it) and keeps
+the reason in :attr:`TextSource.damage`, so the reader reports the rest of the file as one bad
+piece. A stream's checksum (gzip's CRC-32, zstd's optional one) is checked at its end: bytes
+corrupted in the middle may decode to wrong lines before the failure shows.
 """
 
 from __future__ import annotations
