@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -13,7 +13,7 @@ import pyarrow.csv as pa_csv
 
 def prefetch_batches(
     reader: pa_csv.CSVStreamingReader, depth: int = 2
-) -> Iterator[pa.RecordBatch | Exception]:
+) -> Generator[pa.RecordBatch | Exception, None, None]:
     """Batches parsed by a background thread while the caller validates and encodes.
 
     pyarrow parses with the GIL released, so on two cores parsing overlaps the rest. The

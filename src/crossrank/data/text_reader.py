@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Generator, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import NamedTuple
 
@@ -201,8 +202,9 @@ class TextFile:
             reader = self._reader(source, skip_rows)
         except (pa.ArrowInvalid, OSError) as e:
             return None if "Empty CSV file" in str(e) else _why(e)
-        with reader:
-            for batch in prefetch_batches(reader):
+        # the thread stops (closing) before the reader it reads from closes
+        with reader, closing(prefetch_batches(reader)) as batches:
+            for batch in batches:
                 if isinstance(batch, BaseException):
                     if isinstance(batch, pa.ArrowInvalid | OSError):
                         return _why(batch)
@@ -287,4 +289,4 @@ def _why(e: BaseException) -> str:
     if "straddling" in text:
         return (f"a record longer than the reader's block ({_MIN_BLOCK >> 20} MiB or more; "
                 "a quote left open, or not text?)")
-    return f"cannot parse on: {show_value(text)}"
+    return f"cannot read on: {show_value(text)}"

@@ -87,11 +87,6 @@ def restore(values: pa.Array) -> pa.Array:
     return out
 
 
-def _line_breaks(data: bytes) -> int:
-    """Line breaks in ``data``: LF, CR and CRLF (once), as the parser counts them."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-
-
 class TextSource(io.RawIOBase):
     """A readable stream of one text file's bytes (decompressed, widened), ending cleanly at
     damage.
@@ -102,8 +97,6 @@ class TextSource(io.RawIOBase):
 
     Attributes:
         damage: why the stream ended early (one line), or None.
-        lines: line breaks delivered so far; when ``damage`` is set, the damage is in line
-            ``lines + 1`` or the one right after a final incomplete line.
 
     Opening a file that does not exist or cannot be read raises ``OSError``.
     """
@@ -113,7 +106,6 @@ class TextSource(io.RawIOBase):
         self.name = str(path)
         self.widen = widen
         self.damage: str | None = None
-        self.lines = 0
         self._stream = pa.input_stream(self.name, compression=compression_of(path))
         self._ready = bytearray()  # whole lines, ready to hand over
         self._tail: list[bytes] = []  # the bytes after the last line break, held back
@@ -127,9 +119,9 @@ class TextSource(io.RawIOBase):
         while not self._ended and (size is None or size < 0 or len(self._ready) < size):
             self._fill()
         n = len(self._ready) if size is None or size < 0 else min(size, len(self._ready))
-        out = bytes(self._ready[:n])
+        with memoryview(self._ready) as view, view[:n] as part:
+            out = bytes(part)  # the one copy
         del self._ready[:n]
-        self.lines += _line_breaks(out)
         return out
 
     def _fill(self) -> None:
