@@ -165,6 +165,18 @@ def test_a_truncated_stream_keeps_the_rows_before_and_is_one_bad_piece(tmp_path,
     assert capfd.readouterr() == ("", "")
 
 
+def test_a_small_truncated_stream_still_keeps_most_of_its_rows(tmp_path):
+    # the whole file fits in the one piece that fails: it is decompressed again in small
+    # pieces, so the lines before the cut are not lost with it
+    path = tmp_path / "small.csv.gz"
+    data = b"label,I1,I2,C1,C2\n" + b"".join(b"%d,%d,,a,b\n" % (i % 2, i) for i in range(1000))
+    path.write_bytes(gzip.compress(data)[:-20])  # the trailer and a little of the data
+    log = RejectsLog()
+    table = read_table(path, fmt="csv", schema=SCHEMA, on_bad_rows="skip", rejects=log)
+    assert table["I1"].to_pylist() == [float(i) for i in range(table.num_rows)]
+    assert table.num_rows > 500 and log.counts == {"bad_file": 1}
+
+
 @no_unraisable
 def test_a_file_that_is_not_its_suffixs_compression_fails_at_line_1(tmp_path, capfd):
     path = tmp_path / "day.tsv.gz"

@@ -13,10 +13,11 @@ A piece of pure ASCII (Criteo's hex ids) passes through as it is.
 Compressed files are decompressed by pyarrow (gzip, bz2, zstd, lz4 frame; see
 :func:`~crossrank.data.files.compression_of`). A stream that fails to decompress (truncated,
 not of its suffix's kind, corrupt) does not raise into the parser: the source ends after the
-last whole line before the failure (losing at most the 64 KiB decompressed with it) and keeps
-the reason in :attr:`TextSource.damage`, so the reader reports the rest of the file as one bad
-piece. A stream's checksum (gzip's CRC-32, zstd's optional one) is checked at its end: bytes
-corrupted in the middle may decode to wrong lines before the failure shows.
+last whole line before the failure (the piece that failed is decompressed again, 1 KiB at a
+time, to lose as little as possible) and keeps the reason in :attr:`TextSource.damage`, so the
+reader reports the rest of the file as one bad piece. A stream's checksum (gzip's CRC-32,
+zstd's optional one) is checked at its end: bytes corrupted in the middle may decode to wrong
+lines before the failure shows.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import pyarrow.compute as pc
 
 from crossrank.data.files import compression_of
 
-_PIECE = 1 << 16  # bytes decompressed at a time (damage loses at most this much before it)
+_PIECE = 1 << 16  # bytes decompressed at a time
+_SALVAGE = 1 << 10  # after damage, the piece it hit is read again this much at a time
 
 
 def _widen(piece: bytes) -> bytes:
@@ -110,6 +112,7 @@ class TextSource(io.RawIOBase):
         self._ready = bytearray()  # whole lines, ready to hand over
         self._tail: list[bytes] = []  # the bytes after the last line break, held back
         self._ended = False
+        self._decoded = 0  # bytes the stream gave before the current piece
 
     def readable(self) -> bool:
         return True
@@ -127,15 +130,23 @@ class TextSource(io.RawIOBase):
     def _fill(self) -> None:
         try:
             piece = self._stream.read(_PIECE)
-        except (OSError, pa.ArrowException) as e:  # decompression failed: drop the part line
+        except (OSError, pa.ArrowException) as e:  # decompression failed
             lines = str(e).strip().splitlines()
             why = lines[0] if lines else type(e).__name__
             codec = compression_of(self.name)
             self.damage = (f"the {codec} stream is truncated or corrupt ({why})" if codec
                            else f"reading failed ({why})")
-            self._tail = []
             self._ended = True
+            piece = self._salvage()
+            if self.widen:
+                piece = _widen(piece)
+            cut = max(piece.rfind(b"\n"), piece.rfind(b"\r")) + 1
+            if cut:  # whole lines before the damage; the part line after them is dropped
+                self._ready += b"".join(self._tail)
+                self._ready += piece[:cut]
+            self._tail = []
             return
+        self._decoded += len(piece)
         if not piece:
             self._ready += b"".join(self._tail)
             self._tail = []
@@ -151,6 +162,23 @@ class TextSource(io.RawIOBase):
         self._ready += b"".join(self._tail)
         self._ready += piece[:cut]
         self._tail = [piece[cut:]]
+
+    def _salvage(self) -> bytes:
+        """The bytes of the failed piece that decompress before the failure."""
+        out: list[bytes] = []
+        try:
+            with pa.input_stream(self.name, compression=compression_of(self.name)) as again:
+                skip = self._decoded
+                while skip > 0:  # read before without a failure: the same bytes again
+                    got = len(again.read(min(skip, _PIECE)))
+                    if got == 0:
+                        return b""
+                    skip -= got
+                while len(more := again.read(_SALVAGE)):
+                    out.append(more)
+        except (OSError, pa.ArrowException):
+            pass  # the failure again: what came before it is in ``out``
+        return b"".join(out)
 
     def close(self) -> None:
         if not self.closed:
