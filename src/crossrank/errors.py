@@ -39,7 +39,7 @@ REASONS: dict[str, str] = {
     "invalid_utf8": "invalid UTF-8",
     "missing_id": "missing id",
     "empty_file": "empty file (no data rows)",
-    "bad_file": "unreadable file or missing columns",
+    "bad_file": "unreadable or damaged file (the rest of it unread), or missing columns",
 }
 
 

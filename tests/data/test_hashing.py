@@ -59,3 +59,56 @@ def test_matches_reference_on_mixed_lengths_unicode_slices_and_nulls():
 def test_output_is_uint64_and_empty_input_works():
     assert stable_hash64(pa.array([], pa.string())).dtype == np.uint64
     assert len(stable_hash64(pa.array([], pa.string()))) == 0
+
+
+# Hashes computed by crossrank 0.1.0's per-byte loop (before the scan for long values):
+# vocabularies and hashed ids saved by earlier versions must keep meaning the same thing.
+KNOWN_HASHES = [
+    ("", 0xEFD01F60BA992926),
+    ("a", 0x82A2A958A9BECE5B),
+    ("68fd1e64", 0xA9AB96D049FC30DB),
+    ("é€😀\t", 0x30C41BDAD759F8A0),
+    ("x" * 64, 0x6A5DEFDDB71A257D),
+    ("x" * 65, 0xEE0997E77B4548B3),
+    ("ab" * 500, 0x57B8A017347F34F2),
+    ("".join(chr(33 + i * 7 % 90) for i in range(100_000)), 0xACA076C742CE0192),
+    ("é€😀" * 3000, 0xE49182F8FBA9C075),
+    ("".join(chr(33 + i * 13 % 94) for i in range(1 << 20)), 0x446C17403443F05E),
+    ("".join(chr(33 + i * 13 % 94) for i in range(5 << 19)), 0x0EB5E32719BC8721),  # 3 pieces
+]
+
+
+def test_hashes_saved_by_earlier_versions_do_not_change():
+    values = [v for v, _ in KNOWN_HASHES]
+    expected = [h for _, h in KNOWN_HASHES]
+    assert [int(h) for h in stable_hash64(pa.array(values))] == expected
+    # the same values among many short ones (the per-position steps, then the scan)
+    many = [f"{i:08x}" for i in range(3000)] + values
+    assert [int(h) for h in stable_hash64(pa.array(many))][3000:] == expected
+    assert [int(h) for h in stable_hash64(pa.array(values, pa.large_binary()))] == expected
+
+
+def test_matches_reference_when_many_values_are_long():
+    # more long values than the stepping threshold, of every length around it
+    rng = random.Random(1)
+    values = ["".join(rng.choice("xyé😀") for _ in range(rng.choice([0, 3, 40, 300, 2000])))
+              for _ in range(1200)]
+    arr = pa.array(values)
+    assert [int(h) for h in stable_hash64(arr)] == [reference_hash(v) for v in values]
+    assert [int(h) for h in stable_hash64(arr.slice(1, 700))] == [
+        reference_hash(v) for v in values[1:701]]
+
+
+def test_a_20_mb_value_hashes_the_same_in_pieces_of_any_size(monkeypatch):
+    # 20 MB through the old per-byte loop took 79 s. A long value is scanned a piece at a
+    # time, the FNV state carried from piece to piece: the pieces' size must not matter.
+    from crossrank.data import hashing
+
+    value = b"".join(bytes([97 + i % 26]) * (1 << 20) for i in range(20)) + "é".encode()
+    arr = pa.array([b"short", value, value[:-1]], pa.binary())
+    h = stable_hash64(arr)
+    assert len(set(h.tolist())) == 3
+    monkeypatch.setattr(hashing, "_PIECE", 3 << 18)  # 768 KiB: pieces cut across the runs
+    assert stable_hash64(arr).tolist() == h.tolist()
+    assert stable_hash64(pa.array([b"short", value, value[:-1]], pa.large_binary())).tolist() == (
+        h.tolist())

@@ -11,9 +11,8 @@ from pathlib import Path
 from crossrank.data.files import FORMATS, Format, list_shards
 from crossrank.data.sample import file_columns, first_line, repeated
 from crossrank.data.schema import TableSchema
+from crossrank.data.validate import show_names as show_columns
 from crossrank.errors import BadInputError
-
-_SHOWN = 40
 
 
 def nearest(name: str, names: Sequence[str]) -> str | None:
@@ -28,18 +27,6 @@ def nearest(name: str, names: Sequence[str]) -> str | None:
         return same[0]
     close = difflib.get_close_matches(name, list(names), n=1, cutoff=0.6)
     return close[0] if close else None
-
-
-def show_columns(names: Sequence[str]) -> str:
-    """``names`` as a list for a one-line message (the first 40, then how many more).
-
-    Example:
-        >>> show_columns(["a", "b"]), show_columns([f"c{i}" for i in range(45)])[-22:]
-        ("['a', 'b']", "'c39', ... and 5 more]")
-    """
-    shown = ", ".join(repr(n) for n in names[:_SHOWN])
-    more = len(names) - _SHOWN
-    return f"[{shown}, ... and {more} more]" if more > 0 else f"[{shown}]"
 
 
 def describe_missing(missing: Sequence[tuple[str, str]], names: Sequence[str]) -> str:

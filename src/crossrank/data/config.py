@@ -29,8 +29,9 @@ class DataConfig:
 
     path: str | None = option(None, help="a file, a directory of shards or a glob (TSV/CSV/"
                               "Parquet); none: synthetic Criteo-shaped clicks with planted crosses")
-    format: str | None = option(None, help="file format (none: from the extension; .tsv/.txt = "
-                                "criteo)", choices=(None, *FORMATS))
+    format: str | None = option(None, help="file format (none: from the extension, past a "
+                                ".gz/.bz2/.zst/.lz4; .tsv/.txt = criteo)",
+                                choices=(None, *FORMATS))
     on_bad_rows: str = option("error", help="stop at the first bad row with file/line/column, "
                               "or skip bad rows, count them and write them to the rejects file",
                               choices=ON_BAD_ROWS)

@@ -12,6 +12,26 @@ FORMATS: tuple[str, ...] = get_args(Format)
 # Criteo's own files are tab-separated text without a header.
 _BY_SUFFIX: dict[str, Format] = {".tsv": "criteo", ".txt": "criteo", ".csv": "csv",
                                  ".parquet": "parquet", ".pq": "parquet"}
+# Text compressed as a whole (pyarrow's codec names); Parquet compresses its own pages.
+COMPRESSIONS: dict[str, str] = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
+
+
+def compression_of(path: str | Path) -> str | None:
+    """How a file is compressed, from its last suffix (any case): gzip, bz2, zstd, lz4 or None.
+
+    Example:
+        >>> compression_of("day_0.tsv.GZ"), compression_of("x.csv.zst"), compression_of("a.csv")
+        ('gzip', 'zstd', None)
+    """
+    return COMPRESSIONS.get(Path(path).suffix.lower())
+
+
+def _format_suffix(path: Path) -> str:
+    """The suffix that names the format: the last one, or the one before a compression's."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes.pop()
+    return suffixes[-1] if suffixes else ""
 
 
 def list_shards(path: str | Path) -> list[Path]:
@@ -37,7 +57,13 @@ def list_shards(path: str | Path) -> list[Path]:
 
 
 def infer_format(path: str | Path, fmt: str | None) -> Format:
-    """The file format: given, or from the extension (.tsv/.txt -> criteo)."""
+    """The file format: given, or from the extension (.tsv/.txt -> criteo), looking past a
+    compression suffix (``day_0.tsv.gz`` -> criteo, ``x.csv.zst`` -> csv).
+
+    Example:
+        >>> infer_format("day_0.tsv.gz", None), infer_format("x.CSV.zst", None)
+        ('criteo', 'csv')
+    """
     if fmt is not None:
         for known in get_args(Format):
             if fmt == known:
@@ -45,10 +71,16 @@ def infer_format(path: str | Path, fmt: str | None) -> Format:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     p = Path(str(path).rstrip("/*"))
     if p.is_dir():
-        exts = {f.suffix.lower() for f in p.iterdir() if f.is_file()}
+        files = [f for f in p.iterdir() if f.is_file() and not f.name.startswith((".", "_"))]
+        exts = {_format_suffix(f) for f in files}
         suffix = exts.pop() if len(exts) == 1 else ""
+        compressed = any(compression_of(f) for f in files)
     else:
-        suffix = p.suffix.lower()
+        suffix = _format_suffix(p)
+        compressed = compression_of(p) is not None
     if suffix not in _BY_SUFFIX:
         raise ValueError(f"cannot tell the format of {path}; pass --format criteo|csv|parquet")
+    if compressed and _BY_SUFFIX[suffix] == "parquet":
+        raise ValueError(f"{path}: Parquet cannot be read through whole-file compression "
+                         "(Parquet compresses its own pages); decompress it first")
     return _BY_SUFFIX[suffix]

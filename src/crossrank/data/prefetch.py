@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -13,13 +13,14 @@ import pyarrow.csv as pa_csv
 
 def prefetch_batches(
     reader: pa_csv.CSVStreamingReader, depth: int = 2
-) -> Iterator[pa.RecordBatch | pa.ArrowInvalid]:
+) -> Generator[pa.RecordBatch | Exception, None, None]:
     """Batches parsed by a background thread while the caller validates and encodes.
 
     pyarrow parses with the GIL released, so on two cores parsing overlaps the rest. The
-    reader stays serial (one thread, blocks in order), which keeps its row numbers exact; a
-    parse error arrives in order as the exception object. Closing the generator early stops
-    the thread after at most one more batch.
+    reader stays serial (one thread, blocks in order), which keeps its row numbers exact; an
+    error (a parse error, a failed read, anything the reader raises) arrives in order as the
+    exception object and ends the batches, so a failure is never lost with the thread.
+    Closing the generator early stops the thread after at most one more batch.
 
     Example:
         >>> reader = pa_csv.open_csv(pa.BufferReader(b"a,b\\n1,x\\n2,y\\n"))
@@ -45,7 +46,7 @@ def prefetch_batches(
                     batch = reader.read_next_batch()
                 except StopIteration:
                     break
-                except pa.ArrowInvalid as e:
+                except Exception as e:  # handed to the caller, who decides
                     put(e)
                     return
                 put(batch)
@@ -59,9 +60,9 @@ def prefetch_batches(
             item = items.get()
             if item is done:
                 break
-            assert isinstance(item, pa.RecordBatch | pa.ArrowInvalid)
+            assert isinstance(item, pa.RecordBatch | Exception)
             yield item
-            if isinstance(item, pa.ArrowInvalid):
+            if isinstance(item, Exception):
                 break
     finally:
         stop.set()

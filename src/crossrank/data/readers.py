@@ -18,6 +18,18 @@ Formats:
     read and ignored), ``"`` quoting; a quoted value holding a line break is a bad row.
     ``parquet``: columns by name, read with ``iter_batches``; places are 0-based row indices.
     Text files ending in ``.gz``, ``.bz2``, ``.zst`` or ``.lz4`` are decompressed on the fly.
+
+Missing values: a null or an empty string, in every format (:mod:`crossrank.data.validate`).
+Any bytes are read: a row of binary garbage is a bad row like any other (wrong field count,
+invalid UTF-8), never a traceback. Damage that stops a text file being read on (a truncated
+or corrupt compressed stream, a record longer than the parser's block of at least 16 MiB)
+keeps the rows before it and makes the rest of that file one bad piece (reason ``bad_file``)
+placed at the first line not read: raised in ``"error"`` mode, logged once in ``"skip"`` mode,
+where the reader goes on with the next file. In Parquet the bad piece is the rest of the
+damaged row group, and the next row group is read. The rows in a bad piece cannot be counted,
+since they cannot be read. gzip and zstd check their checksums at the end of a stream, so a
+corrupt middle can first decode to wrong lines (rejected, or read if they happen to be valid)
+before the damage is known; it is then reported all the same.
 """
 
 from __future__ import annotations
@@ -26,14 +38,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import pyarrow as pa
 
 from crossrank.data.files import FORMATS, Format, list_shards
-from crossrank.data.rejects import BadInputError, RejectsLog
+from crossrank.data.parquet_reader import iter_parquet
+from crossrank.data.rejects import RejectsLog
 from crossrank.data.schema import TableSchema
-from crossrank.data.text_reader import TextFile, report
-from crossrank.data.validate import validate_columns
+from crossrank.data.text_reader import TextFile
 
 OnBadRows = Literal["error", "skip"]
 ON_BAD_ROWS: tuple[str, ...] = ("error", "skip")
@@ -83,10 +94,11 @@ def iter_tables(
             order; ``"skip"`` leaves bad rows out and records each in ``rejects``.
         rejects: where skipped rows go; required with ``"skip"``.
 
-    Missing columns and unreadable files raise in both modes, and so does, in CSV only, a row
-    with the wrong number of fields that is also invalid UTF-8 (pyarrow cannot hand it over;
-    Criteo files resume after it, see :mod:`crossrank.data.text_reader`). An empty file is a bad
-    "row" of its own: raised, or recorded with reason ``empty_file`` and skipped.
+    Missing columns, a column of the wrong type, a file that cannot be opened, a CSV header or
+    a Parquet footer that cannot be read raise in both modes. Damage further on cuts the file
+    short: the rows before are kept and the rest is one bad piece (reason ``bad_file``), raised
+    or recorded once. An empty file is a bad "row" of its own: raised, or recorded with reason
+    ``empty_file`` and skipped.
 
     Shape:
         Each table: (rows <= chunk_rows, len(schema.column_names)); rows out equal rows in
@@ -107,7 +119,7 @@ def iter_tables(
     def pieces() -> Iterator[pa.Table]:
         for file in files:
             if fmt == "parquet":
-                yield from _iter_parquet(file, schema, chunk_rows, on_bad_rows, rejects)
+                yield from iter_parquet(file, schema, chunk_rows, on_bad_rows, rejects)
             else:
                 yield from TextFile(file, fmt, schema, chunk_rows, on_bad_rows, rejects)
 
@@ -174,52 +186,3 @@ def _rechunk(pieces: Iterable[pa.Table], chunk_rows: int) -> Iterator[pa.Table]:
             buffer, buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
     if buffered:
         yield pa.concat_tables(buffer).combine_chunks()
-
-
-def _iter_parquet(
-    path: Path,
-    schema: TableSchema,
-    chunk_rows: int,
-    on_bad_rows: str,
-    rejects: RejectsLog | None,
-) -> Iterator[pa.Table]:
-    import pyarrow.parquet as pq
-
-    name = str(path)
-    try:
-        pf = pq.ParquetFile(name)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BadInputError(f"cannot read as Parquet: {e}", file=name, reason="bad_file") from e
-    present = set(pf.schema_arrow.names)
-    missing = [c for c in schema.column_names if c not in present]
-    if missing:
-        raise BadInputError(
-            f"missing column(s) {missing}; the file has {pf.schema_arrow.names}",
-            file=name,
-            reason="bad_file",
-        )
-    if pf.metadata.num_rows == 0:
-        report(BadInputError("empty file (no rows)", file=name, reason="empty_file"),
-                None, on_bad_rows, rejects)
-        return
-    row0 = 0
-    for batch in pf.iter_batches(batch_size=chunk_rows, columns=list(schema.column_names)):
-        n = batch.num_rows
-        columns = {c: batch.column(c) for c in schema.column_names}
-        try:
-            table, issues = validate_columns(columns, schema, num_rows=n)
-        except TypeError as e:
-            raise BadInputError(str(e), file=name, reason="bad_file") from e
-        if issues is not None:
-            for i, column, reason, detail in zip(
-                issues.rows, issues.columns, issues.reasons, issues.details, strict=True
-            ):
-                error = BadInputError(
-                    detail, file=name, row=row0 + int(i), column=column, reason=reason
-                )
-                report(error, None, on_bad_rows, rejects)
-            keep = np.ones(n, dtype=bool)
-            keep[issues.rows] = False
-            table = table.filter(pa.array(keep))
-        row0 += n
-        yield table

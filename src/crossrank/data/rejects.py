@@ -28,7 +28,18 @@ from typing import IO
 
 from crossrank.errors import REASONS, BadInputError
 
-__all__ = ["REASONS", "BadInputError", "RejectsLog", "concatenate_rejects", "summarize"]
+__all__ = ["REASONS", "BadInputError", "RejectsLog", "concatenate_rejects", "report", "summarize"]
+
+# Characters that str.splitlines() (and other readers) take for line breaks but JSON leaves
+# unescaped: escaped, so each record stays on one line however the log is split.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _one_line(text: str) -> str:
+    for char, escaped in _LINE_BREAKS.items():
+        text = text.replace(char, escaped)
+    return text
+
 
 class RejectsLog:
     """Counts skipped rows by reason and, given ``path``, writes each one as a JSON line.
@@ -80,7 +91,7 @@ class RejectsLog:
                 "message": error.detail,
                 "raw": raw,
             }
-            self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self._file.write(_one_line(json.dumps(record, ensure_ascii=False)) + "\n")
 
     def summary(self) -> str:
         """Counts by reason on one line, e.g. ``2 missing label, 1 wrong number of fields``."""
@@ -102,6 +113,15 @@ class RejectsLog:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def report(
+    error: BadInputError, raw: str | None, on_bad_rows: str, rejects: RejectsLog | None
+) -> None:
+    """Raise ``error`` (``on_bad_rows="error"``) or log it in ``rejects`` and go on."""
+    if on_bad_rows == "error" or rejects is None:
+        raise error
+    rejects.add(error, raw=raw)
 
 
 def summarize(counts: Mapping[str, int]) -> str:

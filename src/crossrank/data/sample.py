@@ -2,13 +2,14 @@
 
 Schema inference (:mod:`crossrank.data.infer`) and the column check for prediction
 (:mod:`crossrank.data.column_check`) start here. Text is read the way the readers read it
-(:mod:`crossrank.data.readers`): every field as ``binary``, only an empty field missing, ``"``
-quoting in CSV and none in Criteo files, compressed text decompressed on the fly. So a value
-counts as a number here exactly when the readers can parse it as one.
+(:mod:`crossrank.data.readers`): every field as ``binary`` through the same
+:class:`~crossrank.data.text_source.TextSource`, only an empty field missing (an empty Parquet
+string too), ``"`` quoting in CSV and none in Criteo files, compressed text decompressed on the
+fly. So a value counts as a number here exactly when the readers can parse it as one.
 
 A sample skips the rows pyarrow cannot split into the header's number of fields (the readers
-report those when they read the file) and ends early at a row pyarrow cannot hand over at all;
-it never fails on a value.
+report those when they read the file) and ends early where the file is damaged; it never fails
+on a value, and fails on damage only when not one row could be read.
 """
 
 from __future__ import annotations
@@ -20,23 +21,38 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from crossrank.data.files import Format
+from crossrank.data.parquet_reader import open_parquet
 from crossrank.data.schema import CRITEO_NUM_CATEGORICAL, CRITEO_NUM_DENSE, criteo_schema
+from crossrank.data.text_source import TextSource, restore
+from crossrank.data.validate import empty_as_missing
 from crossrank.errors import BadInputError
 
 _HEAD_BYTES = 1 << 20
 SAMPLE_BYTES = 64 << 20  # a sample stops at the batch that passes this many bytes
 
 
+def open_text(path: Path, *, widen: bool) -> TextSource:
+    """A :class:`TextSource` over ``path``; a file that cannot be opened raises naming it."""
+    try:
+        return TextSource(path, widen=widen)
+    except OSError as e:
+        lines = str(e).strip().splitlines()
+        raise BadInputError(f"cannot open: {lines[0] if lines else type(e).__name__}",
+                            file=str(path), reason="bad_file") from e
+
+
 def first_line(path: Path) -> bytes:
-    """The first line of a text file (decompressed), without its line break."""
-    with pa.input_stream(str(path), compression="detect") as f:
-        head = f.read(_HEAD_BYTES)
-        while b"\n" not in head:
+    """The first line of a text file (decompressed), without its line break (LF, CR, CRLF)."""
+    parts: list[bytes] = []
+    with open_text(path, widen=False) as f:
+        while True:
             more = f.read(_HEAD_BYTES)
-            if not more:
+            parts.append(more)
+            if not more or b"\n" in more or b"\r" in more:
                 break
-            head += more
-    return head.split(b"\n", 1)[0].rstrip(b"\r")
+        if not parts[0] and f.damage is not None:
+            raise BadInputError(f.damage, file=str(path), line=1, reason="bad_file")
+    return b"".join(parts).replace(b"\r", b"\n").split(b"\n", 1)[0]
 
 
 def criteo_columns(path: Path) -> list[str]:
@@ -83,12 +99,7 @@ def repeated(names: list[str]) -> list[str]:
 
 def parquet_schema(path: Path) -> pa.Schema:
     """The Arrow schema of a Parquet file; an unreadable file raises naming it."""
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_schema(str(path))
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BadInputError(f"cannot read as Parquet: {e}", file=str(path), reason="bad_file") from e
+    return open_parquet(path).schema_arrow
 
 
 def file_columns(path: Path, fmt: Format) -> list[str]:
@@ -142,42 +153,51 @@ def sample_table(path: Path, fmt: Format, *, rows: int) -> pa.Table:
     )
     batches: list[pa.RecordBatch] = []
     got = size = 0
-    try:
-        with pa.input_stream(str(path), compression="detect") as source, pa_csv.open_csv(
-            source, read_options=read, parse_options=parse, convert_options=convert
-        ) as reader:
-            for batch in reader:
-                batches.append(batch)
-                got += batch.num_rows
-                size += batch.nbytes
-                if got >= rows or size >= SAMPLE_BYTES:
-                    break
-    except pa.ArrowInvalid as e:
-        # A row pyarrow cannot hand to the skip handler ends the sample early; only a file
-        # with no readable row at all fails.
-        if not batches and "Empty CSV file" not in str(e):
-            raise BadInputError(
-                f"cannot read a sample: {str(e).splitlines()[0]}", file=str(path),
-                reason="bad_file",
-            ) from e
+    with open_text(path, widen=True) as source:
+        try:
+            with pa_csv.open_csv(source, read_options=read, parse_options=parse,
+                                 convert_options=convert) as reader:
+                for batch in reader:
+                    batches.append(batch)
+                    got += batch.num_rows
+                    size += batch.nbytes
+                    if got >= rows or size >= SAMPLE_BYTES:
+                        break
+        except (pa.ArrowInvalid, OSError) as e:
+            # A record too long for the parser's block ends the sample early; only a file
+            # with no readable row at all fails.
+            if not batches and "Empty CSV file" not in str(e):
+                lines = str(e).strip().splitlines()
+                raise BadInputError(
+                    f"cannot read a sample: {lines[0] if lines else type(e).__name__}",
+                    file=str(path), reason="bad_file",
+                ) from e
+        if not batches and source.damage is not None:
+            raise BadInputError(source.damage, file=str(path), line=1, reason="bad_file")
     schema = pa.schema([(n, pa.binary()) for n in names])
-    return pa.Table.from_batches(batches, schema=schema).slice(0, rows).combine_chunks()
+    table = pa.Table.from_batches(batches, schema=schema).slice(0, rows).combine_chunks()
+    return pa.table([restore(c.combine_chunks()) for c in table.columns], schema=schema)
 
 
 def _sample_parquet(path: Path, rows: int) -> pa.Table:
-    import pyarrow.parquet as pq
-
+    pf = open_parquet(path)
+    batches: list[pa.RecordBatch] = []
+    got = size = 0
     try:
-        pf = pq.ParquetFile(str(path))
-        batches: list[pa.RecordBatch] = []
-        got = size = 0
         for batch in pf.iter_batches(batch_size=min(rows, 65536)):
             batches.append(batch)
             got += batch.num_rows
             size += batch.nbytes
             if got >= rows or size >= SAMPLE_BYTES:
                 break
-    except (pa.ArrowInvalid, OSError) as e:
-        raise BadInputError(f"cannot read as Parquet: {e}", file=str(path), reason="bad_file") from e
-    table = pa.Table.from_batches(batches, schema=pf.schema_arrow)
-    return table.slice(0, rows).combine_chunks()
+    except (pa.ArrowException, OSError) as e:
+        if not batches:  # damage after a first batch ends the sample early
+            lines = str(e).strip().splitlines()
+            raise BadInputError(
+                f"damaged Parquet data ({lines[0] if lines else type(e).__name__})",
+                file=str(path), row=0, reason="bad_file") from e
+    table = pa.Table.from_batches(batches, schema=pf.schema_arrow).slice(0, rows)
+    table = table.combine_chunks()
+    # an empty string is a missing value, as the readers read it
+    return pa.table([empty_as_missing(c.combine_chunks()) for c in table.columns],
+                    names=table.column_names)

@@ -7,6 +7,11 @@ and a :class:`RowIssues` listing each bad row once, with the first bad column in
 Typed output: id ``string`` (text) or its Parquet type, label ``float64``, dense ``float64`` with
 nulls for missing values, categorical ``string`` with nulls for missing values.
 
+Missing means null or the empty string, in every format: an empty CSV/TSV field is read as null,
+and an empty Parquet string is made null here, so one table encodes to the same ids whichever
+format it was written in (an empty categorical value is the missing id, never a category of its
+own; an empty label is a missing label, an empty id a missing id).
+
 The fast path is one ``pyarrow.compute.cast`` per column. Only a column whose cast fails is
 searched for its bad values, by bisection over the column's distinct values, so a clean chunk
 costs no more than the casts.
@@ -63,19 +68,49 @@ class _Collector:
             column, reason, template, source = self.checks[self.first[i]]
             columns.append(column)
             reasons.append(reason)
-            details.append(template.format(v=_show(source[int(i)].as_py())) if source else template)
+            value = source[int(i)].as_py() if source else None
+            details.append(template.format(v=show_value(value)) if source else template)
         return RowIssues(rows, tuple(columns), tuple(reasons), tuple(details))
 
 
-def _show(value: object) -> str:
+SHOWN_CHARS = 100  # messages show at most this many characters of a value
+
+
+def show_value(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value for a one-line message: its repr, cut to ``limit`` characters with the length.
+
+    Example:
+        >>> show_value(b"abc"), show_value(b"\\xff1")
+        ("'abc'", "b'\\\\xff1'")
+        >>> show_value("x" * 500, limit=10)
+        "'xxxxxxxx... (500 characters)"
+    """
     if isinstance(value, bytes):
         try:
-            return repr(value.decode("utf-8"))
+            value = value.decode("utf-8")
         except UnicodeDecodeError:
-            return repr(value)
-    if isinstance(value, str):
-        return repr(value)
-    return repr(str(value))
+            text, size = repr(value), f"{len(value)} bytes"
+        else:
+            text, size = repr(value), f"{len(value)} characters"
+    else:
+        value = value if isinstance(value, str) else str(value)
+        text, size = repr(value), f"{len(value)} characters"
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}... ({size})"
+
+
+def show_names(names: Sequence[str], *, most: int = 40) -> str:
+    """``names`` as a list for a one-line message: the first ``most``, each cut to 60
+    characters, then how many more.
+
+    Example:
+        >>> show_names(["a", "b"]), show_names([f"c{i}" for i in range(45)])[-22:]
+        ("['a', 'b']", "'c39', ... and 5 more]")
+    """
+    shown = ", ".join(show_value(n, limit=60) for n in names[:most])
+    more = len(names) - most
+    return f"[{shown}, ... and {more} more]" if more > 0 else f"[{shown}]"
 
 
 def _failures(values: pa.Array, op: Callable[[pa.Array], object]) -> np.ndarray:
@@ -111,6 +146,64 @@ def _null_mask(arr: pa.Array) -> np.ndarray:
     if arr.null_count == 0:
         return np.zeros(len(arr), dtype=bool)
     return pc.is_null(arr).to_numpy(zero_copy_only=False)
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t))
+
+
+def column_type_problem(role: str, t: pa.DataType) -> str | None:
+    """Why a column of Arrow type ``t`` cannot be read in ``role`` (``"label"``, ``"dense"``,
+    ``"categorical"`` or ``"id"``), or None when it can.
+
+    Example:
+        >>> column_type_problem("dense", pa.list_(pa.float64()))
+        'has type list<item: double>; a dense column must hold numbers or text'
+        >>> column_type_problem("categorical", pa.dictionary(pa.int8(), pa.string())) is None
+        True
+    """
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if _is_text(t) or pa.types.is_integer(t) or pa.types.is_null(t):
+        return None
+    if role in ("label", "dense"):
+        if pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t):
+            return None
+        return f"has type {t}; a {role} column must hold numbers or text"
+    if role == "categorical" and pa.types.is_floating(t):
+        return f"holds floats ({t}); store ids as integers or text so they stay exact"
+    if role == "categorical" and not pa.types.is_nested(t) and not pa.types.is_union(t):
+        return None  # booleans, dates, decimals: read as their text
+    article = "an" if role == "id" else "a"
+    return f"has type {t}; {article} {role} column must hold integers or text"
+
+
+def column_roles(schema: TableSchema) -> dict[str, str]:
+    """Each column the schema reads and its role: label, dense, categorical or id."""
+    roles = {n: "dense" for n in schema.dense} | {n: "categorical" for n in schema.categorical}
+    if schema.label is not None:
+        roles[schema.label] = "label"
+    if schema.id_column is not None:
+        roles[schema.id_column] = "id"
+    return roles
+
+
+def empty_as_missing(arr: pa.Array) -> pa.Array:
+    """Text columns with every empty string made null (the one meaning of missing).
+
+    Example:
+        >>> empty_as_missing(pa.array(["a", "", None])).to_pylist()
+        ['a', None, None]
+    """
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    if not _is_text(arr.type) or len(arr) == 0:
+        return arr
+    empty = pc.equal(pc.binary_length(arr), 0)
+    if not pc.any(empty).as_py():
+        return arr
+    return pc.if_else(empty, pa.scalar(None, arr.type), arr)
 
 
 def _to_text(arr: pa.Array, name: str, out: _Collector) -> pa.Array:
@@ -149,10 +242,6 @@ def _numeric(arr: pa.Array, name: str, role: str, out: _Collector) -> tuple[pa.A
             else:
                 out.add(bad, name, "non_numeric", f"non-numeric {role} value {{v}}", raw)
         return values, bad if bad is not None else np.zeros(len(arr), dtype=bool)
-    t = arr.type
-    if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
-            or pa.types.is_boolean(t) or pa.types.is_null(t)):
-        raise TypeError(f"column {name!r} has type {t}; a {role} column must hold numbers or text")
     return pc.cast(arr, pa.float64()), np.zeros(len(arr), dtype=bool)
 
 
@@ -177,6 +266,10 @@ def validate_columns(
     Returns:
         The typed table (all rows, bad ones included) in schema order and the issues, or
         ``None`` when every row is good.
+
+    Raises:
+        TypeError: a column whose Arrow type cannot be read in its role (a list or a struct
+            anywhere, floats as categorical ids), naming it; see :func:`column_type_problem`.
 
     Example:
         >>> s = TableSchema(label="y", dense=("x",), categorical=("c",))
@@ -204,6 +297,12 @@ def validate_columns(
                         "field holds a line break (unterminated or multi-line quoted value) {v}",
                         field,
                     )
+    roles = column_roles(schema)
+    for name, role in roles.items():
+        problem = column_type_problem(role, columns[name].type)
+        if problem is not None:
+            raise TypeError(f"{role} column {name!r} {problem}")
+    columns = {n: empty_as_missing(columns[n]) for n in roles}
     typed: dict[str, pa.Array] = {}
     if schema.id_column is not None:
         ids = columns[schema.id_column]
@@ -238,11 +337,6 @@ def validate_columns(
             raw = raw.dictionary_decode()
         if pa.types.is_integer(raw.type):
             text = pc.cast(raw, pa.string())  # integer ids stay exact as their decimal text
-        elif pa.types.is_floating(raw.type):
-            raise TypeError(
-                f"categorical column {name!r} holds floats ({raw.type}); store ids as integers "
-                "or text so they stay exact"
-            )
         else:
             text = _to_text(raw, name, out)
             if not pa.types.is_string(text.type):
