@@ -15,16 +15,33 @@ from crossrank.cli.commands import (
 )
 
 
+def _data_option(key: str) -> tuple[str, tuple[str, ...] | None, object]:
+    """Help, choices and default of a ``[data]`` option, from DataConfig (the one source)."""
+    from crossrank.data.config import DataConfig
+    from crossrank.options import describe_fields
+
+    for name, _, help_text, default, choices in describe_fields(DataConfig):
+        if name == key:
+            return help_text, tuple(c for c in choices if c is not None) if choices else None, \
+                default
+    raise KeyError(key)  # a bug: DataConfig lost the field
+
+
+def _add_format_arg(p: argparse.ArgumentParser) -> None:
+    help_text, choices, _ = _data_option("format")
+    p.add_argument("--format", choices=choices, default=None, help=help_text)
+
+
 def _add_data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--data", required=required, metavar="PATH",
-                   help="a file, a directory of shards or a glob (TSV/CSV/Parquet)")
-    p.add_argument("--format", choices=("criteo", "csv", "parquet"), default=None,
-                   help="file format (default: from the extension; .tsv/.txt = criteo)")
-    p.add_argument("--on-bad-rows", choices=("error", "skip"), default="error",
-                   help="stop at the first bad row with file/line/column (default), or skip bad "
-                        "rows, count them and write them to the rejects file")
-    p.add_argument("--rejects", metavar="PATH", default=None,
-                   help="where skipped rows go (default: rejects.jsonl in the output directory)")
+                   help="a file, a directory of shards or a glob (TSV/CSV/Parquet, optionally "
+                        "compressed)")
+    _add_format_arg(p)
+    help_text, choices, default = _data_option("on_bad_rows")
+    p.add_argument("--on-bad-rows", choices=choices, default=default,
+                   help=f"{help_text} (default: {default})")
+    help_text, _, _ = _data_option("rejects")
+    p.add_argument("--rejects", metavar="PATH", default=None, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("model_dir", help="directory written by crossrank train")
     explain.add_argument("--data", default=None,
                          help="data for mixture gate shares (DCN-Mix only)")
-    explain.add_argument("--format", choices=("criteo", "csv", "parquet"), default=None)
+    _add_format_arg(explain)
     explain.add_argument("--out", default=None, help="output directory (default: MODEL_DIR/explain)")
     explain.add_argument("--top-k", type=int, default=20, help="field pairs in the ranked table")
     explain.add_argument("--measure", choices=("frobenius", "rms"), default="frobenius",
@@ -92,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "sqrt(block size), fair between 1-column dense and D-column fields")
     explain.set_defaults(func=_cmd_explain)
 
-    bench = sub.add_parser("bench", help="CPU training speed of DLRM-DCN beside peers' numbers")
+    bench = sub.add_parser("bench", help="CPU training speed of DLRM-DCN, measured now")
     bench.add_argument("--steps", type=int, default=30, help="timed steps")
     bench.add_argument("--batch-size", type=int, default=2048)
     bench.add_argument("--threads", type=int, default=2)
