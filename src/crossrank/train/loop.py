@@ -1,6 +1,6 @@
-"""The training loop: mini-batches from an encoded dataset, validation, early stopping,
-checkpoints and resume; data-parallel over processes when torch.distributed is initialized
-(see :mod:`crossrank.distributed`).
+"""The training loop: mini-batches from a source, validation, early stopping, checkpoints
+and resume; data-parallel over processes when torch.distributed is initialized (see
+:mod:`crossrank.distributed`). Every update is a :class:`~crossrank.train.step.TrainStep`.
 
 The loop owns the optimizer, seeding and the device; the model only computes logits.
 """
@@ -29,7 +29,7 @@ from crossrank.distributed import (
     shard_batches,
 )
 from crossrank.models.base import RankingModel
-from crossrank.models.heads import loss_fn, predict
+from crossrank.models.task import predict
 from crossrank.train.checkpoint import (
     load_tensors,
     load_training_state,
@@ -39,16 +39,23 @@ from crossrank.train.checkpoint import (
 )
 from crossrank.train.config import TrainConfig
 from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
-from crossrank.train.optim import build_optimizer, lr_factor
+from crossrank.train.step import TrainStep
+
+Batch = tuple[Tensor, Tensor | None, Tensor | None]  # dense, sparse (None: no fields), label
 
 
 class BatchSource(Protocol):
-    """What the loop reads: an encoded dataset (``crossrank.data.EncodedDataset``)."""
+    """What the loop reads: an encoded dataset (``crossrank.data.EncodedDataset``) or tensors
+    in memory (:class:`~crossrank.train.inmemory.TensorSource`).
+
+    ``iter_batches`` yields (dense, sparse, label) batches in an order that depends only on
+    ``seed`` (the Trainer passes ``config.seed + epoch``); sparse is None for a model without
+    categorical fields, label None for unlabelled data.
+    """
 
     def __len__(self) -> int: ...
 
-    def iter_batches(self, batch_size: int, *, shuffle: bool, seed: int
-                     ) -> Iterator[tuple[Tensor, Tensor, Tensor | None]]: ...
+    def iter_batches(self, batch_size: int, *, shuffle: bool, seed: int) -> Iterator[Batch]: ...
 
 
 @runtime_checkable
@@ -57,12 +64,11 @@ class ShardedBatchSource(BatchSource, Protocol):
     (``crossrank.data.EncodedDataset.iter_shares``), instead of whole global batches."""
 
     def iter_shares(self, batch_size: int, *, shuffle: bool, seed: int, rank: int,
-                    world_size: int
-                    ) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor | None]]]: ...
+                    world_size: int) -> Iterator[tuple[float, Batch]]: ...
 
 
 def iter_shares(data: BatchSource, batch_size: int, *, shuffle: bool, seed: int, rank: int,
-                world_size: int) -> Iterator[tuple[float, tuple[Tensor, Tensor, Tensor | None]]]:
+                world_size: int) -> Iterator[tuple[float, Batch]]:
     """(weight, this rank's share) of every global batch of ``data``'s epoch.
 
     The source's own per-rank reader when it has one, else whole global batches cut by
@@ -111,7 +117,7 @@ def _score_batches(model: RankingModel, batches: Iterator[tuple[Any, ...]], devi
     at = 0
     with torch.no_grad():
         for dense, sparse, label in batches:
-            logits = model(dense.to(device), sparse.to(device))
+            logits = model(dense.to(device), None if sparse is None else sparse.to(device))
             n = label.shape[0]
             if at + n > rows:
                 raise ValueError(f"the data yielded more than its {rows} rows")
@@ -130,14 +136,17 @@ def evaluate(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
 
 
 class Trainer:
-    """Fit ``model`` on ``train`` with validation on ``valid``; checkpoints go to ``out_dir``.
+    """Fit ``model`` on ``train`` with validation on ``valid``; files go to ``out_dir``.
 
     Each epoch: shuffled mini-batches (seed + epoch, so an epoch is reproducible on resume),
-    loss = task loss + cross-weight L2, optional gradient clipping and LR schedule; then
-    validation metrics on the whole validation set, a line in ``metrics.jsonl``, a checkpoint
-    of the latest state (for ``--resume``) and of the best weights (``model.safetensors``).
-    Training stops after ``patience`` epochs without improvement of ``config.monitor``; the
-    best weights are restored into ``model`` at the end.
+    each one update by a :class:`~crossrank.train.step.TrainStep` (task loss + the model's
+    regularization, optional gradient clipping and LR schedule; the epoch's reported
+    ``train_loss`` is the mean task loss, without the regularizer); then validation metrics on
+    the whole validation set, and with an ``out_dir``: a line in ``metrics.jsonl``, a
+    checkpoint of the latest state (for ``--resume``) and of the best weights
+    (``model.safetensors``). Training stops after ``patience`` epochs without improvement of
+    ``config.monitor`` (of the training loss when there is no validation set); the best
+    weights are restored into ``model`` at the end.
 
     When torch.distributed is initialized with W > 1 ranks, the model is trained under
     ``DistributedDataParallel``: each rank takes a share of every global batch of
@@ -146,17 +155,26 @@ class Trainer:
     only rank 0 writes files and prints (:mod:`crossrank.distributed`). Initialize the
     process group (:func:`~crossrank.distributed.init_distributed`) before building the
     Trainer, with ``config.device`` set to the rank's device (``DistContext.device``).
+
+    Args:
+        out_dir: where checkpoints and ``metrics.jsonl`` go; None writes no file (the best
+            weights are then kept in memory, and there is nothing to resume from).
+        metadata: extra entries for ``model.json``.
+        verbose: print one line per epoch.
+        keep_best: end with the best epoch's weights; False leaves the last epoch's in
+            ``model`` (a fixed-length run such as
+            :func:`~crossrank.train.inmemory.fit_tensors`). ``model.safetensors`` holds the
+            best epoch's either way.
     """
 
-    def __init__(self, model: RankingModel, config: TrainConfig, *, out_dir: str | Path,
-                 metadata: dict[str, Any] | None = None, verbose: bool = True) -> None:
-        self.model, self.config, self.out_dir = model, config, Path(out_dir)
-        self.verbose = verbose
+    def __init__(self, model: RankingModel, config: TrainConfig, *,
+                 out_dir: str | Path | None = None, metadata: dict[str, Any] | None = None,
+                 verbose: bool = True, keep_best: bool = True) -> None:
+        self.model, self.config = model, config
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.verbose, self.keep_best = verbose, keep_best
         self.metadata = metadata or {}
         self.monitor = config.monitor or ("logloss" if model.task == "binary" else "rmse")
-        self.optimizer = build_optimizer(model, config.optimizer, config.lr,
-                                         sparse_lr=config.sparse_lr,
-                                         weight_decay=config.weight_decay)
         self.world = current_context()
         self.net: torch.nn.Module = model  # what the training step calls: model or DDP(model)
         if self.world.is_distributed:
@@ -165,22 +183,28 @@ class Trainer:
             if device.type == "cuda":
                 ids = [device.index if device.index is not None else torch.cuda.current_device()]
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.train_step = TrainStep(model, config, net=self.net)
+        self.optimizer = self.train_step.optimizer
 
     def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
             stop_after_epochs: int | None = None) -> FitResult:
         """Train; ``stop_after_epochs`` ends the run early (as an interruption would)."""
-        cfg, model, main = self.config, self.model, self.world.is_main
-        if main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+        cfg, model = self.config, self.model
+        out = self.out_dir if self.world.is_main else None  # only rank 0 writes
+        if resume and self.out_dir is None:
+            raise ValueError("resume=True needs the out_dir of the run to resume, got None")
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
         steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
         total_steps = steps_per_epoch * cfg.epochs
         start_epoch, best, best_epoch, bad_epochs = 0, None, -1, 0
         history: list[dict[str, Any]] = []
+        best_weights: dict[str, Tensor] | None = None  # without an out_dir
         if resume:
             start_epoch, best, best_epoch, bad_epochs, history = self._resume()
-        elif main:
+        elif out is not None:
             # A fresh run in an old directory must not append to the old run's metrics.
-            (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+            (out / "metrics.jsonl").unlink(missing_ok=True)
         higher = HIGHER_IS_BETTER[self.monitor]
         stopped_early = False
         for epoch in range(start_epoch, cfg.epochs):
@@ -201,30 +225,33 @@ class Trainer:
             improved = best is None or (value > best if higher else value < best)
             if improved:
                 best, best_epoch, bad_epochs = value, epoch + 1, 0
-                if main:
-                    save_model(self.out_dir, model, extra={
+                if out is not None:
+                    save_model(out, model, extra={
                         **self.metadata, "epoch": epoch + 1, "metrics": record.get("valid", {}),
                         "train_config": cfg.to_dict(), "world_size": self.world.world_size})
+                elif self.out_dir is None and self.keep_best:
+                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 bad_epochs += 1
             history.append(record)
-            if main:
-                with open(self.out_dir / "metrics.jsonl", "a") as fh:
+            if out is not None:
+                with open(out / "metrics.jsonl", "a") as fh:
                     fh.write(json.dumps(record) + "\n")
-                if self.verbose:
-                    print(_epoch_line(record, self.monitor), flush=True)
-                self._checkpoint_latest(epoch + 1, best, best_epoch, bad_epochs, history)
+                self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
+            if self.verbose and self.world.is_main:
+                print(_epoch_line(record, self.monitor), flush=True)
             if bad_epochs > cfg.patience:
                 stopped_early = True
                 break
-        self._restore_best()
+        self._restore_best(best_weights)
         best_metrics: dict[str, float] = next(
             (h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
         return FitResult(best_epoch, best_metrics, history, stopped_early)
 
     def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int) -> float:
-        cfg, model, opt, world = self.config, self.model, self.optimizer, self.world
-        model.train()
+        """One pass over ``train``, updates ``step``, ``step + 1``, ...; the mean task loss."""
+        cfg, world = self.config, self.world
+        self.model.train()
         running, seen = 0.0, 0
         bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}",
                         cfg.progress and world.is_main)
@@ -233,23 +260,12 @@ class Trainer:
                 world_size=world.world_size):
             if label is None:
                 raise ValueError("the training data has no label column")
-            dense, sparse, label = dense.to(cfg.device), sparse.to(cfg.device), label.to(cfg.device)
-            opt.set_lr_factor(lr_factor(cfg.schedule, step, total_steps,
-                                        warmup_steps=cfg.warmup_steps))
-            logits = self.net(dense, sparse)
-            loss = loss_fn(model.task, logits, label)
             # weight n_r W / b: DDP's average over the ranks is then the global batch's mean
             # gradient for any share sizes (0 for a stand-in row when this share is empty)
-            total = (loss * weight if world.is_distributed else loss) + model.regularization()
+            loss = self.train_step(dense, sparse, label, step=step, total_steps=total_steps,
+                                   weight=weight if world.is_distributed else None)
             n = label.shape[0] if weight else 0
-            opt.zero_grad()
-            total.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(
-                    [p for p in model.parameters() if p.grad is not None and not p.grad.is_sparse],
-                    cfg.grad_clip)
-            opt.step()
-            running += float(loss.detach()) * n
+            running += float(loss) * n
             seen += n
             step += 1
             if bar is not None:
@@ -264,14 +280,15 @@ class Trainer:
             raise ValueError("the training set is empty")
         return running / seen
 
-    def _checkpoint_latest(self, epoch: int, best: float | None, best_epoch: int,
+    def _checkpoint_latest(self, out: Path, epoch: int, best: float | None, best_epoch: int,
                            bad_epochs: int, history: list[dict[str, Any]]) -> None:
-        save_tensors(self.out_dir / "latest.safetensors", self.model.state_dict())
-        save_training_state(self.out_dir, optimizer_states=self.optimizer.state_dict(),
+        save_tensors(out / "latest.safetensors", self.model.state_dict())
+        save_training_state(out, optimizer_states=self.optimizer.state_dict(),
                             progress={"epoch": epoch, "best": best, "best_epoch": best_epoch,
                                       "bad_epochs": bad_epochs, "history": history})
 
     def _resume(self) -> tuple[int, float | None, int, int, list[dict[str, Any]]]:
+        assert self.out_dir is not None  # fit() checked
         problem: Exception | None = None
         try:
             states, progress = load_training_state(self.out_dir)
@@ -300,12 +317,16 @@ class Trainer:
         return (progress["epoch"], progress["best"], progress["best_epoch"],
                 progress["bad_epochs"], progress["history"])
 
-    def _restore_best(self) -> None:
-        best = self.out_dir / "model.safetensors"
-        if self.world.is_main and best.is_file():
-            self.model.load_state_dict(load_tensors(best))
-        if self.world.is_distributed:  # other ranks may not see out_dir (several machines)
-            broadcast_module(self.model)
+    def _restore_best(self, best_weights: dict[str, Tensor] | None) -> None:
+        """Load the best epoch's weights (from ``out_dir``, or ``best_weights`` without one)."""
+        if self.keep_best and self.out_dir is not None:
+            best = self.out_dir / "model.safetensors"
+            if self.world.is_main and best.is_file():
+                self.model.load_state_dict(load_tensors(best))
+            if self.world.is_distributed:  # other ranks may not see out_dir (several machines)
+                broadcast_module(self.model)
+        elif self.keep_best and best_weights is not None:  # every rank kept its (equal) copy
+            self.model.load_state_dict(best_weights)
         self.model.eval()
 
 
