@@ -107,7 +107,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from crossrank.bench import run_training_benchmark
+    from crossrank.train.throughput import run_training_benchmark
 
     print(run_training_benchmark(steps=args.steps, batch=args.batch_size, threads=args.threads))
     return 0

@@ -1,0 +1,99 @@
+"""Training throughput (`crossrank bench`): samples/s of the training step on the CPU.
+
+What is timed is :class:`~crossrank.train.step.TrainStep`, the update the Trainer makes per
+batch (regularization, clipping and schedule included), on DLRM with a 3-layer low-rank
+(r=64) cross interaction, D=16, 26 tables of 100,000 rows, bottom MLP 512-256-16, top
+512-256-1, on Criteo-shaped random batches. Only figures measured by this run are printed;
+other libraries' numbers on this shape, measured elsewhere, are quoted in
+``benchmarks/bench_train_cpu.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from crossrank.models import FeatureSchema, build_model
+from crossrank.models.base import RankingModel
+from crossrank.train.config import TrainConfig
+from crossrank.train.step import TrainStep
+
+NUM_DENSE, NUM_FIELDS, VOCAB = 13, 26, 100_000
+
+
+def make_model(sparse_gradients: bool) -> RankingModel:
+    """The benchmark's DLRM-DCN (weights from torch's global RNG)."""
+    schema = FeatureSchema(dense=tuple(f"I{i}" for i in range(1, NUM_DENSE + 1)),
+                           categorical=tuple(f"C{i}" for i in range(1, NUM_FIELDS + 1)),
+                           vocab_sizes=(VOCAB,) * NUM_FIELDS, embedding_dim=16)
+    return build_model("dlrm", schema, {
+        "bottom_layers": [512, 256, 16], "top_layers": [512, 256], "interaction": "dcn",
+        "cross": {"num_layers": 3, "rank": 64}, "sparse_gradients": sparse_gradients})
+
+
+def synthetic_batches(batch: int, *, count: int = 8, seed: int = 0
+                      ) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """``count`` Criteo-shaped random batches. Shape: (B, 13), (B, 26) int64, (B,) in {0, 1}."""
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(batch, NUM_DENSE, generator=g),
+             torch.randint(0, VOCAB, (batch, NUM_FIELDS), generator=g),
+             torch.randint(0, 2, (batch,), generator=g).float()) for _ in range(count)]
+
+
+def measure(model: RankingModel, batches: Sequence[tuple[Tensor, Tensor | None, Tensor]], *,
+            config: TrainConfig, steps: int, warmup: int = 5) -> float:
+    """Samples/s of ``steps`` training steps (after ``warmup`` untimed ones) cycling through
+    ``batches``: update i is TrainStep's update i of ``warmup + steps``, as in the Trainer.
+
+    Example:
+        >>> from crossrank.models import DCN, DCNConfig, FeatureSchema
+        >>> m = DCN(FeatureSchema(dense=("x",)), DCNConfig(), task="regression")
+        >>> x = torch.rand(4, 1)
+        >>> measure(m, [(x, None, x[:, 0])], config=TrainConfig(), steps=2, warmup=1) > 0
+        True
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    train_step = TrainStep(model, config)
+    total = warmup + steps
+    rows = 0
+    model.train()
+    start = time.perf_counter()
+    for i in range(total):
+        if i == warmup:
+            start, rows = time.perf_counter(), 0
+        dense, sparse, label = batches[i % len(batches)]
+        train_step(dense, sparse, label, step=i, total_steps=total)
+        rows += label.shape[0]
+    return rows / (time.perf_counter() - start)
+
+
+def matmul_macs_per_sample(model: torch.nn.Module) -> int:
+    """Multiply-adds per sample in the dense part: every weight matrix is used once per row."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if p.dim() >= 2 and "embedding" not in name)
+
+
+def run_training_benchmark(*, steps: int = 30, batch: int = 2048, threads: int = 2) -> str:
+    """Measure the training step with sparse and dense embedding updates; the table as text."""
+    torch.set_num_threads(threads)
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=batch)
+    batches = synthetic_batches(batch)
+    rows = []
+    for label, sparse in (("sparse embedding updates (SparseAdam)", True),
+                          ("dense embedding updates (Adam)", False)):
+        torch.manual_seed(0)
+        rows.append((label, measure(make_model(sparse), batches, config=config, steps=steps)))
+    lines = [f"crossrank DLRM-DCN training step, batch {batch}, {threads} threads, "
+             f"{steps} timed steps, torch {torch.__version__}",
+             f"{'embedding updates':<40} {'samples/s':>10}"]
+    for label, sps in rows:
+        lines.append(f"{label:<40} {sps:>10,.0f}")
+    flops = 6 * matmul_macs_per_sample(make_model(True))  # forward 2, backward 4 per MAC
+    lines.append(f"model cost {flops / 1e6:.2f} MFLOP/sample (forward + backward); sustained "
+                 f"{rows[0][1] * flops / 1e9:.0f} GFLOP/s with sparse updates, "
+                 f"{rows[0][1] / rows[1][1]:.2f}x the dense updates' samples/s")
+    return "\n".join(lines)
