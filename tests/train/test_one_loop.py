@@ -154,3 +154,14 @@ def test_tensor_source_orders_depend_only_on_the_seed():
     with pytest.raises(ValueError, match="labels"):
         TensorSource(x, x)
 
+
+def test_the_step_takes_every_optimizer_option_from_the_train_config():
+    model = _model(**{"terms.first_order": True})
+    config = TrainConfig(optimizer="sgd", lr=0.1, sparse_lr=0.2, weight_decay=0.01,
+                         lr_scales={"first_order": 30.0})
+    trainer = Trainer(model, config)
+    lr_of = {id(p): (g["lr"], g["weight_decay"]) for opt in trainer.optimizer.optimizers
+             for g in opt.param_groups for p in g["params"]}
+    assert lr_of[id(model.first_order.dense_weight)] == (pytest.approx(3.0), 0.01)
+    assert lr_of[id(model.embedding.table.weight)] == (pytest.approx(0.2), 0)  # sparse: no decay
+    assert lr_of[id(next(model.deep.parameters()))] == (pytest.approx(0.1), 0.01)

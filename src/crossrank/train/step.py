@@ -24,7 +24,8 @@ class TrainStep:
         loss  = task_loss(net(x), y)                  the reported loss (log-loss or MSE)
         total = w * loss + model.regularization()     what is differentiated
         g     = grad(total), dense gradients clipped to a norm of config.grad_clip
-        lr    = config.lr * lr_factor(config.schedule, step, total_steps)
+        lr    = config.lr (sparse_lr for sparse tables) * the part's config.lr_scales
+                * lr_factor(config.schedule, step, total_steps)
         optimizer step (config.optimizer; sparse tables get sparse updates)
 
     ``w`` is the data-parallel weight of this rank's share of the global batch
@@ -34,8 +35,8 @@ class TrainStep:
 
     Args:
         model: the model whose parameters are updated.
-        config: optimizer, lr, sparse_lr, weight_decay, schedule, warmup_steps, grad_clip and
-            device are read; the rest is the loop's business.
+        config: optimizer, lr, sparse_lr, weight_decay, lr_scales, schedule, warmup_steps,
+            grad_clip and device are read; the rest is the loop's business.
         net: what the forward pass calls, when it is not ``model`` itself (the
             ``DistributedDataParallel`` wrapper of ``model``).
 
@@ -60,7 +61,7 @@ class TrainStep:
         self.net: nn.Module = model if net is None else net
         self.optimizer: MultiOptimizer = build_optimizer(
             model, config.optimizer, config.lr, sparse_lr=config.sparse_lr,
-            weight_decay=config.weight_decay)
+            weight_decay=config.weight_decay, lr_scales=config.lr_scales)
 
     def __call__(self, dense: Tensor, sparse: Tensor | None, label: Tensor, *, step: int,
                  total_steps: int, weight: float | None = None) -> Tensor:
