@@ -1,1 +1,3 @@
-"""Training: optimizers, the in-memory loop, and (issue 3) the streaming trainer."""
+"""Training: the typed training config, the one training step (:mod:`crossrank.train.step`),
+the loop over epochs with validation, early stopping and checkpoints (:mod:`crossrank.train.loop`),
+its in-memory source, optimizers, metrics and the throughput benchmark."""
