@@ -1,7 +1,8 @@
 """One rank of a data-parallel run, launched by test_ddp.py as torchrun would launch it
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT in the environment).
 
-Usage: python ddp_worker.py SPEC.json; writes rank{r}.npz and rank{r}.json beside the spec.
+Usage: python ddp_worker.py SPEC.json; writes rank{r}.npz and rank{r}.json beside the spec
+(rank{r}.json after leaving the process group, with the names of its threads still alive).
 Optional spec keys: "out_dir" (one run directory for all ranks), "resume",
 "stop_after_epochs".
 The data, model and config builders are shared with the one-process reference in the test.
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from launch import group_threads
 
 from crossrank.data import EncodedDataset
 from crossrank.models import FeatureSchema, build_model
@@ -85,9 +87,10 @@ def main(spec_path: str) -> None:
         }
         np.savez(out / f"rank{ctx.rank}.npz",
                  **{k: v.numpy() for k, v in model.state_dict().items()})
-        (out / f"rank{ctx.rank}.json").write_text(json.dumps(report))
     finally:
         cleanup()
+    report["group_threads"] = group_threads()
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(report))
 
 
 if __name__ == "__main__":

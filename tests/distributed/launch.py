@@ -1,6 +1,7 @@
 """Start ranks of a worker script as torchrun would (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT in the environment; gloo on 127.0.0.1), with one deadline for all of them so a
-hang fails the test instead of blocking it."""
+hang fails the test instead of blocking it; and what a rank checks about itself after leaving
+the group (:func:`group_threads`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,25 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+def group_threads() -> list[str] | None:
+    """Names of this process's live threads that belong to a torch.distributed process group
+    (gloo's workers and connection loop, the TCPStore server), or None where /proc cannot say.
+
+    After :func:`crossrank.distributed.cleanup` there must be none: a group whose threads
+    outlive it can abort the process at exit (crossrank.distributed.context's module doc).
+    """
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    names = []
+    for task in tasks.iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # the thread ended meanwhile
+            continue
+    return sorted(n for n in names if "gloo" in n or "tcpstore" in n)
 
 
 def free_port() -> int:

@@ -50,6 +50,8 @@ def _launch_once(tmp_path: Path, spec: dict) -> list[dict]:
     assert not failed, "\n".join(failed)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     for r, rep in enumerate(reports):
+        # cleanup() ended the group: none of its threads outlives it (they can abort at exit)
+        assert not rep["group_threads"], f"rank {r}: {rep['group_threads']}"
         rep["state"] = dict(np.load(tmp_path / f"rank{r}.npz"))
     return reports
 

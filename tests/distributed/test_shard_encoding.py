@@ -55,7 +55,11 @@ def train_on_two_ranks(tmp_path: Path, name: str, argv: list[str], timeout: floa
     out = []
     for rank, (code, text) in enumerate(results):
         report = json.loads((reports / f"rank{rank}.json").read_text())
-        assert report["code"] == code
+        assert report["code"] == code, f"rank {rank} exited {code} after returning " \
+            f"{report['code']}:\n{text}"
+        # `crossrank train` ended the group, on success and on failure: no thread of it is
+        # left to abort the process at exit
+        assert not report["group_threads"], f"rank {rank}: {report['group_threads']}"
         out.append({**report, "output": text})
     return out
 

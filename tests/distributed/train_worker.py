@@ -2,14 +2,17 @@
 would launch it (RANK, WORLD_SIZE, ... in the environment).
 
 Usage: python train_worker.py REPORT_DIR CLI_ARGS...; runs ``crossrank train CLI_ARGS...``,
-writes REPORT_DIR/rank{r}.json (the exit code and the data files this rank parsed, in the
-order it first opened them) and exits with the CLI's code.
+writes REPORT_DIR/rank{r}.json (the exit code, the data files this rank parsed, in the
+order it first opened them, and the process group's threads still alive once the CLI has
+returned) and exits with the CLI's code.
 """
 
 import json
 import os
 import sys
 from pathlib import Path
+
+from launch import group_threads
 
 import crossrank.data.prepare as prepare
 from crossrank.cli import main as cli_main
@@ -26,7 +29,7 @@ def main(report_dir: str, argv: list[str]) -> int:
 
     prepare.iter_tables = recording  # every file prepare_data parses goes through it
     code = cli_main(["train", *argv])
-    report = {"code": code, "parsed": parsed}
+    report = {"code": code, "parsed": parsed, "group_threads": group_threads()}
     Path(report_dir, f"rank{os.environ['RANK']}.json").write_text(json.dumps(report))
     return code
 

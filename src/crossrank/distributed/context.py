@@ -1,9 +1,25 @@
 """Where this process stands in a torch.distributed process group: rank, world size, device;
-joining and leaving the group (launched by torchrun)."""
+joining and leaving the group (launched by torchrun).
+
+Leaving must really end the group. gloo runs every collective on worker threads of its own,
+and a worker drops its reference to a finished collective's tensors after the caller has
+already returned; with a tensor that Python also holds, that takes the GIL. Once the
+interpreter is shutting down, a thread that asks for the GIL is ended by ``pthread_exit``,
+whose unwinding through gloo's (noexcept) destructor calls ``std::terminate``: the process
+aborts ("terminate called without an active exception", exit -6) after its work is done.
+So a group whose threads outlive :func:`cleanup` aborts now and then at exit, more often on
+a loaded machine where the worker runs late. :func:`cleanup` therefore drops the last
+reference to the group, whose destructor joins its threads while the interpreter is
+whole, and :func:`init_distributed` keeps torch from taking a reference that never goes
+(:func:`_import_group_defaults`).
+"""
 
 from __future__ import annotations
 
+import gc
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -74,21 +90,40 @@ def init_distributed(backend: str | None = None) -> DistContext:
         raise ValueError(f"backend must be 'nccl', 'gloo' or None, got {backend!r}")
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    _import_group_defaults()
     dist.init_process_group(backend, rank=int(os.environ["RANK"]),
                             world_size=int(os.environ["WORLD_SIZE"]))
     return current_context()
 
 
-def cleanup(*, timeout_s: float = 30.0) -> None:
-    """Leave the process group (a no-op when none is initialized), once every rank is done.
+def _import_group_defaults() -> None:
+    """Import the torch modules whose functions take ``group=group.WORLD`` as a default value
+    before the default group exists, so that the value they keep is None.
 
-    The ranks first meet at a barrier: a rank that returns from the last collective can
-    otherwise tear its group down while a peer still completes that collective with it, and
-    then one of them aborts at exit with "terminate called without an active exception"
-    (in 6 of 12 two-process gloo runs of ``crossrank train`` on the 2-core machine without
-    the barrier, in none of 16 with it). On gloo the barrier is ``monitored_barrier``,
-    which gives up after ``timeout_s`` (a peer that failed alone, or is stuck elsewhere) rather
-    than hanging; the group is destroyed either way.
+    ``torch.distributed.nn.functional`` (imported by ``DistributedDataParallel`` through
+    ``torch.distributed._shard``) evaluates ``group.WORLD`` once, at import: imported after
+    ``init_process_group`` its ten functions keep the default group alive for good, and
+    ``destroy_process_group`` no longer ends it (its gloo threads then live until the
+    interpreter's shutdown, see the module doc).
+    """
+    import torch.distributed.nn.functional  # noqa: F401
+
+
+def cleanup(*, timeout_s: float = 30.0) -> None:
+    """Leave the process group (a no-op when none is initialized), once every rank is done,
+    and end it: when this returns, the group's threads have stopped.
+
+    The ranks first meet at a barrier, so that no rank closes its connections while a peer
+    still completes the last collective with it. On gloo the barrier is
+    ``monitored_barrier``, which gives up after ``timeout_s`` (a peer that failed alone, or
+    is stuck elsewhere) rather than hanging; the group is destroyed either way.
+
+    Destroying it must drop the last reference to it: its destructor then waits for gloo's
+    worker threads to finish (the GIL released, so a worker can still drop the tensors of the
+    last collective) and joins them. A group still referenced elsewhere keeps its threads,
+    and one of them can abort the process at exit (see the module doc): a
+    ``DistributedDataParallel`` left in a reference cycle holds it (hence the collection
+    first), and this warns when anything else still does.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
@@ -101,6 +136,12 @@ def cleanup(*, timeout_s: float = 30.0) -> None:
     except RuntimeError:
         pass  # a peer is gone or stuck: nothing left to wait for
     finally:
+        group = dist.group.WORLD
+        gc.collect()  # modules wrapped in DDP, in reference cycles, still hold the group
         dist.destroy_process_group()
-
-
+        # two references left: `group` and getrefcount's argument
+        if group is not None and sys.getrefcount(group) > 2:
+            warnings.warn("the process group is still referenced after it was destroyed (a "
+                          "live DistributedDataParallel module?): its threads outlive it, "
+                          "and the process may abort at exit", RuntimeWarning, stacklevel=2)
+        del group  # the last reference: the group's destructor joins its threads
