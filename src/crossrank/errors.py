@@ -8,7 +8,8 @@ Each subclass is also a ``ValueError``, so callers that catch ``ValueError`` kee
 
 from __future__ import annotations
 
-__all__ = ["REASONS", "BadInputError", "ConfigError", "CrossrankError", "ModelFileError"]
+__all__ = ["REASONS", "BadInputError", "ConfigError", "CrossrankError", "ModelFileError",
+           "RunDirError"]
 
 
 class CrossrankError(Exception):
@@ -26,6 +27,12 @@ class ConfigError(CrossrankError, ValueError):
 
 class ModelFileError(CrossrankError, ValueError):
     """A model directory or file that is missing, damaged or not crossrank's."""
+
+
+class RunDirError(CrossrankError, ValueError):
+    """A run's output directory that cannot be used as asked: another training is writing into
+    it, it holds a model a fresh run would replace, or the run to resume is not there or was
+    started with other options."""
 
 
 REASONS: dict[str, str] = {

@@ -4,78 +4,163 @@ A model directory holds
     model.safetensors   the weights
     model.json          {"format", "model": spec (version, name, task, schema, config; see
                          crossrank.models.spec_migration), "train_config",
-                         "metrics", "encoder" (optional), "epoch"}
+                         "metrics", "encoder" (optional), "epoch",
+                         "sha256": {file: SHA-256} of model.safetensors and of every other
+                         file listed by the caller (crossrank train: the encoder's files)}
     state.safetensors   optimizer tensors and RNG state, for --resume
-    state.json          optimizer scalars/structure, epoch, early-stopping state
+    state.json          optimizer scalars/structure, epoch, early-stopping state, and the
+                         SHA-256 of state.safetensors and latest.safetensors
 Every file is written to a temporary name and renamed, so an interrupted write never leaves a
 half-written checkpoint. Loading never executes code: safetensors holds only tensors, JSON only
 data.
+
+Loading checks before use (each failure one :class:`~crossrank.errors.ModelFileError` line
+naming the file): ``model.json`` is a JSON object with the keys it needs; every file it
+records a SHA-256 of still has those bytes (a directory written before checksums were
+recorded has none, and is loaded unverified); the weights are a readable safetensors file
+that fits the model the spec describes, and every weight is finite.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from crossrank.errors import CrossrankError, ModelFileError
 from crossrank.models.base import RankingModel
 from crossrank.models.registry import model_from_spec, model_spec
+from crossrank.safe_io import (
+    atomic_write_bytes,
+    file_error,
+    read_json_object,
+    relative_file,
+    sha256_bytes,
+    sha256_file,
+    verify_sha256,
+)
+
+__all__ = ["CHECKSUMS", "FORMAT", "atomic_write_bytes", "atomic_write_json", "load_model",
+           "load_tensors", "load_training_state", "read_model_json", "save_model",
+           "save_tensors", "save_training_state", "verify_checksums"]
 
 FORMAT = "crossrank-model-v1"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+CHECKSUMS = "sha256"  # key of model.json / state.json: {file relative to the directory: hex}
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
 
 
-def save_tensors(path: Path, tensors: dict[str, Tensor]) -> None:
+def save_tensors(path: Path, tensors: dict[str, Tensor]) -> str:
+    """Write ``tensors`` to ``path`` (whole or not at all); returns the file's SHA-256."""
     from safetensors.torch import save
 
     dense = {k: (v.to_dense() if v.is_sparse else v).detach().contiguous().cpu()
              for k, v in tensors.items()}
-    atomic_write_bytes(path, save(dense))
+    data = save(dense)
+    atomic_write_bytes(path, data)
+    return sha256_bytes(data)
 
 
 def load_tensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of a safetensors file; a one-line ModelFileError naming the file when it
+    is missing, empty, cut short or its header is damaged."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing") from None
+    except (SafetensorError, RuntimeError, ValueError) as err:
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ModelFileError(f"{path}: not a readable safetensors file, damaged or cut short "
+                             f"({detail})") from None
 
 
 def save_model(out_dir: str | Path, model: RankingModel, *, extra: dict[str, Any]) -> None:
-    """Write ``model.safetensors`` and ``model.json`` (spec plus ``extra`` metadata)."""
+    """Write ``model.safetensors`` and ``model.json`` (spec plus ``extra`` metadata). The
+    SHA-256 of the weights joins those of ``extra["sha256"]`` (other files of the directory,
+    named relative to it) under ``"sha256"``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_tensors(out / "model.safetensors", model.state_dict())
-    atomic_write_json(out / "model.json", {"format": FORMAT, "model": model_spec(model), **extra})
+    digest = save_tensors(out / "model.safetensors", model.state_dict())
+    checksums = {**extra.get(CHECKSUMS, {}), "model.safetensors": digest}
+    atomic_write_json(out / "model.json", {"format": FORMAT, "model": model_spec(model), **extra,
+                                           CHECKSUMS: checksums})
 
 
-def load_model(model_dir: str | Path, *, device: str = "cpu") -> tuple[RankingModel, dict[str, Any]]:
-    """Rebuild a model from a directory written by ``save_model``; returns (model, metadata)."""
+def read_model_json(model_dir: str | Path) -> dict[str, Any]:
+    """``model.json`` of a model directory, checked: a JSON object of this format with a
+    ``"model"`` object and well-formed checksums (else one line naming the file and key)."""
     path = Path(model_dir)
     meta_path = path / "model.json"
     if not meta_path.is_file():
-        raise FileNotFoundError(f"{path}: not a crossrank model directory (no model.json)")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{meta_path}: unknown format {meta.get('format')!r}, expected {FORMAT}")
-    model = model_from_spec(meta["model"])
-    model.load_state_dict(load_tensors(path / "model.safetensors"))
+        raise ModelFileError(f"{path}: not a crossrank model directory (no model.json)")
+    meta = read_json_object(meta_path)
+    if "format" not in meta:
+        raise ModelFileError(f"{meta_path}: missing key 'format' (not a crossrank model.json)")
+    if meta["format"] != FORMAT:
+        raise ModelFileError(f"{meta_path}: unknown format {meta['format']!r}, expected {FORMAT}")
+    if "model" not in meta:
+        raise ModelFileError(f"{meta_path}: missing key 'model'")
+    if not isinstance(meta["model"], dict):
+        raise ModelFileError(f"{meta_path}: key 'model' must be an object")
+    checksums = meta.get(CHECKSUMS, {})
+    if not isinstance(checksums, dict) or not all(
+            isinstance(v, str) and len(v) == 64 for v in checksums.values()):
+        raise ModelFileError(f"{meta_path}: key {CHECKSUMS!r} must map file names to SHA-256 "
+                             "digests (64 hex digits)")
+    return meta
+
+
+def verify_checksums(directory: Path, meta: dict[str, Any], *, meta_path: Path) -> None:
+    """Check every file ``meta["sha256"]`` records against its SHA-256 (none recorded: none
+    checked, as in directories written before crossrank recorded them)."""
+    for name, digest in sorted(meta.get(CHECKSUMS, {}).items()):
+        file = relative_file(directory, name, source=meta_path, key=f"{CHECKSUMS} entry")
+        verify_sha256(file, digest, recorded_in=meta_path)
+
+
+def load_model(model_dir: str | Path, *, device: str = "cpu") -> tuple[RankingModel, dict[str, Any]]:
+    """Rebuild a model from a directory written by ``save_model``; returns (model, metadata).
+    Every file model.json records a checksum of is verified first (see the module doc)."""
+    path = Path(model_dir)
+    meta = read_model_json(path)
+    meta_path = path / "model.json"
+    verify_checksums(path, meta, meta_path=meta_path)
+    try:
+        model = model_from_spec(meta["model"])
+    except (CrossrankError, KeyError, TypeError, ValueError) as err:
+        raise file_error(meta_path, err, key="model") from None
+    weights_path = path / "model.safetensors"
+    weights = load_tensors(weights_path)
+    _check_weights(model, weights, weights_path)
+    model.load_state_dict(weights)
     model.to(device).eval()
     return model, meta
+
+
+def _check_weights(model: RankingModel, weights: dict[str, Tensor], path: Path) -> None:
+    """One line naming ``path`` when the weights do not fit ``model`` or are not finite."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(f"{path}: does not fit the model model.json describes (missing "
+                             f"tensors {missing[:3]}, unexpected {unexpected[:3]})")
+    for name, tensor in weights.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise ModelFileError(f"{path}: tensor {name!r} has shape {tuple(tensor.shape)}, the "
+                                 f"model model.json describes needs {tuple(expected[name].shape)}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelFileError(f"{path}: tensor {name!r} holds {bad} NaN or infinite values "
+                                 "(did training diverge?); refusing to use it")
 
 
 def _flatten_optimizer(states: list[dict]) -> tuple[dict[str, Tensor], list[dict]]:
@@ -111,20 +196,36 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], skeletons: list[dict]) -> l
 
 def save_training_state(out_dir: str | Path, *, optimizer_states: list[dict],
                         progress: dict[str, Any]) -> None:
-    """Optimizer and RNG state for ``--resume`` (written after the model files)."""
+    """Optimizer and RNG state for ``--resume`` (written after the model files and
+    ``latest.safetensors``, whose SHA-256 it records with its own)."""
     out = Path(out_dir)
     tensors, skeletons = _flatten_optimizer(optimizer_states)
     tensors["rng.torch"] = torch.get_rng_state()
-    save_tensors(out / "state.safetensors", tensors)
-    atomic_write_json(out / "state.json", {"optimizers": skeletons, "progress": progress})
+    checksums = {"state.safetensors": save_tensors(out / "state.safetensors", tensors)}
+    if (out / "latest.safetensors").is_file():
+        checksums["latest.safetensors"] = sha256_file(out / "latest.safetensors")
+    atomic_write_json(out / "state.json", {"optimizers": skeletons, "progress": progress,
+                                           CHECKSUMS: checksums})
 
 
 def load_training_state(model_dir: str | Path) -> tuple[list[dict], dict[str, Any]]:
-    """Inverse of ``save_training_state``; restores torch's RNG state as a side effect."""
+    """Inverse of ``save_training_state``; restores torch's RNG state as a side effect. The
+    state files (and ``latest.safetensors``) are checked against the SHA-256 recorded."""
     path = Path(model_dir)
-    if not (path / "state.json").is_file():
+    state_path = path / "state.json"
+    if not state_path.is_file():
         raise FileNotFoundError(f"{path}: nothing to resume (no state.json)")
-    meta = json.loads((path / "state.json").read_text())
+    meta = read_json_object(state_path)
+    checksums = meta.get(CHECKSUMS, {})
+    if not isinstance(checksums, dict):
+        raise ModelFileError(f"{state_path}: key {CHECKSUMS!r} must be an object")
+    verify_checksums(path, meta, meta_path=state_path)
     tensors = load_tensors(path / "state.safetensors")
-    torch.set_rng_state(tensors.pop("rng.torch"))
-    return _unflatten_optimizer(tensors, meta["optimizers"]), meta["progress"]
+    try:
+        rng = tensors.pop("rng.torch")
+        states = _unflatten_optimizer(tensors, meta["optimizers"])
+        progress = meta["progress"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise file_error(state_path, err) from None
+    torch.set_rng_state(rng)
+    return states, progress
