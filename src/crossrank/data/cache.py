@@ -9,7 +9,8 @@ A cache directory holds::
     label.npy       float32 (N,)             (absent for unlabelled data)
     ids.npy         int64 or unicode (N,)    (only with an id column)
 
-The manifest is written last, so a cache cut short by a crash does not open. Files are plain
+The manifest is written last (to a temporary name, then renamed), so a cache cut short by a
+crash does not open; the file names it holds are plain names in the cache directory. Files are plain
 .npy (``numpy.load(..., mmap_mode="r")`` reads them); no pickle anywhere.
 
 Reading a cache is :class:`~crossrank.data.dataset.EncodedDataset`'s (``EncodedDataset.open``).
@@ -31,6 +32,7 @@ from numpy.typing import DTypeLike
 
 from crossrank.data.dataset import CACHE_FORMAT, CACHE_VERSION, EncodedDataset
 from crossrank.data.encoders import FeatureEncoder
+from crossrank.safe_io import atomic_write_text, read_json_object
 
 _HEADER_BYTES = 128  # fixed .npy header size, so the row count can be written at the end
 _FILES = ("manifest.json", "dense.npy", "sparse.npy", "label.npy", "ids.npy", "ids.tmp.arrow")
@@ -84,6 +86,11 @@ class _NpyAppender:
         self.file.close()
 
 
+def _is_cache_file(name: str) -> bool:
+    """A cache's file, or one left at a temporary name by an interrupted write."""
+    return name in _FILES or any(name.startswith(f".{f}.tmp") for f in _FILES)
+
+
 def _clear(cache_dir: Path, overwrite: bool) -> None:
     if cache_dir.exists():
         if not cache_dir.is_dir():
@@ -94,12 +101,13 @@ def _clear(cache_dir: Path, overwrite: bool) -> None:
                 f"cache_dir {str(cache_dir)!r} is not empty ({existing[:5]}); "
                 "pass overwrite=True to replace a cache"
             )
-        foreign = [n for n in existing if n not in _FILES]
+        foreign = [n for n in existing if not _is_cache_file(n)]
         if foreign:
             raise ValueError(
                 f"cache_dir {str(cache_dir)!r} holds files that are not a cache's: {foreign[:5]}"
             )
-        for name in existing:  # the manifest first, so a half-cleared cache never opens
+        # the manifest first, so a half-cleared cache never opens
+        for name in sorted(existing, key=lambda n: n != "manifest.json"):
             (cache_dir / name).unlink()
     cache_dir.mkdir(parents=True, exist_ok=True)
 
@@ -190,7 +198,7 @@ def encode_to_cache(
             "ids": "ids.npy" if has_ids else None,
         },
     }
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+    atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return EncodedDataset.open(cache_dir)
 
 
@@ -239,7 +247,7 @@ def concatenate_caches(
     if isinstance(parts, str | Path) or not parts:
         raise ValueError(f"parts must be a non-empty sequence of cache directories, got {parts!r}")
     opened = [EncodedDataset.open(p) for p in parts]  # checks each manifest and its files
-    metas = [json.loads((Path(p) / "manifest.json").read_text("utf-8")) for p in parts]
+    metas = [read_json_object(Path(p) / "manifest.json") for p in parts]
     keys = ("dense_names", "sparse_names", "vocab_sizes")
     for path, meta in zip(parts[1:], metas[1:]):
         if any(meta[k] != metas[0][k] for k in keys):
@@ -270,7 +278,7 @@ def concatenate_caches(
             out.close()
         rows = out.rows
     manifest = {**metas[full[0]], "num_rows": rows}
-    (cache_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
+    atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return EncodedDataset.open(cache_dir)
 
 
@@ -295,7 +303,7 @@ def remove_cache(cache_dir: str | Path) -> None:
     cache_dir = Path(cache_dir)
     if not (cache_dir / "manifest.json").is_file():
         raise ValueError(f"{str(cache_dir)!r} is not a cache directory (no manifest.json)")
-    foreign = [p.name for p in cache_dir.iterdir() if p.name not in _FILES]
+    foreign = [p.name for p in cache_dir.iterdir() if not _is_cache_file(p.name)]
     if foreign:
         raise ValueError(f"{str(cache_dir)!r} holds files that are not a cache's: {foreign[:5]}")
     shutil.rmtree(cache_dir)

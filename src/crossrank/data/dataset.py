@@ -17,7 +17,6 @@ share of each global batch (:meth:`~EncodedDataset.iter_shares`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.epoch_batches import Batch, WindowReader, epoch_shares, window_reader
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import DEFAULT_BLOCK_ROWS, DEFAULT_WINDOW_BLOCKS, EpochOrder
+from crossrank.errors import ModelFileError
+from crossrank.safe_io import plain_name, read_json_object
 
 CACHE_FORMAT = "crossrank.EncodedDataset"
 CACHE_VERSION = 1
@@ -90,25 +91,29 @@ class EncodedDataset:
         manifest_path = cache_dir / "manifest.json"
         if not manifest_path.is_file():
             raise FileNotFoundError(f"no cache manifest at {str(manifest_path)!r}")
-        meta = json.loads(manifest_path.read_text("utf-8"))
+        meta = read_json_object(manifest_path)
         if meta.get("format") != CACHE_FORMAT or meta.get("version") != CACHE_VERSION:
             raise ValueError(f"{str(manifest_path)!r} is not a {CACHE_FORMAT} v{CACHE_VERSION} manifest")
-        files = meta["files"]
+        files = meta.get("files")
+        if not isinstance(files, dict):
+            raise ModelFileError(f"{manifest_path}: key 'files' must be an object")
+        # the manifest names files beside it, never a path out of the cache directory
+        paths = {key: cache_dir / plain_name(name, source=manifest_path, key=f"files.{key}")
+                 for key, name in files.items() if name is not None}
 
         def load(key: str) -> np.ndarray | None:
-            name = files.get(key)
-            return None if name is None else np.load(cache_dir / name, mmap_mode="r")
+            return np.load(paths[key], mmap_mode="r") if key in paths else None
 
         dense, sparse = load("dense"), load("sparse")
         if dense is None or sparse is None:
             raise ValueError(f"{str(manifest_path)!r} names no dense or sparse file")
-        readers = {key: NpyRows.of(cache_dir / files[key]) for key in ("dense", "sparse", "label")
-                   if files.get(key) is not None}
+        readers = {key: NpyRows.of(paths[key]) for key in ("dense", "sparse", "label")
+                   if key in paths}
         ds = cls(dense, sparse, load("label"), load("ids"), meta=meta, files=readers)
         ds._check()
-        if len(ds) != meta["num_rows"]:
+        if len(ds) != meta.get("num_rows"):
             raise ValueError(f"cache {str(cache_dir)!r} has {len(ds)} rows, manifest says "
-                             f"{meta['num_rows']}")
+                             f"{meta.get('num_rows')}")
         return ds
 
     @classmethod

@@ -57,6 +57,7 @@ from crossrank.data.vocabulary import (
     read_vocabularies,
     write_vocabularies,
 )
+from crossrank.safe_io import atomic_write_text, file_error, plain_name, read_json_object
 
 __all__ = ["DENSE_TRANSFORMS", "MISSING_ID", "OOV_ID", "DenseTransform", "EncodedBatch",
            "FeatureEncoder"]
@@ -351,7 +352,8 @@ class FeatureEncoder:
         return enc
 
     def save(self, directory: str | Path) -> None:
-        """Write ``encoder.json`` and (vocabulary mode) ``vocab.arrow`` into ``directory``."""
+        """Write ``encoder.json`` and (vocabulary mode) ``vocab.arrow`` into ``directory``,
+        each to a temporary name and renamed (the JSON last)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         d = self._header()
@@ -362,17 +364,22 @@ class FeatureEncoder:
                 f: len(v) for f, v in zip(self.schema.categorical, self._vocabs, strict=True)
             }
             write_vocabularies(directory / "vocab.arrow", self._vocabs)
-        (directory / "encoder.json").write_text(json.dumps(d, indent=1) + "\n", encoding="utf-8")
+        atomic_write_text(directory / "encoder.json", json.dumps(d, indent=1) + "\n")
 
     @classmethod
     def load(cls, directory: str | Path) -> FeatureEncoder:
-        """Read what :meth:`save` wrote."""
-        directory = Path(directory)
-        d = json.loads((directory / "encoder.json").read_text(encoding="utf-8"))
+        """Read what :meth:`save` wrote; a missing, damaged or foreign file is one
+        :class:`~crossrank.errors.ModelFileError` line naming it (and the key)."""
+        path = Path(directory) / "encoder.json"
+        d = read_json_object(path)
         vocab = None
-        if d.get("vocab_file") is not None:
-            vocab = read_vocabularies(directory / d["vocab_file"])
-        return cls._from_parts(d, vocab)
+        if d.get("vocab_file") is not None:  # a plain name beside encoder.json, nothing else
+            vocab = read_vocabularies(path.parent / plain_name(d["vocab_file"], source=path,
+                                                               key="vocab_file"))
+        try:
+            return cls._from_parts(d, vocab)
+        except (KeyError, TypeError, ValueError) as err:
+            raise file_error(path, err) from None
 
 
 def _ids(arr: pa.Array) -> np.ndarray:

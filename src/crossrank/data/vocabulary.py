@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from crossrank.data.hashing import stable_hash64
+from crossrank.errors import ModelFileError
+from crossrank.safe_io import atomic_path
 
 MISSING_ID = 0
 OOV_ID = 1
@@ -68,12 +70,14 @@ class Vocabulary:
 
 
 def write_vocabularies(path: Path, vocabularies: Sequence[Vocabulary]) -> None:
-    """Write every field's values back to back, in field and id order, to ``path``."""
+    """Write every field's values back to back, in field and id order, to ``path`` (to a
+    temporary name, then renamed)."""
     values = [v.values for v in vocabularies]
     flat = pa.concat_arrays(values) if values else pa.array([], pa.string())
-    with pa.OSFile(str(path), "wb") as sink:
-        with pa.ipc.new_file(sink, pa.schema([("value", pa.string())])) as writer:
-            writer.write_table(pa.table({"value": flat}))
+    with atomic_path(path) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink:
+            with pa.ipc.new_file(sink, pa.schema([("value", pa.string())])) as writer:
+                writer.write_table(pa.table({"value": flat}))
 
 
 def read_vocabularies(path: Path) -> pa.Array:
@@ -86,6 +90,13 @@ def read_vocabularies(path: Path) -> pa.Array:
         >>> read_vocabularies(p).to_pylist()
         ['a', 'x', 'y']
     """
-    with pa.memory_map(str(path), "r") as source:
-        vocab = pa.ipc.open_file(source).read_all().column("value").combine_chunks()
+    try:
+        with pa.memory_map(str(path), "r") as source:
+            vocab = pa.ipc.open_file(source).read_all().column("value").combine_chunks()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: missing") from None
+    except (pa.ArrowException, KeyError) as err:  # not Arrow, cut short, no "value" column
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        raise ModelFileError(f"{path}: not a readable vocabulary file, damaged or cut short "
+                             f"({detail})") from None
     return vocab if len(vocab) else pa.array([], pa.string())
