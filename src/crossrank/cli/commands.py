@@ -39,18 +39,37 @@ def _launch_torchrun(nproc: int, argv: Sequence[str]) -> int:
 
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run the arguments describe: the config file, then the flags typed, then
-    ``--model-option`` and ``--set`` overrides, each layer over the one before."""
+    """The run the arguments describe: with ``--resume``, the saved run's configuration
+    (``OUT/model.json``'s ``run_config``) first, so that ``--resume --out X`` alone continues
+    run X as it was started; then the config file, the flags typed, then ``--model-option``
+    and ``--set`` overrides, each layer over the one before. (Whether the result may resume
+    run X is :func:`~crossrank.pipeline.train_run`'s to check.)"""
     from crossrank.cli.options import flags_given
     from crossrank.pipeline.config_file import apply_overrides, read_config_file
     from crossrank.pipeline.run_config import build_run_config, merge_tables
+    from crossrank.pipeline.run_dir import saved_run_config
 
-    layered = merge_tables(read_config_file(args.config) if args.config else {},
-                           flags_given(args))
+    given = merge_tables(read_config_file(args.config) if args.config else {}, flags_given(args))
+    base = (saved_run_config(args.out) or {}) if getattr(args, "resume", False) else {}
+    saved_model = base.get("model") or {}
+    if _model_name(given, args) not in (None, saved_model.get("name")):
+        # another family's options do not apply; resuming will name the change
+        base = {**base, "model": {"embedding_dim": saved_model.get("embedding_dim", 16)}}
+    layered = merge_tables(base, given)
     layered = apply_overrides(layered, args.model_option, flag="--model-option",
                               prefix="model.")
     layered = apply_overrides(layered, args.set, flag="--set")
     return build_run_config(layered)
+
+
+def _model_name(given: dict, args: argparse.Namespace) -> str | None:
+    """The model family the config file, the flags or the overrides name (None: none)."""
+    name = (given.get("model") or {}).get("name")
+    for pair in [f"model.{p}" for p in args.model_option] + list(args.set):
+        key, _, value = pair.partition("=")
+        if key.strip() == "model.name":
+            name = value.strip()
+    return name
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -68,7 +87,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         run = run_config_from_args(args)
         if world.is_distributed:
             run = run.replace(training=dataclasses.replace(run.training, device=str(world.device)))
-        result = train_run(run, args.out, resume=args.resume)
+        if args.resume and world.is_main:
+            print(f"resuming the run in {args.out} with its saved options "
+                  f"({args.out}/model.json) and the options typed")
+        result = train_run(run, args.out, resume=args.resume, overwrite=args.overwrite)
     finally:
         cleanup()
     if not world.is_main:
@@ -98,7 +120,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    import os
+
     from crossrank.pipeline import explain_model_dir
+
+    if args.out is None and os.path.isdir(args.model_dir) and not os.access(args.model_dir,
+                                                                             os.W_OK):
+        raise PermissionError(f"cannot write the explanation into {args.model_dir}/explain "
+                              "(the model directory is not writable); give --out DIR")
 
     report = explain_model_dir(args.model_dir, data=args.data, fmt=args.format,
                                out_dir=args.out, top_k=args.top_k, measure=args.measure)

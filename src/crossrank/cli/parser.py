@@ -32,7 +32,7 @@ def _add_format_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=choices, default=None, help=help_text)
 
 
-def _add_data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+def _add_data_args(p: argparse.ArgumentParser, *, required: bool, rejects_default: str) -> None:
     p.add_argument("--data", required=required, metavar="PATH",
                    help="a file, a directory of shards or a glob (TSV/CSV/Parquet, optionally "
                         "compressed)")
@@ -40,8 +40,17 @@ def _add_data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
     help_text, choices, default = _data_option("on_bad_rows")
     p.add_argument("--on-bad-rows", choices=choices, default=default,
                    help=f"{help_text} (default: {default})")
-    help_text, _, _ = _data_option("rejects")
-    p.add_argument("--rejects", metavar="PATH", default=None, help=help_text)
+    p.add_argument("--rejects", metavar="PATH", default=None,
+                   help=f"where skipped rows go (default: {rejects_default}; never the model "
+                        "directory, which may be read-only)")
+
+
+def _resumable() -> str:
+    """The options a resumed run may change (run_dir.RESUMABLE), in words."""
+    from crossrank.pipeline.run_dir import RESUMABLE
+
+    names = [key.split(".", 1)[1] for key in RESUMABLE]
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,9 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "model.cross.rank=64, training.lr_scales.first_order=30")
     run.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                      help="a model option, repeatable: the same as --set model.KEY=VALUE")
-    run.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    run.add_argument("--out", default=DEFAULT_OUT,
+                     help=f"output directory (default: {DEFAULT_OUT}); locked while training, "
+                          "so a second training into it stops at once")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the model already in --out (without it, train refuses a "
+                          "directory that holds one)")
     run.add_argument("--resume", action="store_true",
-                     help="continue an interrupted run from the last checkpoint in --out")
+                     help="continue the interrupted run in --out from its last checkpoint, "
+                          "with its saved options (--out X --resume is enough); options typed "
+                          f"must equal the saved ones but the training's {_resumable()}")
     run.add_argument("--nproc", type=int, default=1,
                      help="data-parallel processes on this machine (runs torchrun for you; "
                           "same as torchrun --nproc_per_node=N -m crossrank train ...)")
@@ -88,12 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained model on labelled data")
     evaluate.add_argument("model_dir", help="directory written by crossrank train")
-    _add_data_args(evaluate, required=True)
+    _add_data_args(evaluate, required=True, rejects_default="rejects.jsonl in the current "
+                                                            "directory")
     evaluate.set_defaults(func=_cmd_evaluate)
 
     pred = sub.add_parser("predict", help="score rows: one score per input row, in input order")
     pred.add_argument("model_dir", help="directory written by crossrank train")
-    _add_data_args(pred, required=True)
+    _add_data_args(pred, required=True, rejects_default="rejects.jsonl beside --out")
     pred.add_argument("--out", default="scores.csv", help="output CSV (id column first if any)")
     pred.set_defaults(func=_cmd_predict)
 

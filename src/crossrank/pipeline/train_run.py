@@ -4,15 +4,19 @@ The training files are streamed twice (fit the encoder, then encode to a binary 
 out by file among data-parallel ranks, see :mod:`crossrank.data.prepare`); the validation rows
 are carved off the end; the model is trained and the directory written:
 ``model.safetensors`` + ``model.json`` (model spec, the resolved run configuration, table
-schema, metrics), ``run.toml`` (the same configuration as a file ``crossrank train --config``
-takes), ``metrics.jsonl``, ``encoder/``, ``cache/`` and, for ``--resume``, the latest state.
+schema, metrics, the SHA-256 of the weights and of the encoder's files), ``run.toml`` (the
+same configuration as a file ``crossrank train --config`` takes), ``metrics.jsonl``,
+``encoder/``, ``cache/`` and, for ``--resume``, the latest state. The directory is locked for
+the run, and checked first (:mod:`crossrank.pipeline.run_dir`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -23,8 +27,10 @@ from crossrank.distributed import current_context, run_agreed
 from crossrank.models import FeatureSchema, build_model
 from crossrank.pipeline.config_file import dataclass_defaults, toml_text
 from crossrank.pipeline.run_config import RunConfig, build_run_config
+from crossrank.pipeline.run_dir import RunDirLock, check_resume, claim_run_dir
 from crossrank.pipeline.schema import resolve_table_schema, resolved_section
-from crossrank.train.checkpoint import atomic_write_bytes
+from crossrank.safe_io import atomic_write_bytes, sha256_file
+from crossrank.train.checkpoint import CHECKSUMS
 from crossrank.train.loop import FitResult, Trainer
 
 
@@ -44,17 +50,43 @@ def _synthetic_path(run: RunConfig, out: Path) -> str:
 
 
 def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
-              verbose: bool = True) -> FitResult:
+              overwrite: bool = False, verbose: bool = True) -> FitResult:
     """Train the model ``run`` describes on its data (synthetic clicks when it names none) and
-    write the model directory ``out_dir``; see the module doc."""
+    write the model directory ``out_dir``; see the module doc.
+
+    ``out_dir`` is locked for the run: a second training into it stops with one line naming
+    the holder. A fresh run refuses a directory that holds a model unless ``overwrite``;
+    ``resume`` continues the run there and refuses a ``run`` whose options differ from the
+    saved ones other than :data:`~crossrank.pipeline.run_dir.RESUMABLE`
+    (:mod:`crossrank.pipeline.run_dir`).
+    """
     out = Path(out_dir)
+    world = current_context()
+    log = print if verbose and world.is_main else (lambda *a, **k: None)
+    lock = RunDirLock(out) if world.is_main else None  # the ranks share one directory
+
+    def claim() -> None:
+        if lock is not None:
+            stale = claim_run_dir(out, lock, resume=resume, overwrite=overwrite)
+            if stale:
+                log(f"took over the lock left in {out} by {stale}, which has ended")
+
+    try:
+        run_agreed(claim)
+        return _train(run, out, resume=resume, verbose=verbose, log=log)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
+           log: Callable[..., Any]) -> FitResult:
     out.mkdir(parents=True, exist_ok=True)
     cfg = run.training
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     world = current_context()
-    log = print if verbose and world.is_main else (lambda *a, **k: None)
     data = run.data.path or _synthetic_path(run, out)
     fmt = infer_format(data, run.data.format if run.data.path else "criteo")
     schema, inferred = resolve_table_schema(run.schema, data, fmt)
@@ -63,6 +95,8 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
             "--schema):\n" + inferred.format_table())
     resolved = run.replace(data=dataclasses.replace(run.data, format=fmt),
                            schema=resolved_section(run.schema, schema))
+    if resume:  # before the cache is reused: it was encoded with the saved options
+        run_agreed(lambda: check_resume(out, resolved.to_dict()) if world.is_main else None)
     started = time.perf_counter()
     encoder, dataset = prepare_data(data=data, fmt=fmt, schema=schema, options=run.encoder,
                                     out=out, on_bad_rows=run.data.on_bad_rows,
@@ -80,11 +114,19 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
     if world.is_main:
         write_run_toml(resolved, out / "run.toml")
+    # model.json records the SHA-256 of the files predict, evaluate and explain read
+    checksums = _encoder_checksums(out / "encoder") if world.is_main else {}
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose,
                       metadata={"table_schema": schema.to_dict(), "data_format": fmt,
-                                "run_config": resolved.to_dict(),
+                                "run_config": resolved.to_dict(), CHECKSUMS: checksums,
                                 "inferred_schema": inferred.to_dict() if inferred else None})
     return trainer.fit(train, valid, resume=resume)
+
+
+def _encoder_checksums(encoder_dir: Path) -> dict[str, str]:
+    """``{"encoder/NAME": SHA-256}`` of the encoder's files (temporary names left out)."""
+    return {f"{encoder_dir.name}/{p.name}": sha256_file(p) for p in sorted(encoder_dir.iterdir())
+            if p.is_file() and not p.name.startswith(".")}
 
 
 def write_run_toml(run: RunConfig, path: Path) -> None:
