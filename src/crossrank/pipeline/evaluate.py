@@ -23,7 +23,7 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     if schema.label is None:
         raise ValueError("the model's schema has no label column; nothing to evaluate against")
     check_columns(data, infer_format(data, fmt), schema, need_label=True)
-    rejects = open_rejects(on_bad_rows, rejects_path, Path(model_dir))
+    rejects = open_rejects(on_bad_rows, rejects_path, Path.cwd())  # not in the model dir
     scores, labels = [], []
     for batch in encoded_batches(data, fmt, schema, encoder, on_bad_rows, rejects):
         s, y = score(model, EncodedDataset.from_batch(batch))

@@ -11,16 +11,27 @@ from crossrank.data import EncodedBatch, FeatureEncoder, RejectsLog, TableSchema
 from crossrank.data.files import infer_format
 from crossrank.data.readers import OnBadRows
 from crossrank.models import RankingModel
+from crossrank.safe_io import file_error
 from crossrank.train.checkpoint import load_model
 
 
 def load_model_dir(model_dir: str | Path) -> tuple[RankingModel, dict[str, Any], FeatureEncoder,
                                                    TableSchema]:
     """``(model, model.json's metadata, encoder, table schema)`` of a directory written by
-    ``crossrank train``."""
+    ``crossrank train``. Its files are checked before use: every file model.json records a
+    SHA-256 of (the weights and the encoder's files; none in a directory written before
+    crossrank recorded them), and each file's content; a problem is one ModelFileError line
+    naming the file (see :func:`~crossrank.train.checkpoint.load_model`)."""
     model, meta = load_model(model_dir)
+    meta_path = Path(model_dir) / "model.json"
+    if "table_schema" not in meta:
+        raise file_error(meta_path, KeyError("table_schema"))
+    try:
+        schema = TableSchema.from_dict(meta["table_schema"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise file_error(meta_path, err, key="table_schema") from None
     encoder = FeatureEncoder.load(Path(model_dir) / "encoder")
-    return model, meta, encoder, TableSchema.from_dict(meta["table_schema"])
+    return model, meta, encoder, schema
 
 
 def encoded_batches(data: str, fmt: str | None, schema: TableSchema, encoder: FeatureEncoder,
@@ -33,10 +44,17 @@ def encoded_batches(data: str, fmt: str | None, schema: TableSchema, encoder: Fe
 
 def open_rejects(on_bad_rows: OnBadRows, rejects_path: str | Path | None,
                  default_dir: Path) -> RejectsLog | None:
-    """The rejects log of ``--on-bad-rows skip`` (None otherwise)."""
+    """The rejects log of ``--on-bad-rows skip`` (None otherwise): ``rejects_path``, or
+    ``rejects.jsonl`` in ``default_dir`` (never the model directory, which may be read-only).
+    A file that cannot be written is one line saying where."""
     if on_bad_rows != "skip":
         return None
-    return RejectsLog(Path(rejects_path) if rejects_path else default_dir / "rejects.jsonl")
+    path = Path(rejects_path) if rejects_path else default_dir / "rejects.jsonl"
+    try:
+        return RejectsLog(path)
+    except OSError as err:
+        raise type(err)(f"cannot write the rejects file {path} ({err.strerror or err}); give "
+                        "--rejects PATH in a directory you can write to") from None
 
 
 def report_rejects(rejects: RejectsLog | None) -> None:

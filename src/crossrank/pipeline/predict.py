@@ -29,7 +29,7 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
     model, _, encoder, schema = load_model_dir(model_dir)
     # Prediction input may or may not carry the label column: look at the file.
     read_schema = dataclasses.replace(schema, label=_file_label(data, fmt, schema))
-    rejects = open_rejects(on_bad_rows, rejects_path, Path(model_dir))
+    rejects = open_rejects(on_bad_rows, rejects_path, Path(out_path).parent)  # beside --out
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
     rows = 0
