@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from crossrank.distributed.collectives import all_gather_bytes
 from crossrank.distributed.context import current_context
-from crossrank.errors import BadInputError
+from crossrank.errors import BadInputError, ConfigError, ModelFileError, RunDirError
 
 T = TypeVar("T")
 
@@ -37,8 +37,10 @@ def agree(error: BaseException | None) -> None:
             raise _rebuild(json.loads(raw), rank) from error
 
 
+# the user errors travel between ranks as themselves, so every rank prints the one line
 _TYPES: dict[str, type[Exception]] = {
-    t.__name__: t for t in (ValueError, TypeError, FileNotFoundError, PermissionError, OSError)
+    t.__name__: t for t in (ValueError, TypeError, FileNotFoundError, PermissionError, OSError,
+                            ConfigError, ModelFileError, RunDirError)
 }
 
 
