@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 
 from crossrank.data.files import compression_of
 
-_PIECE = 1 << 16  # bytes decompressed at a time
+_PIECE = 1 << 20  # bytes decompressed at a time
 _SALVAGE = 1 << 10  # after damage, the piece it hit is read again this much at a time
 
 
