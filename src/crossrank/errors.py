@@ -8,7 +8,8 @@ Each subclass is also a ``ValueError``, so callers that catch ``ValueError`` kee
 
 from __future__ import annotations
 
-__all__ = ["REASONS", "BadInputError", "ConfigError", "CrossrankError", "ModelFileError"]
+__all__ = ["REASONS", "BadInputError", "ConfigError", "CrossrankError", "DivergedError",
+           "ModelFileError"]
 
 
 class CrossrankError(Exception):
@@ -26,6 +27,13 @@ class ConfigError(CrossrankError, ValueError):
 
 class ModelFileError(CrossrankError, ValueError):
     """A model directory or file that is missing, damaged or not crossrank's."""
+
+
+class DivergedError(CrossrankError, ValueError):
+    """Training diverged: a loss or gradient that is NaN or infinite (the update it would have
+    made is never applied), weights that are no longer finite, or no epoch with a finite
+    validation metric. The options chose it (a learning rate too high, no clipping), so it is
+    a user's error: one line naming the epoch and update, exit status 2."""
 
 
 REASONS: dict[str, str] = {

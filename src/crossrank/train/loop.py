@@ -28,6 +28,7 @@ from crossrank.distributed import (
     current_context,
     shard_batches,
 )
+from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.models.task import predict
 from crossrank.train.checkpoint import (
@@ -37,9 +38,9 @@ from crossrank.train.checkpoint import (
     save_tensors,
     save_training_state,
 )
-from crossrank.train.config import TrainConfig
+from crossrank.train.config import MAX_SKIPPED_FRACTION, TrainConfig
 from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
-from crossrank.train.step import TrainStep
+from crossrank.train.step import NonFiniteUpdate, TrainStep
 
 Batch = tuple[Tensor, Tensor | None, Tensor | None]  # dense, sparse (None: no fields), label
 
@@ -83,10 +84,28 @@ def iter_shares(data: BatchSource, batch_size: int, *, shuffle: bool, seed: int,
 
 @dataclass
 class FitResult:
+    """What :meth:`Trainer.fit` did.
+
+    Attributes:
+        best_epoch: the epoch (from 1) whose weights the model ends with; -1 when no epoch ran.
+        best_metrics: its validation metrics ({} without a validation set).
+        history: one record per epoch, as in ``metrics.jsonl``.
+        stopped_early: ``patience`` ran out before ``epochs``.
+        never_improved: more than one epoch ran and none beat epoch 1's monitored value: the
+            model is epoch 1's (also ``never_improved`` in ``model.json``).
+        skipped_steps: updates left out for a non-finite loss or gradient
+            (``on_nonfinite="skip"``; per epoch in ``history``).
+        collapsed: the model gives every validation row the same score (it ranks nothing:
+            AUC 0.5); ``constant_scores`` in that epoch's record.
+    """
+
     best_epoch: int
     best_metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    never_improved: bool = False
+    skipped_steps: int = 0
+    collapsed: bool = False
 
 
 def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
@@ -148,6 +167,15 @@ class Trainer:
     ``config.monitor`` (of the training loss when there is no validation set); the best
     weights are restored into ``model`` at the end.
 
+    A run that diverges stops and says so (:class:`~crossrank.errors.DivergedError`, naming the
+    epoch and update): a NaN or infinite loss or gradient is never applied, and either stops
+    the run (``on_nonfinite="stop"``) or is skipped and counted (``"skip"``: ``skipped_steps``
+    per epoch; more than 1% of an epoch's updates, and more than one, stops it all the same).
+    Weights that stop being finite stop it too, and a NaN validation metric is never an
+    improvement, so ``model.safetensors`` only ever holds finite weights. A run whose
+    monitored value never beat epoch 1's ends with a line saying so (``never_improved``), one
+    whose model gives every validation row the same score with a warning (``collapsed``).
+
     When torch.distributed is initialized with W > 1 ranks, the model is trained under
     ``DistributedDataParallel``: each rank takes a share of every global batch of
     ``config.batch_size`` rows, losses are scaled so the update equals a one-process step on
@@ -188,7 +216,16 @@ class Trainer:
 
     def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
             stop_after_epochs: int | None = None) -> FitResult:
-        """Train; ``stop_after_epochs`` ends the run early (as an interruption would)."""
+        """Train; ``stop_after_epochs`` ends the run early (as an interruption would).
+
+        Raises:
+            DivergedError: a loss or gradient that is NaN or infinite (``on_nonfinite="stop"``;
+                with ``"skip"``, more of them than :data:`MAX_SKIPPED_FRACTION` of an epoch's
+                updates), weights no longer finite after an epoch, or no epoch whose monitored
+                value is finite. The update in question is never applied; ``model`` ends with
+                the best epoch's weights so far and ``model.safetensors`` is left as the last
+                improvement wrote it: it never holds non-finite weights.
+        """
         cfg, model = self.config, self.model
         out = self.out_dir if self.world.is_main else None  # only rank 0 writes
         if resume and self.out_dir is None:
@@ -206,79 +243,169 @@ class Trainer:
             # A fresh run in an old directory must not append to the old run's metrics.
             (out / "metrics.jsonl").unlink(missing_ok=True)
         higher = HIGHER_IS_BETTER[self.monitor]
+        has_valid = valid is not None and len(valid) > 0
         stopped_early = False
-        for epoch in range(start_epoch, cfg.epochs):
-            if stop_after_epochs is not None and epoch >= stop_after_epochs:
-                break
-            started = time.perf_counter()
-            train_loss = self._train_epoch(train, epoch, epoch * steps_per_epoch, total_steps)
-            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
-                                      "seconds": time.perf_counter() - started}
-            record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
-            if valid is not None and len(valid):
-                record["valid"] = evaluate(model, valid, device=cfg.device, world=self.world)
-                value = record["valid"][self.monitor]
-            else:
-                value = -train_loss if higher else train_loss
-            # every rank must take rank 0's early-stopping and checkpoint decisions
-            value = broadcast_float(value)
-            improved = best is None or (value > best if higher else value < best)
-            if improved:
-                best, best_epoch, bad_epochs = value, epoch + 1, 0
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                if stop_after_epochs is not None and epoch >= stop_after_epochs:
+                    break
+                started = time.perf_counter()
+                train_loss, skipped = self._train_epoch(train, epoch, epoch * steps_per_epoch,
+                                                        total_steps, steps_per_epoch)
+                self._check_weights(epoch)
+                record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
+                                          "seconds": time.perf_counter() - started}
+                record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
+                if cfg.on_nonfinite == "skip":
+                    record["skipped_steps"] = skipped
+                if valid is not None and has_valid:
+                    scores, labels = score(model, valid, device=cfg.device, world=self.world)
+                    record["valid"] = compute_metrics(model.task, scores, labels)
+                    if len(scores) > 1 and scores.min() == scores.max():
+                        record["constant_scores"] = True  # collapsed: it ranks nothing
+                    value = record["valid"][self.monitor]
+                else:
+                    value = -train_loss if higher else train_loss
+                # every rank must take rank 0's early-stopping and checkpoint decisions
+                value = broadcast_float(value)
+                # a NaN metric (or an infinite one) is never an improvement
+                improved = math.isfinite(value) and (
+                    best is None or (value > best if higher else value < best))
+                if improved:
+                    best, best_epoch, bad_epochs = value, epoch + 1, 0
+                    if out is not None:
+                        self._save_best(out, record, never_improved=False)
+                    elif self.out_dir is None and self.keep_best:
+                        best_weights = {k: v.detach().clone()
+                                        for k, v in model.state_dict().items()}
+                else:
+                    bad_epochs += 1
+                history.append(record)
                 if out is not None:
-                    save_model(out, model, extra={
-                        **self.metadata, "epoch": epoch + 1, "metrics": record.get("valid", {}),
-                        "train_config": cfg.to_dict(), "world_size": self.world.world_size})
-                elif self.out_dir is None and self.keep_best:
-                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-            history.append(record)
-            if out is not None:
-                with open(out / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
-            if self.verbose and self.world.is_main:
-                print(_epoch_line(record, self.monitor), flush=True)
-            if bad_epochs > cfg.patience:
-                stopped_early = True
-                break
+                    with open(out / "metrics.jsonl", "a") as fh:
+                        fh.write(json.dumps(record) + "\n")
+                    self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
+                if self.verbose and self.world.is_main:
+                    print(_epoch_line(record, self.monitor), flush=True)
+                if bad_epochs > cfg.patience:
+                    stopped_early = True
+                    break
+        except DivergedError as err:  # every rank raises it at the same update (see TrainStep)
+            self._restore_best(best_weights)
+            raise DivergedError(f"{err}; {self._standing(best_epoch)}") from None
         self._restore_best(best_weights)
+        monitored = f"validation {self.monitor}" if has_valid else "training loss"
+        if history and best_epoch == -1:
+            raise DivergedError(f"training diverged: no epoch's {monitored} was finite "
+                                f"({_values(history, self.monitor)}); no model was written")
+        never_improved = best_epoch == 1 and len(history) > 1
+        say = print if self.verbose and self.world.is_main else _silent
+        if never_improved:
+            if out is not None and self.keep_best:  # model now holds epoch 1's weights again
+                self._save_best(out, history[0], never_improved=True)
+            first = history[0]["valid"][self.monitor] if has_valid else history[0]["train_loss"]
+            say(f"the {monitored} never improved on epoch 1's {first:.5g} in {len(history)} "
+                "epochs; the model is epoch 1's (a learning rate too high or too low?)")
+        collapsed = any(h.get("constant_scores") for h in history if h["epoch"] == best_epoch)
+        if collapsed:
+            say(f"warning: the model (epoch {best_epoch}'s) gives every validation row the same "
+                "score: it ranks nothing. Training collapsed, as a learning rate too high makes "
+                f"it do (lr {cfg.lr:g})")
+        skipped_total = sum(h.get("skipped_steps", 0) for h in history)
+        if skipped_total:
+            say(f"skipped {skipped_total} of {len(history) * steps_per_epoch} updates for a "
+                "NaN or infinite loss or gradient (per epoch: skipped_steps in metrics.jsonl)")
         best_metrics: dict[str, float] = next(
             (h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
-        return FitResult(best_epoch, best_metrics, history, stopped_early)
+        return FitResult(best_epoch, best_metrics, history, stopped_early, never_improved,
+                         skipped_total, collapsed)
 
-    def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int) -> float:
-        """One pass over ``train``, updates ``step``, ``step + 1``, ...; the mean task loss."""
+    def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int,
+                     steps_per_epoch: int) -> tuple[float, int]:
+        """One pass over ``train``, updates ``step``, ``step + 1``, ...; the mean task loss
+        of the batches trained on and how many updates were skipped (non-finite)."""
         cfg, world = self.config, self.world
         self.model.train()
-        running, seen = 0.0, 0
+        running, seen, skipped = 0.0, 0, 0
+        limit = max(1, int(MAX_SKIPPED_FRACTION * steps_per_epoch))
         bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}",
                         cfg.progress and world.is_main)
-        for weight, (dense, sparse, label) in iter_shares(
+        for i, (weight, (dense, sparse, label)) in enumerate(iter_shares(
                 train, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch, rank=world.rank,
-                world_size=world.world_size):
+                world_size=world.world_size)):
             if label is None:
                 raise ValueError("the training data has no label column")
+            where = f"training diverged in epoch {epoch + 1}, update {i + 1} of {steps_per_epoch}"
             # weight n_r W / b: DDP's average over the ranks is then the global batch's mean
             # gradient for any share sizes (0 for a stand-in row when this share is empty)
-            loss = self.train_step(dense, sparse, label, step=step, total_steps=total_steps,
-                                   weight=weight if world.is_distributed else None)
-            n = label.shape[0] if weight else 0
-            running += float(loss) * n
-            seen += n
+            try:
+                loss = self.train_step(dense, sparse, label, step=step,
+                                       total_steps=total_steps,
+                                       weight=weight if world.is_distributed else None)
+            except NonFiniteUpdate as err:
+                why = str(err).split(": ", 1)[1]
+                if cfg.on_nonfinite == "stop":
+                    raise DivergedError(f"{where}: {why}; stopped without applying it "
+                                        f"(lower --lr, {cfg.lr:g} now, clip with --grad-clip, "
+                                        "or skip such batches: --on-nonfinite skip)") from None
+                skipped += 1
+                if skipped > limit:
+                    raise DivergedError(
+                        f"{where}: {why}; {skipped} of its updates so far were skipped for a "
+                        f"NaN or infinite loss or gradient, more than {limit} "
+                        f"({MAX_SKIPPED_FRACTION:.0%} of {steps_per_epoch}); stopped (lower "
+                        f"--lr, {cfg.lr:g} now, or clip with --grad-clip)") from None
+            else:
+                n = label.shape[0] if weight else 0
+                running += float(loss) * n
+                seen += n
             step += 1
             if bar is not None:
-                bar.update(round(n * world.world_size / weight) if weight else 0)
-                bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
+                bar.update(round(label.shape[0] * world.world_size / weight) if weight else 0)
+                if seen:
+                    bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
         if bar is not None:
             bar.close()
         if world.is_distributed:
             running, total_seen = all_reduce_sum([running, float(seen)])
             seen = int(total_seen)
         if not seen:
+            if skipped:
+                raise DivergedError(f"training diverged in epoch {epoch + 1}: all its "
+                                    f"{skipped} updates were skipped (NaN or infinite loss or "
+                                    f"gradient); lower --lr, {cfg.lr:g} now")
             raise ValueError("the training set is empty")
-        return running / seen
+        return running / seen, skipped
+
+    def _check_weights(self, epoch: int) -> None:
+        """Raise if a weight or buffer stopped being finite (an update too large for floats):
+        nothing non-finite is ever checkpointed. One pass over the weights per epoch."""
+        tensors = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
+        flags = torch.stack([torch.isfinite(v).all() for v in tensors.values()])
+        if not bool(flags.all()):  # one host sync; names only on failure
+            bad = [k for k, ok in zip(tensors, flags.tolist()) if not ok]
+            raise DivergedError(
+                f"training diverged in epoch {epoch + 1}: after its updates {len(bad)} weight "
+                f"tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+                f"{', ...' if len(bad) > 3 else ''}), though every loss and gradient was "
+                f"finite; lower --lr ({self.config.lr:g} now)")
+
+    def _standing(self, best_epoch: int) -> str:
+        """Where a stopped run leaves its model, for the error's message."""
+        if self.out_dir is None:
+            return (f"the model holds epoch {best_epoch}'s weights, the best before"
+                    if best_epoch >= 1 and self.keep_best else
+                    "the model holds the weights from before that update")
+        if best_epoch >= 1:
+            return (f"{self.out_dir / 'model.safetensors'} holds epoch {best_epoch}'s weights, "
+                    "the best before")
+        return "no epoch finished, so no model was written"
+
+    def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> None:
+        save_model(out, self.model, extra={
+            **self.metadata, "epoch": record["epoch"], "metrics": record.get("valid", {}),
+            "train_config": self.config.to_dict(), "world_size": self.world.world_size,
+            "never_improved": never_improved})
 
     def _checkpoint_latest(self, out: Path, epoch: int, best: float | None, best_epoch: int,
                            bad_epochs: int, history: list[dict[str, Any]]) -> None:
@@ -330,6 +457,16 @@ class Trainer:
         self.model.eval()
 
 
+def _silent(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _values(history: list[dict[str, Any]], monitor: str) -> str:
+    """The monitored values of ``history``, for a message: ``nan, nan, inf``."""
+    shown = [h["valid"][monitor] if "valid" in h else h["train_loss"] for h in history[-5:]]
+    return ("..., " if len(history) > 5 else "") + ", ".join(f"{v:.5g}" for v in shown)
+
+
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
@@ -344,4 +481,8 @@ def _epoch_line(record: dict[str, Any], monitor: str) -> str:
     for key, value in record.get("valid", {}).items():
         if key != "rows":
             parts.append(f"valid {key} {value:.5f}")
+    if record.get("skipped_steps"):
+        parts.append(f"skipped {record['skipped_steps']} updates (non-finite)")
+    if record.get("constant_scores"):
+        parts.append("every validation score the same (collapsed)")
     return " | ".join(parts)
