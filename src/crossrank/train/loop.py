@@ -95,8 +95,10 @@ class FitResult:
             model is epoch 1's (also ``never_improved`` in ``model.json``).
         skipped_steps: updates left out for a non-finite loss or gradient
             (``on_nonfinite="skip"``; per epoch in ``history``).
-        collapsed: the model gives every validation row the same score (it ranks nothing:
-            AUC 0.5); ``constant_scores`` in that epoch's record.
+        no_better_than_constant: the model ends no better than a constant: it gives every
+            validation row the same score (``constant_scores`` in that epoch's record), or its
+            validation log-loss (RMSE) is worse than predicting the validation rows' positive
+            rate (mean label) for every row (``worse_than_constant``).
     """
 
     best_epoch: int
@@ -105,7 +107,7 @@ class FitResult:
     stopped_early: bool = False
     never_improved: bool = False
     skipped_steps: int = 0
-    collapsed: bool = False
+    no_better_than_constant: bool = False
 
 
 def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
@@ -174,7 +176,8 @@ class Trainer:
     Weights that stop being finite stop it too, and a NaN validation metric is never an
     improvement, so ``model.safetensors`` only ever holds finite weights. A run whose
     monitored value never beat epoch 1's ends with a line saying so (``never_improved``), one
-    whose model gives every validation row the same score with a warning (``collapsed``).
+    whose model is no better than a constant prediction with a warning (a finite blow-up:
+    a binary model at a learning rate far too high ends there, its training loss ~1e15).
 
     When torch.distributed is initialized with W > 1 ranks, the model is trained under
     ``DistributedDataParallel``: each rank takes a share of every global batch of
@@ -261,8 +264,8 @@ class Trainer:
                 if valid is not None and has_valid:
                     scores, labels = score(model, valid, device=cfg.device, world=self.world)
                     record["valid"] = compute_metrics(model.task, scores, labels)
-                    if len(scores) > 1 and scores.min() == scores.max():
-                        record["constant_scores"] = True  # collapsed: it ranks nothing
+                    record.update(_no_better_than_constant(model.task, scores, labels,
+                                                           record["valid"]))
                     value = record["valid"][self.monitor]
                 else:
                     value = -train_loss if higher else train_loss
@@ -296,8 +299,13 @@ class Trainer:
         self._restore_best(best_weights)
         monitored = f"validation {self.monitor}" if has_valid else "training loss"
         if history and best_epoch == -1:
-            raise DivergedError(f"training diverged: no epoch's {monitored} was finite "
-                                f"({_values(history, self.monitor)}); no model was written")
+            one_label = has_valid and self.monitor == "auc" and all(
+                h["valid"]["positive_rate"] in (0.0, 1.0) for h in history)
+            why = ("the validation rows all have one label, and AUC needs both: monitor "
+                   "logloss instead" if one_label else
+                   "the model's predictions are NaN or infinite there")
+            raise DivergedError(f"no epoch's {monitored} was finite "
+                                f"({_values(history, self.monitor)}): {why}; no model was written")
         never_improved = best_epoch == 1 and len(history) > 1
         say = print if self.verbose and self.world.is_main else _silent
         if never_improved:
@@ -306,11 +314,17 @@ class Trainer:
             first = history[0]["valid"][self.monitor] if has_valid else history[0]["train_loss"]
             say(f"the {monitored} never improved on epoch 1's {first:.5g} in {len(history)} "
                 "epochs; the model is epoch 1's (a learning rate too high or too low?)")
-        collapsed = any(h.get("constant_scores") for h in history if h["epoch"] == best_epoch)
-        if collapsed:
-            say(f"warning: the model (epoch {best_epoch}'s) gives every validation row the same "
-                "score: it ranks nothing. Training collapsed, as a learning rate too high makes "
-                f"it do (lr {cfg.lr:g})")
+        final: dict[str, Any] = next((h for h in history if h["epoch"] == best_epoch), {})
+        useless = bool(final.get("constant_scores") or final.get("worse_than_constant"))
+        if useless:
+            key = "logloss" if model.task == "binary" else "rmse"
+            what = ("gives every validation row the same score" if final.get("constant_scores")
+                    else f"has a validation {key} ({final['valid'][key]:.5g}) worse than a "
+                    "constant prediction of the rows' " +
+                    ("positive rate" if model.task == "binary" else "mean label"))
+            say(f"warning: the model (epoch {best_epoch}'s) {what}: it is no better than a "
+                f"constant. Training diverged or stalled (lr {cfg.lr:g}: far too high, or too "
+                "low?)")
         skipped_total = sum(h.get("skipped_steps", 0) for h in history)
         if skipped_total:
             say(f"skipped {skipped_total} of {len(history) * steps_per_epoch} updates for a "
@@ -318,7 +332,7 @@ class Trainer:
         best_metrics: dict[str, float] = next(
             (h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
         return FitResult(best_epoch, best_metrics, history, stopped_early, never_improved,
-                         skipped_total, collapsed)
+                         skipped_total, useless)
 
     def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int,
                      steps_per_epoch: int) -> tuple[float, int]:
@@ -399,7 +413,7 @@ class Trainer:
         if best_epoch >= 1:
             return (f"{self.out_dir / 'model.safetensors'} holds epoch {best_epoch}'s weights, "
                     "the best before")
-        return "no epoch finished, so no model was written"
+        return "no model was written"
 
     def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> None:
         save_model(out, self.model, extra={
@@ -461,6 +475,26 @@ def _silent(*args: Any, **kwargs: Any) -> None:
     return None
 
 
+def _no_better_than_constant(task: str, scores: np.ndarray, labels: np.ndarray,
+                             metrics: dict[str, float]) -> dict[str, bool]:
+    """The flags of a model no better than a constant on the validation rows: every score
+    the same (it ranks nothing), or a log-loss (RMSE) worse than that of predicting the rows'
+    positive rate (mean label) for all. Shape: scores, labels (R,)."""
+    flags = {}
+    if len(scores) > 1 and scores.min() == scores.max():
+        flags["constant_scores"] = True
+    if task == "binary":
+        p = float(labels.mean())
+        constant = -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else None
+        worse = constant is not None and not metrics["logloss"] <= constant
+    else:
+        spread = float(labels.std())
+        worse = spread > 0 and not metrics["rmse"] <= spread
+    if worse:
+        flags["worse_than_constant"] = True
+    return flags
+
+
 def _values(history: list[dict[str, Any]], monitor: str) -> str:
     """The monitored values of ``history``, for a message: ``nan, nan, inf``."""
     shown = [h["valid"][monitor] if "valid" in h else h["train_loss"] for h in history[-5:]]
@@ -484,5 +518,7 @@ def _epoch_line(record: dict[str, Any], monitor: str) -> str:
     if record.get("skipped_steps"):
         parts.append(f"skipped {record['skipped_steps']} updates (non-finite)")
     if record.get("constant_scores"):
-        parts.append("every validation score the same (collapsed)")
+        parts.append("every validation score the same")
+    elif record.get("worse_than_constant"):
+        parts.append("worse than a constant")
     return " | ".join(parts)
