@@ -31,6 +31,7 @@ from crossrank.distributed import (
 from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.models.task import predict
+from crossrank.train import health
 from crossrank.train.checkpoint import (
     load_tensors,
     load_training_state,
@@ -38,7 +39,7 @@ from crossrank.train.checkpoint import (
     save_tensors,
     save_training_state,
 )
-from crossrank.train.config import MAX_SKIPPED_FRACTION, TrainConfig
+from crossrank.train.config import TrainConfig
 from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
 from crossrank.train.step import NonFiniteUpdate, TrainStep
 
@@ -88,17 +89,10 @@ class FitResult:
 
     Attributes:
         best_epoch: the epoch (from 1) whose weights the model ends with; -1 when no epoch ran.
-        best_metrics: its validation metrics ({} without a validation set).
-        history: one record per epoch, as in ``metrics.jsonl``.
-        stopped_early: ``patience`` ran out before ``epochs``.
-        never_improved: more than one epoch ran and none beat epoch 1's monitored value: the
-            model is epoch 1's (also ``never_improved`` in ``model.json``).
-        skipped_steps: updates left out for a non-finite loss or gradient
-            (``on_nonfinite="skip"``; per epoch in ``history``).
-        no_better_than_constant: the model ends no better than a constant: it gives every
-            validation row the same score (``constant_scores`` in that epoch's record), or its
-            validation log-loss (RMSE) is worse than predicting the validation rows' positive
-            rate (mean label) for every row (``worse_than_constant``).
+        best_metrics: its validation metrics ({} without a validation set); history: one
+            record per epoch, as in ``metrics.jsonl``; stopped_early: patience ran out.
+        never_improved: more than one epoch and none beat epoch 1's (also in ``model.json``);
+        skipped_steps, no_better_than_constant: see :mod:`crossrank.train.health`.
     """
 
     best_epoch: int
@@ -170,14 +164,8 @@ class Trainer:
     weights are restored into ``model`` at the end.
 
     A run that diverges stops and says so (:class:`~crossrank.errors.DivergedError`, naming the
-    epoch and update): a NaN or infinite loss or gradient is never applied, and either stops
-    the run (``on_nonfinite="stop"``) or is skipped and counted (``"skip"``: ``skipped_steps``
-    per epoch; more than 1% of an epoch's updates, and more than one, stops it all the same).
-    Weights that stop being finite stop it too, and a NaN validation metric is never an
-    improvement, so ``model.safetensors`` only ever holds finite weights. A run whose
-    monitored value never beat epoch 1's ends with a line saying so (``never_improved``), one
-    whose model is no better than a constant prediction with a warning (a finite blow-up:
-    a binary model at a learning rate far too high ends there, its training loss ~1e15).
+    epoch and update; :mod:`crossrank.train.health`): a non-finite update is never applied, a
+    NaN metric is never an improvement, ``model.safetensors`` only ever holds finite weights.
 
     When torch.distributed is initialized with W > 1 ranks, the model is trained under
     ``DistributedDataParallel``: each rank takes a share of every global batch of
@@ -222,12 +210,8 @@ class Trainer:
         """Train; ``stop_after_epochs`` ends the run early (as an interruption would).
 
         Raises:
-            DivergedError: a loss or gradient that is NaN or infinite (``on_nonfinite="stop"``;
-                with ``"skip"``, more of them than :data:`MAX_SKIPPED_FRACTION` of an epoch's
-                updates), weights no longer finite after an epoch, or no epoch whose monitored
-                value is finite. The update in question is never applied; ``model`` ends with
-                the best epoch's weights so far and ``model.safetensors`` is left as the last
-                improvement wrote it: it never holds non-finite weights.
+            DivergedError: the run diverged (see the class doc); ``model`` then holds the best
+                epoch's weights so far, and ``model.safetensors`` is left as it was.
         """
         cfg, model = self.config, self.model
         out = self.out_dir if self.world.is_main else None  # only rank 0 writes
@@ -255,7 +239,7 @@ class Trainer:
                 started = time.perf_counter()
                 train_loss, skipped = self._train_epoch(train, epoch, epoch * steps_per_epoch,
                                                         total_steps, steps_per_epoch)
-                self._check_weights(epoch)
+                health.check_weights(model, epoch=epoch, lr=cfg.lr)
                 record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
                                           "seconds": time.perf_counter() - started}
                 record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
@@ -264,8 +248,7 @@ class Trainer:
                 if valid is not None and has_valid:
                     scores, labels = score(model, valid, device=cfg.device, world=self.world)
                     record["valid"] = compute_metrics(model.task, scores, labels)
-                    record.update(_no_better_than_constant(model.task, scores, labels,
-                                                           record["valid"]))
+                    record.update(health.quality_flags(model.task, scores, labels, record["valid"]))
                     value = record["valid"][self.monitor]
                 else:
                     value = -train_loss if higher else train_loss
@@ -289,50 +272,27 @@ class Trainer:
                         fh.write(json.dumps(record) + "\n")
                     self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
                 if self.verbose and self.world.is_main:
-                    print(_epoch_line(record, self.monitor), flush=True)
+                    print(health.epoch_line(record), flush=True)
                 if bad_epochs > cfg.patience:
                     stopped_early = True
                     break
         except DivergedError as err:  # every rank raises it at the same update (see TrainStep)
             self._restore_best(best_weights)
-            raise DivergedError(f"{err}; {self._standing(best_epoch)}") from None
+            where = health.standing(self.out_dir, best_epoch, keep_best=self.keep_best)
+            raise DivergedError(f"{err}; {where}") from None
         self._restore_best(best_weights)
-        monitored = f"validation {self.monitor}" if has_valid else "training loss"
         if history and best_epoch == -1:
-            one_label = has_valid and self.monitor == "auc" and all(
-                h["valid"]["positive_rate"] in (0.0, 1.0) for h in history)
-            why = ("the validation rows all have one label, and AUC needs both: monitor "
-                   "logloss instead" if one_label else
-                   "the model's predictions are NaN or infinite there")
-            raise DivergedError(f"no epoch's {monitored} was finite "
-                                f"({_values(history, self.monitor)}): {why}; no model was written")
-        never_improved = best_epoch == 1 and len(history) > 1
-        say = print if self.verbose and self.world.is_main else _silent
-        if never_improved:
-            if out is not None and self.keep_best:  # model now holds epoch 1's weights again
-                self._save_best(out, history[0], never_improved=True)
-            first = history[0]["valid"][self.monitor] if has_valid else history[0]["train_loss"]
-            say(f"the {monitored} never improved on epoch 1's {first:.5g} in {len(history)} "
-                "epochs; the model is epoch 1's (a learning rate too high or too low?)")
-        final: dict[str, Any] = next((h for h in history if h["epoch"] == best_epoch), {})
-        useless = bool(final.get("constant_scores") or final.get("worse_than_constant"))
-        if useless:
-            key = "logloss" if model.task == "binary" else "rmse"
-            what = ("gives every validation row the same score" if final.get("constant_scores")
-                    else f"has a validation {key} ({final['valid'][key]:.5g}) worse than a "
-                    "constant prediction of the rows' " +
-                    ("positive rate" if model.task == "binary" else "mean label"))
-            say(f"warning: the model (epoch {best_epoch}'s) {what}: it is no better than a "
-                f"constant. Training diverged or stalled (lr {cfg.lr:g}: far too high, or too "
-                "low?)")
-        skipped_total = sum(h.get("skipped_steps", 0) for h in history)
-        if skipped_total:
-            say(f"skipped {skipped_total} of {len(history) * steps_per_epoch} updates for a "
-                "NaN or infinite loss or gradient (per epoch: skipped_steps in metrics.jsonl)")
+            raise health.no_finite_value(history, self.monitor, has_valid)
+        end = health.run_health(history, best_epoch, monitor=self.monitor, has_valid=has_valid,
+                                task=model.task, lr=cfg.lr, steps_per_epoch=steps_per_epoch)
+        if end.never_improved and out is not None and self.keep_best:
+            self._save_best(out, history[0], never_improved=True)  # model: epoch 1's again
+        for note in end.notes if self.verbose and self.world.is_main else ():
+            print(note, flush=True)
         best_metrics: dict[str, float] = next(
             (h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
-        return FitResult(best_epoch, best_metrics, history, stopped_early, never_improved,
-                         skipped_total, useless)
+        return FitResult(best_epoch, best_metrics, history, stopped_early, end.never_improved,
+                         end.skipped_steps, end.no_better_than_constant)
 
     def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int,
                      steps_per_epoch: int) -> tuple[float, int]:
@@ -340,8 +300,8 @@ class Trainer:
         of the batches trained on and how many updates were skipped (non-finite)."""
         cfg, world = self.config, self.world
         self.model.train()
-        running, seen, skipped = 0.0, 0, 0
-        limit = max(1, int(MAX_SKIPPED_FRACTION * steps_per_epoch))
+        running, seen = 0.0, 0
+        budget = health.SkipBudget(cfg, epoch=epoch, steps_per_epoch=steps_per_epoch)
         bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}",
                         cfg.progress and world.is_main)
         for i, (weight, (dense, sparse, label)) in enumerate(iter_shares(
@@ -349,26 +309,14 @@ class Trainer:
                 world_size=world.world_size)):
             if label is None:
                 raise ValueError("the training data has no label column")
-            where = f"training diverged in epoch {epoch + 1}, update {i + 1} of {steps_per_epoch}"
             # weight n_r W / b: DDP's average over the ranks is then the global batch's mean
             # gradient for any share sizes (0 for a stand-in row when this share is empty)
             try:
                 loss = self.train_step(dense, sparse, label, step=step,
                                        total_steps=total_steps,
                                        weight=weight if world.is_distributed else None)
-            except NonFiniteUpdate as err:
-                why = str(err).split(": ", 1)[1]
-                if cfg.on_nonfinite == "stop":
-                    raise DivergedError(f"{where}: {why}; stopped without applying it "
-                                        f"(lower --lr, {cfg.lr:g} now, clip with --grad-clip, "
-                                        "or skip such batches: --on-nonfinite skip)") from None
-                skipped += 1
-                if skipped > limit:
-                    raise DivergedError(
-                        f"{where}: {why}; {skipped} of its updates so far were skipped for a "
-                        f"NaN or infinite loss or gradient, more than {limit} "
-                        f"({MAX_SKIPPED_FRACTION:.0%} of {steps_per_epoch}); stopped (lower "
-                        f"--lr, {cfg.lr:g} now, or clip with --grad-clip)") from None
+            except NonFiniteUpdate as err:  # not applied: stop, or skip and count
+                budget.spend(err.why, update=i + 1)
             else:
                 n = label.shape[0] if weight else 0
                 running += float(loss) * n
@@ -384,36 +332,9 @@ class Trainer:
             running, total_seen = all_reduce_sum([running, float(seen)])
             seen = int(total_seen)
         if not seen:
-            if skipped:
-                raise DivergedError(f"training diverged in epoch {epoch + 1}: all its "
-                                    f"{skipped} updates were skipped (NaN or infinite loss or "
-                                    f"gradient); lower --lr, {cfg.lr:g} now")
-            raise ValueError("the training set is empty")
-        return running / seen, skipped
-
-    def _check_weights(self, epoch: int) -> None:
-        """Raise if a weight or buffer stopped being finite (an update too large for floats):
-        nothing non-finite is ever checkpointed. One pass over the weights per epoch."""
-        tensors = {k: v for k, v in self.model.state_dict().items() if v.is_floating_point()}
-        flags = torch.stack([torch.isfinite(v).all() for v in tensors.values()])
-        if not bool(flags.all()):  # one host sync; names only on failure
-            bad = [k for k, ok in zip(tensors, flags.tolist()) if not ok]
-            raise DivergedError(
-                f"training diverged in epoch {epoch + 1}: after its updates {len(bad)} weight "
-                f"tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
-                f"{', ...' if len(bad) > 3 else ''}), though every loss and gradient was "
-                f"finite; lower --lr ({self.config.lr:g} now)")
-
-    def _standing(self, best_epoch: int) -> str:
-        """Where a stopped run leaves its model, for the error's message."""
-        if self.out_dir is None:
-            return (f"the model holds epoch {best_epoch}'s weights, the best before"
-                    if best_epoch >= 1 and self.keep_best else
-                    "the model holds the weights from before that update")
-        if best_epoch >= 1:
-            return (f"{self.out_dir / 'model.safetensors'} holds epoch {best_epoch}'s weights, "
-                    "the best before")
-        return "no model was written"
+            raise budget.nothing_trained() if budget.skipped else ValueError(
+                "the training set is empty")
+        return running / seen, budget.skipped
 
     def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> None:
         save_model(out, self.model, extra={
@@ -471,54 +392,9 @@ class Trainer:
         self.model.eval()
 
 
-def _silent(*args: Any, **kwargs: Any) -> None:
-    return None
-
-
-def _no_better_than_constant(task: str, scores: np.ndarray, labels: np.ndarray,
-                             metrics: dict[str, float]) -> dict[str, bool]:
-    """The flags of a model no better than a constant on the validation rows: every score
-    the same (it ranks nothing), or a log-loss (RMSE) worse than that of predicting the rows'
-    positive rate (mean label) for all. Shape: scores, labels (R,)."""
-    flags = {}
-    if len(scores) > 1 and scores.min() == scores.max():
-        flags["constant_scores"] = True
-    if task == "binary":
-        p = float(labels.mean())
-        constant = -(p * math.log(p) + (1 - p) * math.log(1 - p)) if 0 < p < 1 else None
-        worse = constant is not None and not metrics["logloss"] <= constant
-    else:
-        spread = float(labels.std())
-        worse = spread > 0 and not metrics["rmse"] <= spread
-    if worse:
-        flags["worse_than_constant"] = True
-    return flags
-
-
-def _values(history: list[dict[str, Any]], monitor: str) -> str:
-    """The monitored values of ``history``, for a message: ``nan, nan, inf``."""
-    shown = [h["valid"][monitor] if "valid" in h else h["train_loss"] for h in history[-5:]]
-    return ("..., " if len(history) > 5 else "") + ", ".join(f"{v:.5g}" for v in shown)
-
-
 def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False)
-
-
-def _epoch_line(record: dict[str, Any], monitor: str) -> str:
-    parts = [f"epoch {record['epoch']}", f"train loss {record['train_loss']:.5f}",
-             f"{record['samples_per_s']:,.0f} samples/s"]
-    for key, value in record.get("valid", {}).items():
-        if key != "rows":
-            parts.append(f"valid {key} {value:.5f}")
-    if record.get("skipped_steps"):
-        parts.append(f"skipped {record['skipped_steps']} updates (non-finite)")
-    if record.get("constant_scores"):
-        parts.append("every validation score the same")
-    elif record.get("worse_than_constant"):
-        parts.append("worse than a constant")
-    return " | ".join(parts)

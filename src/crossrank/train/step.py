@@ -27,11 +27,12 @@ class NonFiniteUpdate(DivergedError):
         step: the update's number (from 0) on the LR schedule's clock.
         loss: this process's task loss of the batch (finite when only the gradient, or
             another rank's loss, is not).
+        why: what was not finite, e.g. ``the loss is nan``.
     """
 
-    def __init__(self, message: str, *, step: int, loss: float) -> None:
-        super().__init__(message)
-        self.step, self.loss = step, loss
+    def __init__(self, why: str, *, step: int, loss: float) -> None:
+        super().__init__(f"update {step}: {why}")
+        self.step, self.loss, self.why = step, loss, why
 
 
 class TrainStep:
@@ -48,12 +49,13 @@ class TrainStep:
 
     unless ``total`` or ``g`` is not finite (NaN or infinite): then no parameter and no
     optimizer state changes and :class:`NonFiniteUpdate` is raised (the Trainer stops or
-    skips the batch, ``config.on_nonfinite``). The check costs one scalar test per update:
-    ``|g|``, the norm that clipping computes anyway (computed alone when there is no
-    clipping), is finite exactly when every gradient is, and a non-finite ``total`` is made to
-    give a NaN gradient, so that ``|g|`` alone decides. Under DDP that decision is taken on
-    the gradients after DDP's all-reduce, identical on every rank: one rank's NaN loss stops
-    or skips the update on all of them, with no collective of its own.
+    skips the batch, ``config.on_nonfinite``). ``|g|``, the norm that clipping computes
+    anyway, is finite exactly when every gradient is, and a non-finite ``total`` is made to
+    give a NaN gradient, so that ``|g|`` alone decides: one host sync per update, and without
+    clipping one read of the gradients (about 1% of a step with dense 100,000-row tables,
+    less than 0.1% with sparse ones). Under DDP that decision is taken on the gradients after
+    DDP's all-reduce, identical on every rank: one rank's NaN loss stops or skips the update
+    on all of them, with no collective of its own.
 
     ``w`` is the data-parallel weight of this rank's share of the global batch
     (:func:`~crossrank.distributed.shard_batches`), 1 in one process. The regularizer is
@@ -113,12 +115,15 @@ class TrainStep:
         if not bool(torch.isfinite(self._gradient_norm())):  # the one host sync of the check
             opt.zero_grad()
             value = float(loss.detach())
-            why = (f"the loss is {value}" if not math.isfinite(value) else
-                   f"the loss is finite ({value:.4g}) but the gradient is not (NaN or infinite, "
-                   "or too large for its norm to be a float)" if weight is None else
-                   f"the gradient is not finite (this rank's loss is {value:.4g}: another "
-                   "rank's loss, or the backward pass, was not)")
-            raise NonFiniteUpdate(f"update {step}: {why}", step=step, loss=value)
+            if not math.isfinite(value):
+                why = f"the loss is {value}"
+            elif weight is None:
+                why = (f"the loss is finite ({value:.4g}) but the gradient is not (NaN or "
+                       "infinite, or too large for its norm to be a float)")
+            else:
+                why = (f"the gradient is not finite (this rank's loss is {value:.4g}: another "
+                       "rank's loss, or the backward pass, was not)")
+            raise NonFiniteUpdate(why, step=step, loss=value)
         opt.step()
         return loss.detach()
 
