@@ -8,8 +8,8 @@ Each subclass is also a ``ValueError``, so callers that catch ``ValueError`` kee
 
 from __future__ import annotations
 
-__all__ = ["REASONS", "BadInputError", "ConfigError", "CrossrankError", "ModelFileError",
-           "RunDirError"]
+__all__ = ["REASONS", "BadInputError", "ConfigError", "CrossrankError", "DivergedError",
+           "ModelFileError", "RunDirError"]
 
 
 class CrossrankError(Exception):
@@ -33,6 +33,13 @@ class RunDirError(CrossrankError, ValueError):
     """A run's output directory that cannot be used as asked: another training is writing into
     it, it holds a model a fresh run would replace, or the run to resume is not there or was
     started with other options."""
+
+
+class DivergedError(CrossrankError, ValueError):
+    """Training diverged: a loss or gradient that is NaN or infinite (the update it would have
+    made is never applied), weights that are no longer finite, or no epoch with a finite
+    validation metric. The options chose it (a learning rate too high, no clipping), so it is
+    a user's error: one line naming the epoch and update, exit status 2."""
 
 
 REASONS: dict[str, str] = {

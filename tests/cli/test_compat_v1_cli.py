@@ -18,9 +18,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "compat_v1"
 VARIANTS = sorted(p.name for p in FIXTURES.iterdir() if (p / "model.json").is_file())
 
 
-def _scores(path: Path) -> tuple[list[str], np.ndarray]:
+def _scores(path: Path, header: list[str]) -> tuple[list[str], np.ndarray]:
     rows = list(csv.reader(path.open()))
-    assert rows[0] == ["row_id", "score"]
+    assert rows[0] == header
     return [r[0] for r in rows[1:]], np.array([float(r[1]) for r in rows[1:]])
 
 
@@ -35,8 +35,9 @@ def test_old_model_directory_predicts_the_same_scores(name, tmp_path):
     out = tmp_path / "scores.csv"
     assert main(["predict", str(model_dir), "--data", str(model_dir / "input.csv"),
                  "--format", "csv", "--out", str(out)]) == 0
-    ids, scores = _scores(out)
-    old_ids, old_scores = _scores(model_dir / "scores.csv")
+    ids, scores = _scores(out, ["row_id", "score", "status"])
+    # written by 0.1's predict, before the status column
+    old_ids, old_scores = _scores(model_dir / "scores.csv", ["row_id", "score"])
     assert ids == old_ids
     # the old file holds 8 significant digits
     np.testing.assert_allclose(scores, old_scores, rtol=1e-6, atol=1e-7)

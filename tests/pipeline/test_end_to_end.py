@@ -57,7 +57,8 @@ def test_predict_one_score_per_row_in_order(synthetic_run, tmp_path):
     assert main(["predict", str(synthetic_run / "model"), "--data", str(unlabelled),
                  "--format", "criteo", "--out", str(out)]) == 0
     rows = list(csv.reader(out.open()))
-    assert rows[0] == ["score"] and len(rows) == 501
+    assert rows[0] == ["score", "status"] and len(rows) == 501
+    assert {r[1] for r in rows[1:]} == {"ok"}
     scores = [float(r[0]) for r in rows[1:]]
     assert all(0 < s < 1 for s in scores)
     # Same rows with labels give the same scores in the same order.
@@ -86,7 +87,7 @@ def test_predict_keeps_the_id_column(tmp_path):
     assert main(["predict", str(tmp_path / "m"), "--data", str(tmp_path / "d.csv"),
                  "--out", str(tmp_path / "s.csv")]) == 0
     rows = list(csv.reader((tmp_path / "s.csv").open()))
-    assert rows[0] == ["row_id", "score"]
+    assert rows[0] == ["row_id", "score", "status"]
     assert [r[0] for r in rows[1:]] == [f"r{i}" for i in range(n)]
 
 

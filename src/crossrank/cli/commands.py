@@ -113,9 +113,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from crossrank.pipeline import predict_on_data
 
-    rows = predict_on_data(args.model_dir, data=args.data, fmt=args.format, out_path=args.out,
+    done = predict_on_data(args.model_dir, data=args.data, fmt=args.format, out_path=args.out,
                            on_bad_rows=args.on_bad_rows, rejects_path=args.rejects)
-    print(f"wrote {rows} scores to {args.out}")
+    unscored = f", {done.lines - done.scored} not (their status says why)" if \
+        done.lines > done.scored else ""
+    print(f"wrote {done.lines} rows to {args.out}: {done.scored} scored{unscored}")
     return 0
 
 

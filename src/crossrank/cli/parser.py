@@ -108,7 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "directory")
     evaluate.set_defaults(func=_cmd_evaluate)
 
-    pred = sub.add_parser("predict", help="score rows: one score per input row, in input order")
+    pred = sub.add_parser(
+        "predict", help="score rows: one line per input row, in input order",
+        description="Write one CSV line per input row, in input order, file after file: "
+                    "[id,] score, status. A row that cannot be scored (--on-bad-rows skip) "
+                    "keeps its line, with an empty score and its reject reason as status "
+                    "(else ok); a text file cut short ends with one line, status "
+                    "rest_of_file_unread, for its unreadable rest. The label is never read.")
     pred.add_argument("model_dir", help="directory written by crossrank train")
     _add_data_args(pred, required=True, rejects_default="rejects.jsonl beside --out")
     pred.add_argument("--out", default="scores.csv", help="output CSV (id column first if any)")

@@ -63,8 +63,11 @@ def iter_parquet(
     chunk_rows: int,
     on_bad_rows: str,
     rejects: RejectsLog | None,
+    *,
+    positions: str | None = None,
 ) -> Iterator[pa.Table]:
-    """Validated tables of ``chunk_rows`` rows (fewer where bad rows were left out)."""
+    """Validated tables of ``chunk_rows`` rows (fewer where bad rows were left out), with a
+    column ``positions`` of each row's index when it is named."""
     name = str(path)
     pf = open_parquet(path)
     file_schema = pf.schema_arrow
@@ -99,13 +102,13 @@ def iter_parquet(
                     f"{row0}..{end - 1} are unread", file=name, row=row0, reason="bad_file")
                 report(error, None, on_bad_rows, rejects)
                 break
-            yield _checked(batch, schema, name, row0, on_bad_rows, rejects)
+            yield _checked(batch, schema, name, row0, on_bad_rows, rejects, positions)
             row0 += batch.num_rows
         row0 = end
 
 
 def _checked(batch: pa.RecordBatch, schema: TableSchema, name: str, row0: int,
-             on_bad_rows: str, rejects: RejectsLog | None) -> pa.Table:
+             on_bad_rows: str, rejects: RejectsLog | None, positions: str | None) -> pa.Table:
     """One batch validated: its bad rows reported (raised or logged) and left out."""
     n = batch.num_rows
     columns = {c: batch.column(c) for c in schema.column_names}
@@ -113,6 +116,8 @@ def _checked(batch: pa.RecordBatch, schema: TableSchema, name: str, row0: int,
         table, issues = validate_columns(columns, schema, num_rows=n)
     except TypeError as e:
         raise BadInputError(str(e), file=name, reason="bad_file") from e
+    if positions is not None:
+        table = table.append_column(positions, pa.array(row0 + np.arange(n), pa.int64()))
     if issues is not None:
         for i, column, reason, detail in zip(
             issues.rows, issues.columns, issues.reasons, issues.details, strict=True

@@ -35,6 +35,7 @@ before the damage is known; it is then reported all the same.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +83,8 @@ def iter_tables(
     chunk_rows: int = 65536,
     on_bad_rows: OnBadRows = "error",
     rejects: RejectsLog | None = None,
+    skip_label: bool = False,
+    positions: str | None = None,
 ) -> Iterator[pa.Table]:
     """Stream validated chunks of a file, a directory of shards or a glob.
 
@@ -93,6 +96,11 @@ def iter_tables(
         on_bad_rows: ``"error"`` raises :class:`BadInputError` at the first bad row in file
             order; ``"skip"`` leaves bad rows out and records each in ``rejects``.
         rejects: where skipped rows go; required with ``"skip"``.
+        skip_label: leave ``schema.label`` unread (prediction): CSV and Parquet do not read
+            that column, and a Criteo file holds it as its first field, split off unchecked;
+            the tables have no label column.
+        positions: the name of an int64 column to add, last, with each row's place in its
+            file, as bad rows are placed: the physical line (text) or the row index (Parquet).
 
     Missing columns, a column of the wrong type, a file that cannot be opened, a CSV header or
     a Parquet footer that cannot be read raise in both modes. Damage further on cuts the file
@@ -114,14 +122,24 @@ def iter_tables(
         [{'y': [1.0, 0.0], 'n': [5.0, None], 'c': ['x', 'y']}]
     """
     _check_options(fmt, schema, chunk_rows, on_bad_rows, rejects)
+    if skip_label and schema.label is None:
+        raise ValueError("skip_label=True needs the schema's label column, got label=None")
+    if positions is not None and positions in schema.column_names:
+        raise ValueError(f"positions must not name a column of the schema, got {positions!r}")
     files = list_shards(path)
+    unread_label = schema.label if skip_label else None
+    if skip_label:
+        schema = replace(schema, label=None)
 
     def pieces() -> Iterator[pa.Table]:
         for file in files:
             if fmt == "parquet":
-                yield from iter_parquet(file, schema, chunk_rows, on_bad_rows, rejects)
+                yield from iter_parquet(file, schema, chunk_rows, on_bad_rows, rejects,
+                                        positions=positions)
             else:
-                yield from TextFile(file, fmt, schema, chunk_rows, on_bad_rows, rejects)
+                yield from TextFile(file, fmt, schema, chunk_rows, on_bad_rows, rejects,
+                                    unread_label=unread_label if fmt == "criteo" else None,
+                                    positions=positions)
 
     return _released(_rechunk(pieces(), chunk_rows))
 

@@ -74,8 +74,15 @@ class TextFile:
         chunk_rows: int,
         on_bad_rows: str,
         rejects: RejectsLog | None,
+        *,
+        unread_label: str | None = None,
+        positions: str | None = None,
     ) -> None:
+        """``unread_label``: Criteo only, the name of a label field the file holds first and
+        ``schema`` leaves out (split off, never checked); ``positions``: the name of a column
+        to add with each row's physical line."""
         self.name, self.fmt, self.schema = str(path), fmt, schema
+        self.unread_label, self.positions = unread_label, positions
         self.chunk_rows, self.on_bad_rows, self.rejects = chunk_rows, on_bad_rows, rejects
         self.delimiter = "\t" if fmt == "criteo" else ","
         self.rows_seen = 0  # rows pyarrow handed over or rejected
@@ -152,7 +159,9 @@ class TextFile:
 
     def __iter__(self) -> Iterator[pa.Table]:
         with self._open(widen=False) as f:
-            head, damage = f.read(_SAMPLE_BYTES), f.damage
+            head = f.read(_SAMPLE_BYTES)
+            whole = len(head) < _SAMPLE_BYTES and not f.read(1)
+            damage = f.damage
         if not head:
             if damage is not None:
                 self._cut_short(damage, line=1)
@@ -162,9 +171,15 @@ class TextFile:
         if self.fmt == "csv":
             self.columns = self._header(head)
             skip_rows = 1
+            if whole and damage is None and _header_only(head):
+                # pyarrow's reader opened on a header alone fails ("Empty CSV file") and can
+                # leave a thread behind that aborts the process at exit (1 run in 10)
+                self._empty()
+                return
         else:
             s = self.schema
-            self.columns = ([s.label] if s.label is not None else []) + [*s.dense, *s.categorical]
+            label = s.label if s.label is not None else self.unread_label
+            self.columns = ([label] if label is not None else []) + [*s.dense, *s.categorical]
             skip_rows = 0
         self.first_record = skip_rows + 1  # pyarrow numbers records from 1, a header too
         self.records_done = skip_rows
@@ -249,8 +264,8 @@ class TextFile:
     def _batch(self, batch: pa.RecordBatch, delivered: int) -> pa.Table:
         n = batch.num_rows
         table, issues, fields = self._validate(batch)
-        if n == 0:
-            return table  # unparseable records wait for a batch (or the end) to order them
+        if n == 0:  # unparseable records wait for a batch (or the end) to order them
+            return self._with_lines(table, np.zeros(0, dtype=np.int64))
         records = self._records(delivered, n)
         events = self._report_invalid(int(records[-1]))
         if issues is not None:
@@ -262,6 +277,8 @@ class TextFile:
                 raw = "" if reason == "blank_row" else _raw(
                     self.delimiter.encode().join(values))
                 events.append(_Bad(int(records[i]), breaks, detail, reason, column, raw))
+        if self.positions is not None:
+            table = self._with_lines(table, self._lines(records, events))
         self._settle(events)
         self.records_done = int(records[-1])
         if issues is not None:
@@ -269,6 +286,18 @@ class TextFile:
             keep[issues.rows] = False
             table = table.filter(pa.array(keep))
         return table
+
+    def _lines(self, records: np.ndarray, events: list[_Bad]) -> np.ndarray:
+        """Physical lines of records ``records``: the record number plus the line breaks inside
+        the records before it (those reported already, and ``events`` not yet reported)."""
+        before = np.asarray(sorted(e.record for e in events), dtype=np.int64)
+        breaks = np.cumsum([0] + [e.breaks for e in sorted(events, key=lambda e: e.record)])
+        return records + self.extra_lines + breaks[np.searchsorted(before, records)]
+
+    def _with_lines(self, table: pa.Table, lines: np.ndarray) -> pa.Table:
+        if self.positions is None:
+            return table
+        return table.append_column(self.positions, pa.array(lines, pa.int64()))
 
     def _validate(self, batch: pa.RecordBatch) -> tuple[pa.Table, RowIssues | None, list[pa.Array]]:
         """The batch typed and checked, with every field narrowed back to the file's bytes."""
@@ -280,6 +309,12 @@ class TextFile:
             check_line_breaks=self.fmt == "csv",
         )
         return table, issues, fields
+
+
+def _header_only(text: bytes) -> bool:
+    """Whether ``text`` (a whole file) is one line, with or without its line break."""
+    end = min((i for i in (text.find(b"\n"), text.find(b"\r")) if i >= 0), default=len(text))
+    return text[end:] in (b"", b"\n", b"\r", b"\r\n")
 
 
 def _why(e: BaseException) -> str:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from crossrank.distributed.collectives import all_gather_bytes
 from crossrank.distributed.context import current_context
-from crossrank.errors import BadInputError, ConfigError, ModelFileError, RunDirError
+from crossrank.errors import BadInputError, ConfigError, DivergedError, ModelFileError, RunDirError
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ def agree(error: BaseException | None) -> None:
 # the user errors travel between ranks as themselves, so every rank prints the one line
 _TYPES: dict[str, type[Exception]] = {
     t.__name__: t for t in (ValueError, TypeError, FileNotFoundError, PermissionError, OSError,
-                            ConfigError, ModelFileError, RunDirError)
+                            ConfigError, DivergedError, ModelFileError, RunDirError)
 }
 
 

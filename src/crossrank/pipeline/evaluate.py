@@ -18,7 +18,8 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
                      on_bad_rows: OnBadRows = "error",
                      rejects_path: str | Path | None = None) -> dict[str, float]:
     """Metrics of a saved model on labelled ``data``, over all rows at once (AUC and log-loss
-    of the whole set, never averaged per batch)."""
+    of the whole set, never averaged per batch); with ``on_bad_rows="skip"``, also how many
+    rows were read and skipped (``rows`` counts the rows scored)."""
     model, _, encoder, schema = load_model_dir(model_dir)
     if schema.label is None:
         raise ValueError("the model's schema has no label column; nothing to evaluate against")
@@ -32,4 +33,17 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     report_rejects(rejects)
     if not scores:
         raise ValueError(f"{data}: no rows to evaluate")
-    return compute_metrics(model.task, np.concatenate(scores), np.concatenate(labels))
+    metrics = compute_metrics(model.task, np.concatenate(scores), np.concatenate(labels))
+    if rejects is not None:
+        metrics.update(_skipped(rejects.counts, int(metrics["rows"])))
+    return metrics
+
+
+def _skipped(counts: dict[str, int], scored: int) -> dict[str, float]:
+    """How many rows the metrics leave out (``--on-bad-rows skip``): ``rows_read`` = ``rows``
+    (scored) + ``rows_skipped`` (bad rows); ``unread_file_parts``: pieces of files that could
+    not be read on (their rows are in neither count, being unread)."""
+    unread = counts.get("bad_file", 0)
+    bad_rows = sum(counts.values()) - unread - counts.get("empty_file", 0)
+    return {"rows_read": scored + bad_rows, "rows_skipped": bad_rows,
+            "unread_file_parts": unread}

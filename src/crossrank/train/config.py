@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from crossrank.errors import ConfigError
 from crossrank.options import from_dict, option, to_dict
 from crossrank.train.metrics import HIGHER_IS_BETTER
 from crossrank.train.optim import OPTIMIZERS
 
 SCHEDULES = ("constant", "cosine")
+ON_NONFINITE = ("stop", "skip")
+# "skip" stops the run all the same once more than this share of an epoch's updates (and more
+# than one) were skipped: a run that skips that often is not training any more.
+MAX_SKIPPED_FRACTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,10 @@ class TrainConfig:
     warmup_steps: int = option(0, help="steps of linear learning-rate warm-up")
     grad_clip: float | None = option(None, help="clip the gradient norm to this (none: no "
                                      "clipping)")
+    on_nonfinite: str = option("stop", help="a batch whose loss or gradient is NaN or infinite "
+                               "(training diverged): stop with an error, or skip its update "
+                               "and count it (skipping more than one update, and more than 1 "
+                               "in 100 of an epoch's, stops all the same)", choices=ON_NONFINITE)
     patience: int = option(2, help="epochs without validation improvement before stopping")
     monitor: str | None = option(None, help="validation metric for early stopping (none: "
                                  "logloss for binary, rmse for regression)",
@@ -54,7 +64,7 @@ class TrainConfig:
                                    "validation")
     seed: int = option(0, help="seed (runs are deterministic on the CPU)")
     threads: int | None = option(None, help="torch CPU threads (none: torch's default)")
-    device: str = option("cpu", help="cpu or cuda")
+    device: str = option("cpu", help="cpu, cuda or cuda:N (checked to be available)")
     progress: bool = option(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
@@ -62,6 +72,10 @@ class TrainConfig:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.on_nonfinite not in ON_NONFINITE:
+            raise ConfigError(f"on_nonfinite must be one of {ON_NONFINITE}, "
+                              f"got {self.on_nonfinite!r}")
+        _check_device(self.device)
         for name in ("lr", "batch_size", "epochs"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -92,3 +106,28 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         return from_dict(cls, data, where="training.")
+
+
+def _check_device(device: str) -> None:
+    """``device`` names a device this process can use: caught before any work is done, not as
+    torch's assertion from the first tensor moved there."""
+    try:
+        where = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}") from err
+    if where.type == "cpu":
+        return
+    if where.type == "mps":  # Apple GPUs: not one of the documented devices, but it ran before
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device {device!r} is not available on this machine")
+        return
+    if where.type != "cuda":
+        raise ConfigError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    if not torch.cuda.is_available():
+        why = ("this PyTorch is a CPU-only build" if torch.version.cuda is None
+               else "no CUDA device is visible to this process")
+        raise ConfigError(f"device {device!r} is not available: {why}; use --device cpu")
+    if where.index is not None and where.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r} is not available: this process sees "
+                          f"{torch.cuda.device_count()} CUDA device(s), cuda:0 to "
+                          f"cuda:{torch.cuda.device_count() - 1}")

@@ -28,8 +28,10 @@ from crossrank.distributed import (
     current_context,
     shard_batches,
 )
+from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.models.task import predict
+from crossrank.train import health
 from crossrank.train.checkpoint import (
     load_tensors,
     load_training_state,
@@ -39,7 +41,7 @@ from crossrank.train.checkpoint import (
 )
 from crossrank.train.config import TrainConfig
 from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
-from crossrank.train.step import TrainStep
+from crossrank.train.step import NonFiniteUpdate, TrainStep
 
 Batch = tuple[Tensor, Tensor | None, Tensor | None]  # dense, sparse (None: no fields), label
 
@@ -83,10 +85,23 @@ def iter_shares(data: BatchSource, batch_size: int, *, shuffle: bool, seed: int,
 
 @dataclass
 class FitResult:
+    """What :meth:`Trainer.fit` did.
+
+    Attributes:
+        best_epoch: the epoch (from 1) whose weights the model ends with; -1 when no epoch ran.
+        best_metrics: its validation metrics ({} without a validation set); history: one
+            record per epoch, as in ``metrics.jsonl``; stopped_early: patience ran out.
+        never_improved: more than one epoch and none beat epoch 1's (also in ``model.json``);
+        skipped_steps, no_better_than_constant: see :mod:`crossrank.train.health`.
+    """
+
     best_epoch: int
     best_metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    never_improved: bool = False
+    skipped_steps: int = 0
+    no_better_than_constant: bool = False
 
 
 def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
@@ -148,6 +163,10 @@ class Trainer:
     ``config.monitor`` (of the training loss when there is no validation set); the best
     weights are restored into ``model`` at the end.
 
+    A run that diverges stops and says so (:class:`~crossrank.errors.DivergedError`, naming the
+    epoch and update; :mod:`crossrank.train.health`): a non-finite update is never applied, a
+    NaN metric is never an improvement, ``model.safetensors`` only ever holds finite weights.
+
     When torch.distributed is initialized with W > 1 ranks, the model is trained under
     ``DistributedDataParallel``: each rank takes a share of every global batch of
     ``config.batch_size`` rows, losses are scaled so the update equals a one-process step on
@@ -188,7 +207,12 @@ class Trainer:
 
     def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
             stop_after_epochs: int | None = None) -> FitResult:
-        """Train; ``stop_after_epochs`` ends the run early (as an interruption would)."""
+        """Train; ``stop_after_epochs`` ends the run early (as an interruption would).
+
+        Raises:
+            DivergedError: the run diverged (see the class doc); ``model`` then holds the best
+                epoch's weights so far, and ``model.safetensors`` is left as it was.
+        """
         cfg, model = self.config, self.model
         out = self.out_dir if self.world.is_main else None  # only rank 0 writes
         if resume and self.out_dir is None:
@@ -206,79 +230,117 @@ class Trainer:
             # A fresh run in an old directory must not append to the old run's metrics.
             (out / "metrics.jsonl").unlink(missing_ok=True)
         higher = HIGHER_IS_BETTER[self.monitor]
+        has_valid = valid is not None and len(valid) > 0
         stopped_early = False
-        for epoch in range(start_epoch, cfg.epochs):
-            if stop_after_epochs is not None and epoch >= stop_after_epochs:
-                break
-            started = time.perf_counter()
-            train_loss = self._train_epoch(train, epoch, epoch * steps_per_epoch, total_steps)
-            record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
-                                      "seconds": time.perf_counter() - started}
-            record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
-            if valid is not None and len(valid):
-                record["valid"] = evaluate(model, valid, device=cfg.device, world=self.world)
-                value = record["valid"][self.monitor]
-            else:
-                value = -train_loss if higher else train_loss
-            # every rank must take rank 0's early-stopping and checkpoint decisions
-            value = broadcast_float(value)
-            improved = best is None or (value > best if higher else value < best)
-            if improved:
-                best, best_epoch, bad_epochs = value, epoch + 1, 0
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                if stop_after_epochs is not None and epoch >= stop_after_epochs:
+                    break
+                started = time.perf_counter()
+                train_loss, skipped = self._train_epoch(train, epoch, epoch * steps_per_epoch,
+                                                        total_steps, steps_per_epoch)
+                health.check_weights(model, epoch=epoch, lr=cfg.lr)
+                record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
+                                          "seconds": time.perf_counter() - started}
+                record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
+                if cfg.on_nonfinite == "skip":
+                    record["skipped_steps"] = skipped
+                if valid is not None and has_valid:
+                    scores, labels = score(model, valid, device=cfg.device, world=self.world)
+                    record["valid"] = compute_metrics(model.task, scores, labels)
+                    record.update(health.quality_flags(model.task, scores, labels, record["valid"]))
+                    value = record["valid"][self.monitor]
+                else:
+                    value = -train_loss if higher else train_loss
+                # every rank must take rank 0's early-stopping and checkpoint decisions
+                value = broadcast_float(value)
+                # a NaN metric (or an infinite one) is never an improvement
+                improved = math.isfinite(value) and (
+                    best is None or (value > best if higher else value < best))
+                if improved:
+                    best, best_epoch, bad_epochs = value, epoch + 1, 0
+                    if out is not None:
+                        self._save_best(out, record, never_improved=False)
+                    elif self.out_dir is None and self.keep_best:
+                        best_weights = {k: v.detach().clone()
+                                        for k, v in model.state_dict().items()}
+                else:
+                    bad_epochs += 1
+                history.append(record)
                 if out is not None:
-                    save_model(out, model, extra={
-                        **self.metadata, "epoch": epoch + 1, "metrics": record.get("valid", {}),
-                        "train_config": cfg.to_dict(), "world_size": self.world.world_size})
-                elif self.out_dir is None and self.keep_best:
-                    best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad_epochs += 1
-            history.append(record)
-            if out is not None:
-                with open(out / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps(record) + "\n")
-                self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
-            if self.verbose and self.world.is_main:
-                print(_epoch_line(record, self.monitor), flush=True)
-            if bad_epochs > cfg.patience:
-                stopped_early = True
-                break
+                    with open(out / "metrics.jsonl", "a") as fh:
+                        fh.write(json.dumps(record) + "\n")
+                    self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
+                if self.verbose and self.world.is_main:
+                    print(health.epoch_line(record), flush=True)
+                if bad_epochs > cfg.patience:
+                    stopped_early = True
+                    break
+        except DivergedError as err:  # every rank raises it at the same update (see TrainStep)
+            self._restore_best(best_weights)
+            where = health.standing(self.out_dir, best_epoch, keep_best=self.keep_best)
+            raise DivergedError(f"{err}; {where}") from None
         self._restore_best(best_weights)
+        if history and best_epoch == -1:
+            raise health.no_finite_value(history, self.monitor, has_valid)
+        end = health.run_health(history, best_epoch, monitor=self.monitor, has_valid=has_valid,
+                                task=model.task, lr=cfg.lr, steps_per_epoch=steps_per_epoch)
+        if end.never_improved and out is not None and self.keep_best:
+            self._save_best(out, history[0], never_improved=True)  # model: epoch 1's again
+        for note in end.notes if self.verbose and self.world.is_main else ():
+            print(note, flush=True)
         best_metrics: dict[str, float] = next(
             (h.get("valid", {}) for h in history if h["epoch"] == best_epoch), {})
-        return FitResult(best_epoch, best_metrics, history, stopped_early)
+        return FitResult(best_epoch, best_metrics, history, stopped_early, end.never_improved,
+                         end.skipped_steps, end.no_better_than_constant)
 
-    def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int) -> float:
-        """One pass over ``train``, updates ``step``, ``step + 1``, ...; the mean task loss."""
+    def _train_epoch(self, train: BatchSource, epoch: int, step: int, total_steps: int,
+                     steps_per_epoch: int) -> tuple[float, int]:
+        """One pass over ``train``, updates ``step``, ``step + 1``, ...; the mean task loss
+        of the batches trained on and how many updates were skipped (non-finite)."""
         cfg, world = self.config, self.world
         self.model.train()
         running, seen = 0.0, 0
+        budget = health.SkipBudget(cfg, epoch=epoch, steps_per_epoch=steps_per_epoch)
         bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}",
                         cfg.progress and world.is_main)
-        for weight, (dense, sparse, label) in iter_shares(
+        for i, (weight, (dense, sparse, label)) in enumerate(iter_shares(
                 train, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch, rank=world.rank,
-                world_size=world.world_size):
+                world_size=world.world_size)):
             if label is None:
                 raise ValueError("the training data has no label column")
             # weight n_r W / b: DDP's average over the ranks is then the global batch's mean
             # gradient for any share sizes (0 for a stand-in row when this share is empty)
-            loss = self.train_step(dense, sparse, label, step=step, total_steps=total_steps,
-                                   weight=weight if world.is_distributed else None)
-            n = label.shape[0] if weight else 0
-            running += float(loss) * n
-            seen += n
+            try:
+                loss = self.train_step(dense, sparse, label, step=step,
+                                       total_steps=total_steps,
+                                       weight=weight if world.is_distributed else None)
+            except NonFiniteUpdate as err:  # not applied: stop, or skip and count
+                budget.spend(err.why, update=i + 1)
+            else:
+                n = label.shape[0] if weight else 0
+                running += float(loss) * n
+                seen += n
             step += 1
             if bar is not None:
-                bar.update(round(n * world.world_size / weight) if weight else 0)
-                bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
+                bar.update(round(label.shape[0] * world.world_size / weight) if weight else 0)
+                if seen:
+                    bar.set_postfix(loss=f"{running / seen:.4f}", refresh=False)
         if bar is not None:
             bar.close()
         if world.is_distributed:
             running, total_seen = all_reduce_sum([running, float(seen)])
             seen = int(total_seen)
         if not seen:
-            raise ValueError("the training set is empty")
-        return running / seen
+            raise budget.nothing_trained() if budget.skipped else ValueError(
+                "the training set is empty")
+        return running / seen, budget.skipped
+
+    def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> None:
+        save_model(out, self.model, extra={
+            **self.metadata, "epoch": record["epoch"], "metrics": record.get("valid", {}),
+            "train_config": self.config.to_dict(), "world_size": self.world.world_size,
+            "never_improved": never_improved})
 
     def _checkpoint_latest(self, out: Path, epoch: int, best: float | None, best_epoch: int,
                            bad_epochs: int, history: list[dict[str, Any]]) -> None:
@@ -336,12 +398,3 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False)
-
-
-def _epoch_line(record: dict[str, Any], monitor: str) -> str:
-    parts = [f"epoch {record['epoch']}", f"train loss {record['train_loss']:.5f}",
-             f"{record['samples_per_s']:,.0f} samples/s"]
-    for key, value in record.get("valid", {}).items():
-        if key != "rows":
-            parts.append(f"valid {key} {value:.5f}")
-    return " | ".join(parts)

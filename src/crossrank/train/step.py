@@ -7,13 +7,32 @@ so every way of training does the same arithmetic and reports the same loss.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import clip_grad_norm_, get_total_norm
 
+from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.models.task import loss_fn
 from crossrank.train.config import TrainConfig
 from crossrank.train.optim import MultiOptimizer, build_optimizer, lr_factor
+
+
+class NonFiniteUpdate(DivergedError):
+    """The update of one batch was not applied: its loss or gradient is NaN or infinite.
+
+    Attributes:
+        step: the update's number (from 0) on the LR schedule's clock.
+        loss: this process's task loss of the batch (finite when only the gradient, or
+            another rank's loss, is not).
+        why: what was not finite, e.g. ``the loss is nan``.
+    """
+
+    def __init__(self, why: str, *, step: int, loss: float) -> None:
+        super().__init__(f"update {step}: {why}")
+        self.step, self.loss, self.why = step, loss, why
 
 
 class TrainStep:
@@ -27,6 +46,16 @@ class TrainStep:
         lr    = config.lr (sparse_lr for sparse tables) * the part's config.lr_scales
                 * lr_factor(config.schedule, step, total_steps)
         optimizer step (config.optimizer; sparse tables get sparse updates)
+
+    unless ``total`` or ``g`` is not finite (NaN or infinite): then no parameter and no
+    optimizer state changes and :class:`NonFiniteUpdate` is raised (the Trainer stops or
+    skips the batch, ``config.on_nonfinite``). ``|g|``, the norm that clipping computes
+    anyway, is finite exactly when every gradient is, and a non-finite ``total`` is made to
+    give a NaN gradient, so that ``|g|`` alone decides: one host sync per update, and without
+    clipping one read of the gradients (about 1% of a step with dense 100,000-row tables,
+    less than 0.1% with sparse ones). Under DDP that decision is taken on the gradients after
+    DDP's all-reduce, identical on every rank: one rank's NaN loss stops or skips the update
+    on all of them, with no collective of its own.
 
     ``w`` is the data-parallel weight of this rank's share of the global batch
     (:func:`~crossrank.distributed.shard_batches`), 1 in one process. The regularizer is
@@ -77,11 +106,42 @@ class TrainStep:
                                     warmup_steps=cfg.warmup_steps))
         loss = loss_fn(model.task, self.net(dense, sparse), label)
         total = (loss if weight is None else loss * weight) + model.regularization()
+        # x 1, or x NaN when total is not finite: every gradient is then NaN, also where the
+        # loss overflowed but its gradient did not (MSE), and DDP's all-reduce carries that to
+        # every rank. On the device, no synchronisation.
+        total = total * torch.where(torch.isfinite(total.detach()), 1.0, math.nan)
         opt.zero_grad()
         total.backward()
-        if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(
-                [p for p in model.parameters() if p.grad is not None and not p.grad.is_sparse],
-                cfg.grad_clip)
+        if not bool(torch.isfinite(self._gradient_norm())):  # the one host sync of the check
+            opt.zero_grad()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                why = f"the loss is {value}"
+            elif weight is None:
+                why = (f"the loss is finite ({value:.4g}) but the gradient is not (NaN or "
+                       "infinite, or too large for its norm to be a float)")
+            else:
+                why = (f"the gradient is not finite (this rank's loss is {value:.4g}: another "
+                       "rank's loss, or the backward pass, was not)")
+            raise NonFiniteUpdate(why, step=step, loss=value)
         opt.step()
         return loss.detach()
+
+    def _gradient_norm(self) -> Tensor:
+        """The 2-norm of every gradient, dense ones clipped to ``config.grad_clip`` (which
+        returns their norm before clipping); NaN or infinite when any gradient is."""
+        dense: list[nn.Parameter] = []  # with a dense gradient
+        sparse: list[Tensor] = []  # values of the sparse gradients
+        for p in self.model.parameters():
+            if p.grad is not None:
+                if p.grad.is_sparse:
+                    sparse.append(p.grad._values())
+                else:
+                    dense.append(p)
+        if self.config.grad_clip:
+            norm = clip_grad_norm_(dense, self.config.grad_clip)
+        else:
+            norm = get_total_norm([p.grad for p in dense if p.grad is not None])
+        if sparse:  # never clipped; an uncoalesced gradient's values are its terms
+            norm = norm + get_total_norm(sparse)
+        return norm
