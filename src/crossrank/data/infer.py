@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,19 +25,10 @@ from crossrank.data.column_kind import KindDecision, decide_kind
 from crossrank.data.files import FORMATS, Format, list_shards
 from crossrank.data.infer_report import ColumnKind, ColumnReport, InferredSchema
 from crossrank.data.sample import file_columns, repeated, sample_table
-from crossrank.data.schema import TASKS, TableSchema, Task, criteo_schema
+from crossrank.data.schema import TASKS, TableSchema, Task, _names, criteo_schema
 from crossrank.errors import BadInputError
 
 DEFAULT_SAMPLE_ROWS = 100_000
-
-
-def _names(value: Any, argument: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise TypeError(f"{argument} must be a sequence of column names, got {value!r}")
-    for name in value:
-        if not isinstance(name, str) or not name:
-            raise TypeError(f"{argument} must contain non-empty strings, got {name!r}")
-    return tuple(value)
 
 
 def _check_arguments(fmt: object, label: object, id_column: object, infer_rest: object,

@@ -26,6 +26,7 @@ optimizer, another embedding size).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -124,10 +125,8 @@ class RunDirLock:
         """Remove the lock file and let the lock go (a no-op when not held)."""
         if self._fd is None:
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # while still holding it: nobody locks a file about to vanish
-        except FileNotFoundError:
-            pass
         os.close(self._fd)
         self._fd = None
 
