@@ -63,7 +63,9 @@ class TrainConfig:
     valid_fraction: float = option(0.1, help="last fraction of the training rows held out for "
                                    "validation")
     seed: int = option(0, help="seed (runs are deterministic on the CPU)")
-    threads: int | None = option(None, help="torch CPU threads (none: torch's default)")
+    threads: int | None = option(
+        None, help="torch CPU threads (none: measured while training: all cores, half or one, "
+                   "whichever trains fastest on the machine's load now; results are the same)")
     device: str = option("cpu", help="cpu, cuda or cuda:N (checked to be available)")
     progress: bool = option(True, help="show a progress bar")
 

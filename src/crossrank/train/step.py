@@ -18,6 +18,7 @@ from crossrank.models.base import RankingModel
 from crossrank.models.task import loss_fn
 from crossrank.train.config import TrainConfig
 from crossrank.train.optim import MultiOptimizer, build_optimizer, lr_factor
+from crossrank.train.threads import governor_for
 
 
 class NonFiniteUpdate(DivergedError):
@@ -66,7 +67,8 @@ class TrainStep:
     Args:
         model: the model whose parameters are updated.
         config: optimizer, lr, sparse_lr, weight_decay, lr_scales, schedule, warmup_steps,
-            grad_clip and device are read; the rest is the loop's business.
+            grad_clip, device and threads (None: chosen by measurement while training, see
+            :mod:`crossrank.train.threads`) are read; the rest is the loop's business.
         net: what the forward pass calls, when it is not ``model`` itself (the
             ``DistributedDataParallel`` wrapper of ``model``).
 
@@ -92,6 +94,8 @@ class TrainStep:
         self.optimizer: MultiOptimizer = build_optimizer(
             model, config.optimizer, config.lr, sparse_lr=config.sparse_lr,
             weight_decay=config.weight_decay, lr_scales=config.lr_scales)
+        # config.threads None: the CPU thread count is measured step by step (threads.py)
+        self.threads = governor_for(config.threads, config.device, model)
 
     def __call__(self, dense: Tensor, sparse: Tensor | None, label: Tensor, *, step: int,
                  total_steps: int, weight: float | None = None) -> Tensor:
@@ -99,6 +103,8 @@ class TrainStep:
         schedule's clock); ``weight``: this rank's share weight under DDP, else None.
         Returns the task loss, detached, without the regularizer."""
         cfg, model, opt = self.config, self.model, self.optimizer
+        if self.threads is not None:
+            self.threads.begin()
         device = cfg.device
         dense, label = dense.to(device), label.to(device)
         if sparse is not None:
@@ -126,6 +132,8 @@ class TrainStep:
                        "rank's loss, or the backward pass, was not)")
             raise NonFiniteUpdate(why, step=step, loss=value)
         opt.step()
+        if self.threads is not None:
+            self.threads.end(rows=label.shape[0])
         return loss.detach()
 
     def _gradient_norm(self) -> Tensor:

@@ -80,7 +80,7 @@ def matmul_macs_per_sample(model: torch.nn.Module) -> int:
 def run_training_benchmark(*, steps: int = 30, batch: int = 2048, threads: int = 2) -> str:
     """Measure the training step with sparse and dense embedding updates; the table as text."""
     torch.set_num_threads(threads)
-    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=batch)
+    config = TrainConfig(optimizer="adam", lr=1e-3, batch_size=batch, threads=threads)
     batches = synthetic_batches(batch)
     rows = []
     for label, sparse in (("sparse embedding updates (SparseAdam)", True),
