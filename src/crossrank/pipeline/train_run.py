@@ -15,13 +15,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from crossrank.data.dataset import EncodedDataset
+from crossrank.data.encoders import FeatureEncoder
 from crossrank.data.files import infer_format
+from crossrank.data.infer_report import InferredSchema
 from crossrank.data.prepare import prepare_data
+from crossrank.data.schema import TableSchema
 from crossrank.data.synthetic_default import write_default_synthetic
 from crossrank.distributed import current_context, run_agreed
 from crossrank.models import FeatureSchema, build_model
@@ -32,6 +37,7 @@ from crossrank.pipeline.schema import resolve_table_schema, resolved_section
 from crossrank.safe_io import atomic_write_bytes, sha256_file
 from crossrank.train.checkpoint import CHECKSUMS
 from crossrank.train.loop import FitResult, Trainer
+from crossrank.train.threads import torch_default_threads
 
 
 def _synthetic_path(run: RunConfig, out: Path) -> str:
@@ -82,10 +88,27 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
 def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
            log: Callable[..., Any]) -> FitResult:
     out.mkdir(parents=True, exist_ok=True)
-    cfg = run.training
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
+    prepared = prepare_run_data(run, out, resume=resume, log=log)
+    return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A run's data encoded: the run with its format and schema resolved, the table schema
+    (and the inferred one, when inference named columns), the encoder and the cache."""
+
+    resolved: RunConfig
+    schema: TableSchema
+    inferred: InferredSchema | None
+    encoder: FeatureEncoder
+    dataset: EncodedDataset
+
+
+def prepare_run_data(run: RunConfig, out: Path, *, resume: bool = False,
+                     log: Callable[..., Any] = print) -> PreparedData:
+    """Resolve the schema of ``run``'s data and encode it into ``out/encoder`` and
+    ``out/cache`` (opened instead with ``resume`` when they are there). Only the data, schema
+    and encoder sections of ``run`` are read (and the training seed for synthetic data)."""
     world = current_context()
     data = run.data.path or _synthetic_path(run, out)
     fmt = infer_format(data, run.data.format if run.data.path else "criteo")
@@ -102,6 +125,23 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
                                     out=out, on_bad_rows=run.data.on_bad_rows,
                                     rejects_path=run.data.rejects, resume=resume, log=log)
     log(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
+    return PreparedData(resolved, schema, inferred, encoder, dataset)
+
+
+def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
+                 resume: bool = False, verbose: bool = True, log: Callable[..., Any] = print,
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
+    """Train the model and training sections of ``run`` on ``prepared`` data (encoded with
+    the data, schema and encoder sections ``run`` has), the last ``training.valid_fraction``
+    of its rows held out; write the model directory ``out`` (None: no file, as a tuning trial
+    runs). ``on_epoch``: see :class:`~crossrank.train.loop.Trainer`."""
+    cfg, world, schema, encoder = run.training, current_context(), prepared.schema, prepared.encoder
+    # the user's count, else torch's own as the process started: an earlier run in this
+    # process (a tuning trial) may have left the thread governor's choice behind
+    torch.set_num_threads(cfg.threads or torch_default_threads())
+    torch.manual_seed(cfg.seed)
+    resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
+    dataset = prepared.dataset
     n_valid = int(len(dataset) * cfg.valid_fraction)
     train = dataset.rows(0, len(dataset) - n_valid)
     valid = dataset.rows(len(dataset) - n_valid, len(dataset)) if n_valid else None
@@ -112,12 +152,14 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
     model.to(cfg.device)
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
-    if world.is_main:
+    if world.is_main and out is not None:
         write_run_toml(resolved, out / "run.toml")
     # model.json records the SHA-256 of the files predict, evaluate and explain read
-    checksums = _encoder_checksums(out / "encoder") if world.is_main else {}
-    trainer = Trainer(model, cfg, out_dir=out, verbose=verbose,
-                      metadata={"table_schema": schema.to_dict(), "data_format": fmt,
+    checksums = _encoder_checksums(out / "encoder") if world.is_main and out is not None else {}
+    inferred = prepared.inferred
+    trainer = Trainer(model, cfg, out_dir=out, verbose=verbose, on_epoch=on_epoch,
+                      metadata={"table_schema": schema.to_dict(),
+                                "data_format": resolved.data.format,
                                 "run_config": resolved.to_dict(), CHECKSUMS: checksums,
                                 "inferred_schema": inferred.to_dict() if inferred else None})
     return trainer.fit(train, valid, resume=resume)

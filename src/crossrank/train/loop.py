@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -178,21 +178,21 @@ class Trainer:
     Args:
         out_dir: where checkpoints and ``metrics.jsonl`` go; None writes no file (the best
             weights are then kept in memory, and there is nothing to resume from).
-        metadata: extra entries for ``model.json``.
-        verbose: print one line per epoch.
-        keep_best: end with the best epoch's weights; False leaves the last epoch's in
-            ``model`` (a fixed-length run such as
-            :func:`~crossrank.train.inmemory.fit_tensors`). ``model.safetensors`` holds the
-            best epoch's either way.
+        metadata: extra entries for ``model.json``; verbose: print one line per epoch.
+        on_epoch: called with each epoch's record once it is saved; what it raises ends the run.
+        keep_best: end with the best epoch's weights; False leaves the last epoch's in ``model``
+            (a fixed-length run such as :func:`~crossrank.train.inmemory.fit_tensors`);
+            ``model.safetensors`` holds the best epoch's either way.
     """
 
     def __init__(self, model: RankingModel, config: TrainConfig, *,
                  out_dir: str | Path | None = None, metadata: dict[str, Any] | None = None,
-                 verbose: bool = True, keep_best: bool = True) -> None:
+                 verbose: bool = True, keep_best: bool = True,
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.model, self.config = model, config
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.verbose, self.keep_best = verbose, keep_best
-        self.metadata = metadata or {}
+        self.metadata, self.on_epoch = metadata or {}, on_epoch or (lambda record: None)
         self.monitor = config.monitor or ("logloss" if model.task == "binary" else "rmse")
         self.world = current_context()
         self.net: torch.nn.Module = model  # what the training step calls: model or DDP(model)
@@ -273,6 +273,7 @@ class Trainer:
                     self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
                 if self.verbose and self.world.is_main:
                     print(health.epoch_line(record), flush=True)
+                self.on_epoch(record)
                 if bad_epochs > cfg.patience:
                     stopped_early = True
                     break
@@ -396,5 +397,4 @@ def _progress(total: int, desc: str, enabled: bool):
     if not enabled:
         return None
     from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False)
