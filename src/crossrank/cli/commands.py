@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from crossrank.pipeline.run_config import RunConfig
@@ -39,17 +39,27 @@ def _launch_torchrun(nproc: int, argv: Sequence[str]) -> int:
 
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run the arguments describe: with ``--resume``, the saved run's configuration
-    (``OUT/model.json``'s ``run_config``) first, so that ``--resume --out X`` alone continues
-    run X as it was started; then the config file, the flags typed, then ``--model-option``
-    and ``--set`` overrides, each layer over the one before. (Whether the result may resume
-    run X is :func:`~crossrank.pipeline.train_run`'s to check.)"""
+    """The run the arguments describe (:func:`config_layers_from_args`), checked."""
+    from crossrank.pipeline.run_config import build_run_config
+
+    return build_run_config(config_layers_from_args(args))
+
+
+def config_layers_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The run the arguments describe, as plain data: with ``--resume``, the saved run's
+    configuration (``OUT/model.json``'s ``run_config``) first, so that ``--resume --out X``
+    alone continues run X as it was started; then the config file (less its ``[tune]``
+    table, which is ``crossrank tune``'s), the flags typed, then ``--model-option`` and
+    ``--set`` overrides, each layer over the one before. (Whether the result may resume run
+    X is :func:`~crossrank.pipeline.train_run`'s to check.)"""
     from crossrank.cli.options import flags_given
     from crossrank.pipeline.config_file import apply_overrides, read_config_file
-    from crossrank.pipeline.run_config import build_run_config, merge_tables
+    from crossrank.pipeline.run_config import merge_tables
     from crossrank.pipeline.run_dir import saved_run_config
 
-    given = merge_tables(read_config_file(args.config) if args.config else {}, flags_given(args))
+    from_file = read_config_file(args.config) if args.config else {}
+    from_file.pop("tune", None)
+    given = merge_tables(from_file, flags_given(args))
     base = (saved_run_config(args.out) or {}) if getattr(args, "resume", False) else {}
     saved_model = base.get("model") or {}
     if _model_name(given, args) not in (None, saved_model.get("name")):
@@ -58,8 +68,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     layered = merge_tables(base, given)
     layered = apply_overrides(layered, args.model_option, flag="--model-option",
                               prefix="model.")
-    layered = apply_overrides(layered, args.set, flag="--set")
-    return build_run_config(layered)
+    return apply_overrides(layered, args.set, flag="--set")
 
 
 def _model_name(given: dict, args: argparse.Namespace) -> str | None:
@@ -98,6 +107,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"best epoch {result.best_epoch}: "
           + ", ".join(f"valid {k} {v:.5f}" for k, v in result.best_metrics.items() if k != "rows"))
     print(f"model written to {args.out} (its configuration: {args.out}/run.toml)")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from crossrank.errors import ConfigError
+    from crossrank.pipeline.config_file import read_config_file
+    from crossrank.tune import parse_duration, tune
+
+    base = config_layers_from_args(args)
+    tune_table = (read_config_file(args.config) if args.config else {}).get("tune")
+    if tune_table is not None and not isinstance(tune_table, dict):
+        raise ConfigError(f"{args.config}: 'tune' must be a table ([tune]), got {tune_table!r}")
+    result = tune(base, tune_table, args.out, trials=args.trials,
+                  timeout=parse_duration(args.timeout), jobs=args.jobs, overwrite=args.overwrite)
+    if result.best_number is None:
+        print(f"no trial completed ({result.finished} finished); see {args.out}/trials.csv")
+        return 1
+    print(f"best trial #{result.best_number} of {result.finished}: valid {result.monitor} "
+          f"{result.best_value:.5f}; train it with: crossrank train --config {args.out}/best.toml")
+    print("wrote " + ", ".join(str(f) for f in result.files))
     return 0
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
+from typing import Any
 
 from crossrank.cli.commands import (
     DEFAULT_OUT,
@@ -12,6 +14,7 @@ from crossrank.cli.commands import (
     _cmd_explain,
     _cmd_predict,
     _cmd_train,
+    _cmd_tune,
 )
 
 
@@ -51,6 +54,57 @@ def _resumable() -> str:
 
     names = [key.split(".", 1)[1] for key in RESUMABLE]
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _add_tune_parser(sub: Any) -> None:
+    from crossrank.cli.options import add_config_flags
+    from crossrank.tune.space import default_spaces_text
+
+    tune = sub.add_parser(
+        "tune", help="search model and training options with Optuna (reads only --data)",
+        description=textwrap.fill("Search the model and training options with Optuna's TPE sampler. Each "
+                    "trial trains on --data and is scored by its best epoch's validation "
+                    "metric (training.monitor) on the last training.valid_fraction of --data's "
+                    "rows, as crossrank train is; trials worse than the median of earlier ones "
+                    "at the same epoch are pruned. Only the training data is read: a test "
+                    "file is never an input, so test metrics stay honest (evaluate "
+                    "OUT/best.toml's model on it afterwards). Every trial starts from the "
+                    "run configuration (--config, the flags, --set), with the searched options "
+                    "drawn from the search space: the model family's defaults below, changed "
+                    "by the config file's [tune.space] table. OUT gets study.db (Optuna's "
+                    "SQLite storage), trials.csv, best.toml (crossrank train --config "
+                    "OUT/best.toml reproduces the best trial's value), history.png and "
+                    "importance.png. Running the same command again continues the study: "
+                    "finished trials are kept, one that was interrupted is marked failed.", 90),
+        epilog=default_spaces_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    study = tune.add_argument_group("study")
+    study.add_argument("--config", metavar="FILE", default=None,
+                       help="run configuration every trial starts from (as crossrank train "
+                            "--config), with an optional [tune] table: default_space = false, "
+                            "and [tune.space] entries such as \"training.lr\" = {low = 1e-4, "
+                            "high = 1e-2, log = true} or \"model.deep_layers\" = [[64], "
+                            "[128, 64]]")
+    study.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one option of the base run, repeatable")
+    study.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="a model option of the base run: the same as --set model.KEY=VALUE")
+    study.add_argument("--trials", type=int, default=50,
+                       help="finished (complete or pruned) trials the study ends with "
+                            "(default: 50)")
+    study.add_argument("--timeout", default=None, metavar="DURATION",
+                       help="stop starting trials after this long, e.g. 30m, 1h30m, 90s")
+    study.add_argument("--out", default="runs/tune",
+                       help="the study's directory (default: runs/tune); locked while tuning")
+    study.add_argument("--overwrite", action="store_true",
+                       help="start a new study where --out holds one (without it, a study "
+                            "with another configuration or search space is refused)")
+    study.add_argument("--jobs", type=int, default=1,
+                       help="trials at once, as threads of this process (default: 1). On a "
+                            "2-core machine keep 1: a trial already uses the cores it is "
+                            "faster on (the thread count is measured while training), and "
+                            "two trials side by side make each slower")
+    add_config_flags(tune)
+    tune.set_defaults(func=_cmd_tune)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "same as torchrun --nproc_per_node=N -m crossrank train ...)")
     add_config_flags(train)
     train.set_defaults(func=_cmd_train)
+
+    _add_tune_parser(sub)
 
     evaluate = sub.add_parser("evaluate", help="metrics of a trained model on labelled data")
     evaluate.add_argument("model_dir", help="directory written by crossrank train")

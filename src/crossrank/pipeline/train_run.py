@@ -171,10 +171,11 @@ def _encoder_checksums(encoder_dir: Path) -> dict[str, str]:
             if p.is_file() and not p.name.startswith(".")}
 
 
-def write_run_toml(run: RunConfig, path: Path) -> None:
-    """The run's configuration as a TOML file that ``crossrank train --config`` takes."""
+def write_run_toml(run: RunConfig, path: Path, *, header: str | None = None) -> None:
+    """The run's configuration as a TOML file that ``crossrank train --config`` takes
+    (``header``: its comment lines, by default how to use it)."""
     defaults = dataclass_defaults(build_run_config({"model": {"name": run.model.name}}))
     defaults["model"] = build_run_config({"model": {"name": run.model.name}}).model.to_dict()
-    header = ("# crossrank run configuration: crossrank train --config run.toml "
-              "[--set section.key=value ...]")
+    header = header or (f"# crossrank run configuration: crossrank train --config {path.name} "
+                        "[--set section.key=value ...]")
     atomic_write_bytes(path, toml_text(run.to_dict(), defaults, header=header).encode())
