@@ -1,0 +1,148 @@
+"""Tuned quality: ``crossrank tune`` on the training rows only, then ``best.toml`` trained for
+several seeds and scored on the test rows no trial saw.
+
+* Criteo head-10k: the first 8,000 rows train (validation carved from their end, as
+  ``benchmarks/quality_criteo.py``), the last 2,000 test; test AUC and log-loss.
+* MovieLens-100K, the TensorFlow Recommenders features (``benchmarks/quality_movielens.py``):
+  one 80/20 random split (seed 0), written as CSV; test RMSE. One split for every seed: the
+  configuration was chosen on this split's training rows, and another split's test rows
+  would be among them.
+
+Each study starts from the benchmark scripts' hand-tuned settings and searches the DCN
+family's default space (``crossrank tune --help``). It also checks that ``best.toml`` trained
+with the study's seed gives the best trial's validation value exactly.
+
+Reads ../shared/data (never copied into the repository).
+Run: .venv/bin/python benchmarks/tune_quality.py [--data criteo|movielens|both]
+     [--trials 50] [--timeout 30m] [--seeds 5] [--work DIR]
+(a quick check that it works: --trials 2 --epochs 1 --seeds 1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.csv as pa_csv
+
+from crossrank.data import load_movielens_100k, movielens_schema
+from crossrank.pipeline import build_run_config, evaluate_on_data, train_run
+from crossrank.pipeline.config_file import read_config_file
+from crossrank.tune import parse_duration, tune
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CRITEO = SHARED / "criteo" / "criteo_kaggle_head10k.tsv"
+MOVIELENS = SHARED / "movielens-100k"
+
+# the starting points: the hand-tuned settings of quality_criteo.py and quality_movielens.py
+CRITEO_BASE = {
+    "encoder": {"min_count": 10},
+    "model": {"name": "dcn", "embedding_dim": 8, "structure": "parallel",
+              "cross": {"rank": 16, "num_layers": 2, "l2": 1e-3}, "deep_layers": [128, 64],
+              "dropout": 0.2, "norm": "batch", "embedding_l2": 1e-4},
+    "training": {"lr": 5e-4, "batch_size": 256, "epochs": 20, "patience": 2,
+                 "valid_fraction": 0.1}}
+MOVIELENS_BASE = {
+    "schema": {"label": "user_rating", "categorical": list(movielens_schema().categorical),
+               "task": "regression"},
+    "model": {"name": "dcn", "embedding_dim": 32, "deep_layers": [192, 192],
+              "cross": {"rank": 16}, "dropout": 0.4, "embedding_l2": 1e-4,
+              "terms": {"fm_dim": 32, "fm_l2": 0.05}},
+    "training": {"lr": 1e-3, "weight_decay": 3e-4, "batch_size": 512, "epochs": 60,
+                 "patience": 4, "valid_fraction": 0.1}}
+# before tuning (the README's figures): test AUC / log-loss, test RMSE
+BEFORE = {"criteo": "AUC 0.7406, log-loss 0.4684", "movielens": "RMSE 0.9148"}
+
+
+def criteo_split(work: Path) -> tuple[Path, Path, str]:
+    lines = CRITEO.read_bytes().splitlines(keepends=True)
+    train, test = work / "criteo_train.tsv", work / "criteo_test.tsv"
+    train.write_bytes(b"".join(lines[:8000]))
+    test.write_bytes(b"".join(lines[8000:10000]))
+    return train, test, "criteo"
+
+
+def movielens_split(work: Path) -> tuple[Path, Path, str]:
+    table = load_movielens_100k(MOVIELENS)
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    cut = int(0.8 * table.num_rows)
+    train, test = work / "movielens_train.csv", work / "movielens_test.csv"
+    pa_csv.write_csv(table.take(order[:cut]), train)
+    pa_csv.write_csv(table.take(order[cut:]), test)
+    return train, test, "csv"
+
+
+def study(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    train, test, fmt = (criteo_split if name == "criteo" else movielens_split)(work)
+    base: dict[str, Any] = {**(CRITEO_BASE if name == "criteo" else MOVIELENS_BASE),
+                            "data": {"path": str(train), "format": fmt}}
+    if args.epochs:
+        base = {**base, "training": {**base["training"], "epochs": args.epochs}}
+    out = work / f"{name}_tune"
+    started = time.perf_counter()
+    result = tune(base, None, out, trials=args.trials, timeout=parse_duration(args.timeout),
+                  log=print if args.verbose else (lambda line: None))
+    minutes = (time.perf_counter() - started) / 60
+    if result.best_number is None:
+        raise SystemExit(f"{name}: no trial completed")
+    best = read_config_file(out / "best.toml")
+    quiet = {"training": {"progress": False}}  # a display option: the same run
+    again = train_run(build_run_config(best, quiet), work / f"{name}_again", verbose=False)
+    reproduced = again.best_metrics[result.monitor] == result.best_value
+    tests = []
+    for seed in range(args.seeds):
+        run = build_run_config(best, {"training": {"seed": seed, "progress": False}})
+        train_run(run, work / f"{name}_seed{seed}", verbose=False)
+        tests.append(evaluate_on_data(work / f"{name}_seed{seed}", data=str(test), fmt=fmt))
+        print(f"{name} seed {seed}: " + ", ".join(
+            f"test {k} {tests[-1][k]:.4f}" for k in ("auc", "logloss", "rmse") if k in tests[-1]),
+            flush=True)
+    return {"name": name, "result": result, "minutes": minutes, "reproduced": reproduced,
+            "tests": tests, "out": out}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=("criteo", "movielens", "both"), default="both")
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--timeout", default="30m", help="tuning budget per data set")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the maximum epochs (a quick check: 1)")
+    parser.add_argument("--work", default=None,
+                        help="keep the splits, studies and models here (default: a temporary "
+                             "directory)")
+    parser.add_argument("--verbose", action="store_true", help="print each trial's line")
+    args = parser.parse_args()
+    names = ["criteo", "movielens"] if args.data == "both" else [args.data]
+    for name in names:
+        if not (CRITEO if name == "criteo" else MOVIELENS).exists():
+            raise SystemExit(f"{name} data not found under {SHARED}")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        reports = [study(name, args, work) for name in names]
+        print(f"\ntuned on the training rows only; best.toml trained for {args.seeds} seeds, "
+              "scored on the test rows")
+        print(f"{'data':<10} {'trials':>6} {'minutes':>7} {'best valid':>11} {'reproduced':>10} "
+              f"{'test (mean)':<30} before tuning")
+        for r in reports:
+            res = r["result"]
+            keys = ("auc", "logloss") if r["name"] == "criteo" else ("rmse",)
+            mean = ", ".join(f"{k} {statistics.mean(t[k] for t in r['tests']):.4f}"
+                             for k in keys)
+            print(f"{r['name']:<10} {res.finished:>6} {r['minutes']:>7.1f} "
+                  f"{res.monitor} {res.best_value:.4f} {str(r['reproduced']):>10} "
+                  f"{mean:<30} {BEFORE[r['name']]}")
+            if args.work:
+                print(f"  the study: {r['out']} (best.toml, trials.csv, history.png, "
+                      "importance.png)")
+
+
+if __name__ == "__main__":
+    main()
