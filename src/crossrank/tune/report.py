@@ -120,7 +120,7 @@ def _plot_history(study: Any, finished: list[Any], path: Path, monitor: str) -> 
     ax.set_ylabel(f"valid {monitor} ({'higher' if higher else 'lower'} is better)")
     ax.set_title(f"crossrank tune: {len(complete)} complete, {len(pruned)} pruned trials")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return _save(fig, path)
 
 

@@ -87,8 +87,9 @@ class _DataCache:
         self.lock = threading.Lock()
 
     def get(self, run: RunConfig) -> PreparedData:
-        parts = {"data": run.to_dict()["data"], "schema": run.to_dict()["schema"],
-                 "encoder": run.to_dict()["encoder"],
+        sections = run.to_dict()
+        parts = {"data": sections["data"], "schema": sections["schema"],
+                 "encoder": sections["encoder"],
                  "seed": None if run.data.path else run.training.seed}  # synthetic data's seed
         key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
         with self.lock:
@@ -120,7 +121,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
             which every trial starts from; its ``training.seed`` seeds every trial and the
             sampler.
         tune_table: the config file's ``[tune]`` table (:func:`~crossrank.tune.space.build_space`).
-        jobs: trials at once (threads of this process).
+        jobs: trials at once (threads of this process; trials under way when ``trials``
+            is reached finish too, and are kept).
         overwrite: start a new study where ``out`` holds one.
         pruner: an Optuna pruner (default: median pruning from the second epoch on, once five
             trials have finished).
@@ -228,6 +230,7 @@ class _Runner:
         self.monitor, self.trials, self.out, self.log = monitor, trials, out, log
         self.started = time.perf_counter()
         self.failed_in_a_row = 0
+        self.finished = _finished(study)  # counted here: with --jobs, two may end at once
         self.lock = threading.Lock()
 
     def run_config(self, values: Mapping[str, Any]) -> RunConfig:
@@ -259,7 +262,8 @@ class _Runner:
         from optuna.trial import TrialState
 
         with self.lock:
-            done = _finished(study)
+            self.finished += trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            done = self.finished
             best = _best(study)
             took = trial.duration.total_seconds() if trial.duration else 0.0
             elapsed = time.strftime("%H:%M:%S", time.gmtime(time.perf_counter() - self.started))
