@@ -124,3 +124,23 @@ def test_durations(text, seconds):
 def test_bad_durations(text):
     with pytest.raises(ConfigError, match="--timeout"):
         parse_duration(text)
+
+
+def test_a_run_after_another_starts_from_the_processs_thread_count(clicks, tmp_path):
+    """A model with batch norm keeps torch's thread count (its sums depend on it): a trial
+    after one whose thread governor left another count trains as a fresh process would."""
+    import torch
+
+    from crossrank.train.threads import torch_default_threads
+
+    default = torch_default_threads()
+    if default == 1:
+        pytest.skip("one thread is torch's default here: nothing to restore")
+    torch.set_num_threads(1)  # as a governed run may leave it
+    try:
+        run = build_run_config(_base(clicks, threads=None, epochs=1),
+                               {"model": {"norm": "batch"}})
+        train_run(run, tmp_path / "run", verbose=False)
+        assert torch.get_num_threads() == default
+    finally:
+        torch.set_num_threads(default)
