@@ -136,9 +136,10 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     of its rows held out; write the model directory ``out`` (None: no file, as a tuning trial
     runs). ``on_epoch``: see :class:`~crossrank.train.loop.Trainer`."""
     cfg, world, schema, encoder = run.training, current_context(), prepared.schema, prepared.encoder
-    # the user's count, else torch's own as the process started: an earlier run in this
-    # process (a tuning trial) may have left the thread governor's choice behind
-    torch.set_num_threads(cfg.threads or torch_default_threads())
+    # the user's count, else torch's own as the process started (read before this process's
+    # first run sets any): an earlier run (a tuning trial) may have left another count behind
+    starting = torch_default_threads()
+    torch.set_num_threads(cfg.threads or starting)
     torch.manual_seed(cfg.seed)
     resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
     dataset = prepared.dataset
