@@ -37,18 +37,22 @@ default_space = false
 """
 
 
-def _states(db: Path) -> dict[int, str]:
-    """{trial number: state} as Optuna's SQLite storage holds them (read while another
-    process writes: a locked database reads as nothing yet)."""
+def _states(db: Path, *, writer_alive: bool = False) -> dict[int, str]:
+    """{trial number: state} as Optuna's SQLite storage holds them. While another process
+    writes, read only, and a locked database reads as nothing yet; once it is dead, read as
+    a writer would, so that a transaction the kill cut short is rolled back first."""
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+        with sqlite3.connect(f"file:{db}?mode=ro" if writer_alive else f"file:{db}", uri=True,
+                             timeout=5) as con:
             return dict(con.execute("SELECT number, state FROM trials").fetchall())
     except sqlite3.OperationalError:
-        return {}
+        if writer_alive:
+            return {}
+        raise
 
 
 def _values(db: Path) -> dict[int, float]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+    with sqlite3.connect(db) as con:
         return dict(con.execute("SELECT t.number, v.value FROM trials t JOIN trial_values v "
                                 "ON v.trial_id = t.trial_id").fetchall())
 
@@ -64,7 +68,8 @@ def test_kill_9_during_a_trial_then_the_same_command_continues(tmp_path, capsys)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
-            states = _states(out / "study.db") if (out / "study.db").exists() else {}
+            states = _states(out / "study.db", writer_alive=True) \
+                if (out / "study.db").exists() else {}
             # a trial finished and the next one is under way: kill it there
             if "COMPLETE" in states.values() and "RUNNING" in states.values():
                 break
