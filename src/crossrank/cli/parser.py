@@ -62,7 +62,8 @@ def _add_tune_parser(sub: Any) -> None:
 
     tune = sub.add_parser(
         "tune", help="search model and training options with Optuna (reads only --data)",
-        description=textwrap.fill("Search the model and training options with Optuna's TPE sampler. Each "
+        description=textwrap.fill("Search the model and training options with Optuna's TPE sampler "
+                                  "(seeded by --seed, as every trial's training is). Each "
                     "trial trains on --data and is scored by its best epoch's validation "
                     "metric (training.monitor) on the last training.valid_fraction of --data's "
                     "rows, as crossrank train is; trials worse than the median of earlier ones "
