@@ -49,17 +49,9 @@ def child(kind: str, *, threads: str, precision: str, steps: int, batch: int) ->
     if threads != "auto":
         torch.set_num_threads(int(threads))
     if kind == "matmul":
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        a, b = torch.randn(batch, 512, dtype=dtype), torch.randn(512, 512, dtype=dtype)
-        for _ in range(5):
-            a @ b
-        best = float("inf")
-        for _ in range(7):
-            start = time.perf_counter()
-            for _ in range(20):
-                a @ b
-            best = min(best, (time.perf_counter() - start) / 20)
-        print(f"gflops={2 * batch * 512 * 512 / best / 1e9:.1f}")
+        from crossrank.train.throughput import matmul_gflops
+
+        print(f"gflops={matmul_gflops(batch):.1f}")
         return
     from crossrank.train.config import TrainConfig
     from crossrank.train.throughput import make_model, measure, synthetic_batches
