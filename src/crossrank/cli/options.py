@@ -131,3 +131,26 @@ def model_options_epilog() -> str:
             lines.append(f"    {key} = {_show(tuple(value) if isinstance(value, list) else value)}"
                          f"{text}")
     return "\n".join(lines)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, cls: type, *, title: str) -> None:
+    """One flag per option of the flat config ``cls`` (``max_wait_ms`` -> ``--max-wait-ms``),
+    with the field's help, default and choices; :func:`options_given` reads them back."""
+    group = parser.add_argument_group(title)
+    for key, tp, help_text, default, choices in describe_fields(cls):
+        shown = [c for c in choices if c is not None] if choices else None
+        group.add_argument("--" + key.replace("_", "-"), dest="opt:" + key,
+                           default=argparse.SUPPRESS, choices=shown,
+                           metavar=None if shown else _metavar(tp),
+                           help=f"{help_text} (default: {_show(default)})")
+
+
+def options_given(namespace: argparse.Namespace, cls: type) -> Any:
+    """The config ``cls`` of the flags typed over its defaults (see :func:`add_option_flags`)."""
+    from crossrank.options import from_dict
+    from crossrank.pipeline.config_file import parse_value
+
+    types = {key: tp for key, tp, *_ in describe_fields(cls)}
+    given = {dest[4:]: parse_value(value, types[dest[4:]])
+             for dest, value in vars(namespace).items() if dest.startswith("opt:")}
+    return from_dict(cls, given)

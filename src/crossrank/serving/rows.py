@@ -92,11 +92,11 @@ def _record_column(values: list[Any], name: str, kind: str) -> pa.Array:
         arr = None
     if kind == "dense":
         if arr is not None and (pa.types.is_integer(arr.type) or pa.types.is_null(arr.type)):
-            return arr
+            return arr.cast(pa.float64())
         if arr is not None and pa.types.is_floating(arr.type):
             finite = np.isfinite(arr.to_numpy(zero_copy_only=False))
             if finite[~np.asarray(arr.is_null())].all():
-                return arr
+                return arr.cast(pa.float64())
         row = next((i for i, v in enumerate(values) if not _is_number(v)), None)
         if row is None:  # numbers pyarrow would not mix (huge integers)
             return pa.array([None if v is None else float(v) for v in values], pa.float64())
@@ -108,7 +108,7 @@ def _record_column(values: list[Any], name: str, kind: str) -> pa.Array:
                            "JSON number or null)", row=row, column=name)
     if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_integer(arr.type)
                             or pa.types.is_null(arr.type)):
-        return arr
+        return arr.cast(pa.string())  # integers as their decimal text, as the readers do
     if all(_is_category(v) for v in values):  # text and integers mixed
         return pa.array([v if v is None or type(v) is str else str(v) for v in values],
                         pa.string())
@@ -119,7 +119,9 @@ def _record_column(values: list[Any], name: str, kind: str) -> pa.Array:
 
 def from_records(records: Any, schema: TableSchema) -> dict[str, pa.Array]:
     """The feature columns of a list of records (dicts), raising :class:`BadRowsError` for a
-    record that is not an object or lacks a column, and for a value of the wrong JSON type."""
+    record that is not an object or lacks a column, and for a value of the wrong JSON type.
+    Dense columns come out float64 and categorical ones string, so the columns of several
+    lists concatenate."""
     if not isinstance(records, list):
         raise BadRowsError("not_an_object", f"rows must be a list of objects, got "
                            f"{type(records).__name__}")
