@@ -152,13 +152,32 @@ def build_app(export_dir: str | Path, config: ServeConfig | None = None) -> Star
 
 def serve(export_dir: str | Path, config: ServeConfig | None = None) -> int:
     """Run the server until SIGTERM or SIGINT; returns 0 once in-flight requests are done."""
+    import signal
+    import threading
+    from collections.abc import Iterator
+
     import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # uvicorn's own stops on these too, then raises the signal again when done, so the
+            # process dies of it; a stop asked for and finished cleanly is a success (exit 0)
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            signals = (signal.SIGINT, signal.SIGTERM)
+            before = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+            try:
+                yield
+            finally:
+                for sig, handler in before.items():
+                    signal.signal(sig, handler)
 
     cfg = config or ServeConfig()
     app = build_app(export_dir, cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port,
-                                           log_level="warning", access_log=False,
-                                           lifespan="on"))
+    server = Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="warning",
+                                   access_log=False, lifespan="on"))
     print(f"serving {export_dir} on http://{cfg.host}:{cfg.port} (POST /v1/score)", flush=True)
     server.run()
     return 0
