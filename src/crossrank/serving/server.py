@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -116,14 +117,14 @@ def build_app(export_dir: str | Path, config: ServeConfig | None = None) -> Star
             if n > cfg.max_request_rows:
                 raise BadRowsError("too_many_rows", f"{n} rows, more than the limit of "
                                    f"{cfg.max_request_rows} per request")
-            scores = await batcher.score(columns, n) if n else []
+            scores = await batcher.score(columns, n) if n else np.zeros(0)
         except _TooLarge:
             error = BadRowsError("body_too_large", f"the body is larger than "
                                  f"{cfg.max_body_bytes} bytes")
             return 413, _error(413, error), 0, error.kind
         except BadRowsError as error:
             return 400, _error(400, error), 0, error.kind
-        return 200, JSONResponse({"scores": list(map(float, scores))}), n, None
+        return 200, JSONResponse({"scores": scores.tolist()}), n, None
 
     async def healthz(request: Request) -> Response:
         metrics.request("/healthz", 200)
