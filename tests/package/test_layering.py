@@ -2,8 +2,9 @@
 
 Dependencies point ``ops <- layers <- models <- (data, train, explain, serving) <- pipeline <- cli``
 (``errors``, ``safe_io`` and ``distributed`` are leaves anyone may use); serving's scoring path
-(all of it but the exporter) uses no model code at all, and ``import crossrank`` no torch. The import graph is read from the
-source with ``ast`` (function-level imports included), so a lazy import cannot hide an edge.
+(all of it but the exporter) uses no model code at all, and ``import crossrank`` no torch. The
+import graph is read from the source with ``ast`` (function-level imports included), so a lazy
+import cannot hide an edge.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,14 @@ def _check_parity(run: Any, graph: ScoringGraph, kinds: tuple[str, ...],
 
 def _write_model(tmp: Path, fmt: str, graph: ScoringGraph, kinds: tuple[str, ...],
                  model: RankingModel) -> tuple[str, dict[str, Any]]:
+    with warnings.catch_warnings():
+        # torch 2.13's own pytree code warns about its own deprecated LeafSpec check
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
+        return _write_model_quietly(tmp, fmt, graph, kinds, model)
+
+
+def _write_model_quietly(tmp: Path, fmt: str, graph: ScoringGraph, kinds: tuple[str, ...],
+                         model: RankingModel) -> tuple[str, dict[str, Any]]:
     program = _export_program(graph, kinds, model)
     exporter: dict[str, Any] = {"torch": torch.__version__, "dynamic_axes": {"batch": 0}}
     if fmt == "pt2":
