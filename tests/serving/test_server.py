@@ -1,7 +1,7 @@
-"""``crossrank serve`` in a subprocess on 127.0.0.1, talked to over HTTP: scores in each
-request's own row order under concurrency, bad requests answered 400/413 naming row and
-column while good ones interleaved with them are answered correctly, metrics, and a SIGTERM
-that lets the request in flight finish before the process exits 0."""
+"""``crossrank serve`` in a subprocess on 127.0.0.1 (where torch cannot be imported), talked
+to over HTTP: scores in each request's own row order under concurrency, bad requests answered
+400/413 naming row and column while good ones interleaved with them are answered correctly,
+metrics, and a SIGTERM that lets the request in flight finish before the process exits 0."""
 
 import asyncio
 import json
@@ -23,6 +23,17 @@ from crossrank.serving.batcher import Batcher
 from crossrank.serving.metrics import Metrics
 from crossrank.serving.rows import from_records
 
+# `crossrank serve` in a process where importing torch fails: serving needs none
+WITHOUT_TORCH = """
+import importlib.abc, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+sys.meta_path.insert(0, NoTorch())
+from crossrank.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 MAX_BODY = 300_000
 MAX_ROWS = 300
 
@@ -44,7 +55,7 @@ def server(criteo_export):
     model_dir, export_dir, data = criteo_export
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "crossrank", "serve", str(export_dir), "--port", str(port),
+        [sys.executable, "-c", WITHOUT_TORCH, "serve", str(export_dir), "--port", str(port),
          "--threads", "1", "--max-wait-ms", "20", "--max-batch-rows", "64",
          "--max-request-rows", str(MAX_ROWS), "--max-body-bytes", str(MAX_BODY)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

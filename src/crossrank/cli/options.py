@@ -146,11 +146,27 @@ def add_option_flags(parser: argparse.ArgumentParser, cls: type, *, title: str) 
 
 
 def options_given(namespace: argparse.Namespace, cls: type) -> Any:
-    """The config ``cls`` of the flags typed over its defaults (see :func:`add_option_flags`)."""
+    """The config ``cls`` of the flags typed over its defaults (see :func:`add_option_flags`);
+    a value of the wrong type is a ConfigError naming the option."""
     from crossrank.options import from_dict
-    from crossrank.pipeline.config_file import parse_value
 
     types = {key: tp for key, tp, *_ in describe_fields(cls)}
-    given = {dest[4:]: parse_value(value, types[dest[4:]])
+    given = {dest[4:]: _scalar(value, types[dest[4:]])
              for dest, value in vars(namespace).items() if dest.startswith("opt:")}
     return from_dict(cls, given)
+
+
+def _scalar(text: str, tp: Any) -> Any:
+    """A flag's text as a value of a scalar option (``none`` where None is allowed); the config
+    checks the type. Light on purpose: ``crossrank serve`` runs where torch is not installed."""
+    import json
+
+    args = typing.get_args(tp)
+    if tp is str or str in args:
+        return text
+    if type(None) in args and text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

@@ -55,6 +55,30 @@ def _resumable() -> str:
     return ", ".join(names[:-1]) + " and " + names[-1]
 
 
+_SERVE_HELP = "serve an ONNX export over HTTP (POST /v1/score)"
+_SERVE_DESCRIPTION = ("Score rows over HTTP: POST /v1/score with {\"rows\": [{...}, ...]} or a "
+                      "CSV body (Content-Type: text/csv); GET /healthz, /v1/metadata, /metrics. "
+                      "Concurrent requests share model calls. SIGTERM finishes the requests "
+                      "in flight, then exits.")
+
+
+def _add_serve(serve: argparse.ArgumentParser) -> None:
+    from crossrank.cli.options import add_option_flags
+    from crossrank.serving.config import ServeConfig
+
+    serve.add_argument("export_dir", help="directory written by crossrank export --format onnx")
+    add_option_flags(serve, ServeConfig, title="server options")
+    serve.set_defaults(func=_cmd_serve, command="serve")
+
+
+def build_serve_parser() -> argparse.ArgumentParser:
+    """``crossrank serve``'s parser alone: the full parser reads the model registry (for
+    ``train``'s options), which imports torch, and a serving image has none."""
+    serve = argparse.ArgumentParser(prog="crossrank serve", description=_SERVE_DESCRIPTION)
+    _add_serve(serve)
+    return serve
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crossrank",
@@ -148,18 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="export directory (new or empty)")
     export.set_defaults(func=_cmd_export)
 
-    from crossrank.cli.options import add_option_flags
-    from crossrank.serving.config import ServeConfig
-
-    serve = sub.add_parser(
-        "serve", help="serve an ONNX export over HTTP (POST /v1/score)",
-        description="Score rows over HTTP: POST /v1/score with {\"rows\": [{...}, ...]} or a "
-                    "CSV body (Content-Type: text/csv); GET /healthz, /v1/metadata, /metrics. "
-                    "Concurrent requests share model calls. SIGTERM finishes the requests "
-                    "in flight, then exits.")
-    serve.add_argument("export_dir", help="directory written by crossrank export --format onnx")
-    add_option_flags(serve, ServeConfig, title="server options")
-    serve.set_defaults(func=_cmd_serve)
+    _add_serve(sub.add_parser("serve", help=_SERVE_HELP, description=_SERVE_DESCRIPTION))
 
     bench = sub.add_parser("bench", help="CPU training speed of DLRM-DCN, measured now")
     bench.add_argument("--steps", type=int, default=30, help="timed steps")
