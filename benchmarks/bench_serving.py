@@ -13,9 +13,10 @@ Printed, as one markdown table:
 * ``Scorer`` raw rows -> scores at batch 4,096, encoding included (an Arrow table, and a list
   of dicts as JSON would give), 1 thread;
 * HTTP end to end: ``crossrank serve`` in a subprocess (1 ONNX Runtime thread) and a bounded
-  load generator (a fixed number of requests, ``--requests``, then it stops) on 127.0.0.1 at
-  concurrency 1, 8 and 64 with 1 and 100 rows per request; p50/p99 latency and rows/s. The
-  load generator (httpx, asyncio) shares the machine's cores with the server.
+  load generator (a fixed number of requests, ``--requests``, then it stops; a minimal
+  HTTP/1.1 client on asyncio streams, keep-alive connections) on 127.0.0.1 at concurrency 1,
+  8 and 64 with 1 and 100 rows per request; p50/p99 latency and rows/s. The load generator
+  shares the machine's cores with the server.
 
 Usage: python benchmarks/bench_serving.py [--calls 2000] [--requests 2000] [--quick]
 """
@@ -114,26 +115,36 @@ def scorer_rows(onnx_dir: Path) -> list[list[str]]:
     return out
 
 
-async def load(url: str, bodies: list[bytes], concurrency: int) -> tuple[np.ndarray, float]:
-    """Send every body once, ``concurrency`` at a time; per-request latency and wall time."""
-    import httpx
-
+async def load(port: int, bodies: list[bytes], concurrency: int) -> tuple[np.ndarray, float]:
+    """Send every body once over ``concurrency`` keep-alive connections; per-request latency
+    and wall time. A minimal HTTP/1.1 client on asyncio streams, so that the load generator
+    costs the shared cores little next to the server (a full client library costs more per
+    request than the server does)."""
     times = np.empty(len(bodies))
     queue = list(enumerate(bodies))[::-1]
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        async def worker() -> None:
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
             while queue:
                 i, body = queue.pop()
                 start = time.perf_counter()
-                reply = await client.post(url, content=body,
-                                          headers={"content-type": "application/json"})
+                writer.write(b"POST /v1/score HTTP/1.1\r\nHost: bench\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                reply = await reader.readexactly(length)
                 times[i] = time.perf_counter() - start
-                if reply.status_code != 200:
-                    raise RuntimeError(reply.text)
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return times, time.perf_counter() - start
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(reply.decode())
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return times, time.perf_counter() - start
 
 
 def http_rows(onnx_dir: Path, requests: int) -> list[list[str]]:
@@ -156,14 +167,13 @@ def http_rows(onnx_dir: Path, requests: int) -> list[list[str]]:
             except httpx.TransportError:
                 time.sleep(0.2)
         records = make_synthetic_clicks(100 * 64, seed=4).drop_columns(["label"]).to_pylist()
-        url = f"http://127.0.0.1:{port}/v1/score"
         for per_request in (1, 100):
             count = requests if per_request == 1 else max(requests // 5, 64)
             bodies = [json.dumps({"rows": records[(i * per_request) % 6000:][:per_request]})
                       .encode() for i in range(count)]
             for concurrency in (1, 8, 64):
-                asyncio.run(load(url, bodies[:50], concurrency))  # warm up
-                times, wall = asyncio.run(load(url, bodies, concurrency))
+                asyncio.run(load(port, bodies[:50], concurrency))  # warm up
+                times, wall = asyncio.run(load(port, bodies, concurrency))
                 p50, p99 = np.percentile(times, [50, 99]) * 1e3
                 out.append([f"HTTP, {per_request} row{'s' if per_request > 1 else ''} a request, "
                             f"concurrency {concurrency} ({count} requests)", f"{p50:.2f}",
