@@ -78,6 +78,7 @@ def test_options_and_when_there_is_no_governor():
     assert governor_for(3, "cpu", plain) is None  # the user's count holds
     # batch norm's statistics are sums split between threads: its updates depend on the count
     assert governor_for(None, "cpu", normed) is None
+    assert governor_for(None, "cpu", plain, precision="bf16") is None  # bf16 sums split too
     with pytest.raises(ValueError, match="positive thread counts"):
         ThreadGovernor((0,), set_threads=print, clock=float)
     g = ThreadGovernor((1,), set_threads=lambda n: None, clock=lambda: 0.0)

@@ -22,8 +22,9 @@ The thread count does not change results: every model family and cross variant's
 bit-identical on 1 and 2 threads (tested in ``tests/train/test_threads.py``: torch's CPU
 kernels on these models split rows and columns between threads, never a sum; not checked on
 more threads), so a run's weights do not depend on the machine's load. Batch and layer norm
-are the exception (their statistics are sums split between threads): a model with them keeps
-torch's default count (:func:`governor_for`).
+are the exception (their statistics are sums split between threads), and so are bfloat16
+products: a model with norms, or trained in bf16, keeps torch's default count
+(:func:`governor_for`).
 
 Example:
     >>> clock = iter(range(1000))
@@ -71,15 +72,20 @@ def torch_default_threads() -> int:
 _NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.GroupNorm)
 
 
-def governor_for(threads: int | None, device: str, model: torch.nn.Module
-                 ) -> ThreadGovernor | None:
+def governor_for(threads: int | None, device: str, model: torch.nn.Module, *,
+                 precision: str = "float32", compiled: bool = False) -> ThreadGovernor | None:
     """The governor of a training run whose ``threads`` option is None (else the user's count
     holds, and None is returned), on the CPU with more than one core to choose from, for a
     model without normalization layers: their mean and variance are reductions that torch
     splits between threads, so with them the thread count changes the last bits of every
     update, and a run's weights would depend on the machine's load (torch's default count
-    then holds; ``--threads 1`` is the remedy on a busy machine)."""
-    if threads is not None or torch.device(device).type != "cpu":
+    then holds; ``--threads 1`` is the remedy on a busy machine). The same holds for bfloat16
+    products (``precision="bf16"``), whose kernels split some sums between threads too (the
+    mixture cross network's, measured), and for a compiled model (its generated kernels are
+    not checked)."""
+    if threads is not None or torch.device(device).type != "cpu" or precision != "float32":
+        return None
+    if compiled:
         return None
     if any(isinstance(m, _NORMS) for m in model.modules()):
         return None
