@@ -69,6 +69,18 @@ class Vocabulary:
         return np.where(hit, candidate + 2, OOV_ID).astype(np.int64)
 
 
+def select_vocabulary(counts: pa.Table, min_count: int,
+                      max_size: int | None = None) -> Vocabulary:
+    """The values of ``(value, count)`` seen at least ``min_count`` times, most frequent first
+    (ties by value, so fitting is deterministic), at most ``max_size`` of them."""
+    counts = counts.filter(pc.greater_equal(counts["count"], min_count))
+    order = pc.sort_indices(counts, sort_keys=[("count", "descending"), ("value", "ascending")])
+    values = counts["value"].take(order).combine_chunks()
+    if max_size is not None:
+        values = values.slice(0, max_size)
+    return Vocabulary(values)
+
+
 def write_vocabularies(path: Path, vocabularies: Sequence[Vocabulary]) -> None:
     """Write every field's values back to back, in field and id order, to ``path`` (to a
     temporary name, then renamed)."""
