@@ -165,7 +165,14 @@ def list_lengths(values: pa.Array, separator: str) -> np.ndarray:
 
     Shape:
         values (n,) -> (n,) int64.
+
+    Example:
+        >>> list_lengths(pa.array(["a|b", None, "", "c"]), "|").tolist()
+        [2, 0, 1, 1]
     """
+    if pa.types.is_string(values.type):  # text: count the separators, no split needed
+        found = pc.count_substring(values, separator)
+        return (found.fill_null(-1).to_numpy(zero_copy_only=False) + 1).astype(np.int64)
     return pc.list_value_length(_lists(values, separator)).fill_null(0).to_numpy(
         zero_copy_only=False).astype(np.int64)
 
@@ -187,27 +194,29 @@ def split_lists(values: pa.Array, spec: MultiValuedSpec) -> tuple[pa.Array, np.n
     """
     lists = _lists(values, spec.separator)
     n = len(lists)
-    lengths = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+    counts = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+    counts = counts.astype(np.int64)
     flat = pc.list_flatten(lists)  # null lists contribute nothing
     if not (pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type)):
         if pa.types.is_floating(flat.type):
             raise TypeError(f"multi-valued {spec.name!r} holds floats ({flat.type}); store ids "
                             "as integers or text so they stay exact")
         flat = pc.cast(flat, pa.string())
-    keep = pc.and_(pc.is_valid(flat), pc.greater(pc.utf8_length(flat.fill_null("")), 0))
-    keep_np = keep.to_numpy(zero_copy_only=False)
-    rows = np.repeat(np.arange(n), lengths)  # (elements,) the row of each element
-    counts = np.bincount(rows[keep_np], minlength=n).astype(np.int64)
-    flat = flat.filter(keep)
-    offsets = np.concatenate([[0], np.cumsum(counts)])
-    kept = np.minimum(counts, spec.max_length)
-    first = offsets[:-1] + (counts - kept if spec.keep == "last" else 0)  # (n,)
-    starts = np.concatenate([[0], np.cumsum(kept)])[:-1]
-    within = np.arange(int(kept.sum())) - np.repeat(starts, kept)
-    take = np.repeat(first, kept) + within
-    if len(take) != len(flat):
-        flat = flat.take(pa.array(take, pa.int64()))
-    return flat, kept
+    keep = pc.and_(pc.is_valid(flat), pc.greater(pc.binary_length(flat), 0)).fill_null(False)
+    if not pc.all(keep).as_py():  # empty or null elements: drop them, recount the rows
+        rows = np.repeat(np.arange(n), counts)  # (elements,) the row of each element
+        counts = np.bincount(rows[keep.to_numpy(zero_copy_only=False)], minlength=n)
+        counts = counts.astype(np.int64)
+        flat = flat.filter(keep)
+    if n and int(counts.max()) > spec.max_length:  # cut each row to its kept end
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        kept = np.minimum(counts, spec.max_length)
+        first = offsets[:-1] + (counts - kept if spec.keep == "last" else 0)  # (n,)
+        starts = np.concatenate([[0], np.cumsum(kept)])[:-1]
+        within = np.arange(int(kept.sum())) - np.repeat(starts, kept)
+        flat = flat.take(pa.array(np.repeat(first, kept) + within, pa.int64()))
+        counts = kept
+    return flat, counts
 
 
 def encode_lists(elements: pa.Array, counts: np.ndarray,
@@ -231,11 +240,17 @@ def encode_lists(elements: pa.Array, counts: np.ndarray,
         np.zeros(0, np.int64)
     out_counts = np.maximum(counts, 1)
     offsets = np.concatenate([[0], np.cumsum(out_counts)]).astype(np.int64)
+    if len(ids) == offsets[-1]:  # no empty row
+        return ids.astype(np.int64, copy=False), offsets
     values = np.zeros(int(offsets[-1]), dtype=np.int64)  # MISSING_ID where a row is empty
-    starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
-    within = np.arange(len(ids)) - np.repeat(starts, counts)
-    values[np.repeat(offsets[:-1], counts) + within] = ids
+    values[np.repeat(offsets[:-1], counts) + _within(counts)] = ids
     return values, offsets
+
+
+def _within(lengths: np.ndarray) -> np.ndarray:
+    """Each element's position in its row. Shape: lengths (n,) -> (sum lengths,)."""
+    starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+    return np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
 
 
 def pad_lists(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray | None,
@@ -260,11 +275,11 @@ def pad_lists(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray | None,
         return out
     if int(lengths.max()) > width:
         raise ValueError(f"a row has {int(lengths.max())} elements, more than the width {width}")
-    total = int(lengths.sum())
-    starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
-    within = np.arange(total) - np.repeat(starts, lengths)  # (total,)
-    row = np.repeat(np.arange(n), lengths)
-    out[row, within] = values[np.repeat(start, lengths) + within]
+    if rows is None:  # consecutive rows: one slice of the values
+        elements = values[int(offsets[0]):int(offsets[-1])]
+    else:
+        elements = values[np.repeat(start, lengths) + _within(lengths)]
+    out[np.arange(width) < lengths[:, None]] = elements  # row-major: each row's run in order
     return out
 
 
