@@ -19,14 +19,13 @@ Usage: python benchmarks/bench_encode.py [--rows 1000000] [--head10k] [--chunk-r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import dataclasses
 
 import numpy as np
 import pyarrow as pa

@@ -133,7 +133,7 @@ def test_a_list_over_the_hard_limit_is_a_bad_row_with_its_place(tmp_path):
 def test_the_cache_stores_jagged_lists_and_batches_pad_them(tmp_path):
     rng = np.random.default_rng(0)
     n = 300
-    words = np.array(["w%d" % i for i in range(40)])
+    words = np.array([f"w{i}" for i in range(40)])
     g = ["|".join(rng.choice(words, rng.integers(0, 9))) for _ in range(n)]
     t = pa.table({"y": rng.integers(0, 2, n).astype(float), "x": rng.random(n),
                   "c": rng.choice(["a", "b"], n), "g": g})
@@ -148,7 +148,7 @@ def test_the_cache_stores_jagged_lists_and_batches_pad_them(tmp_path):
     memory = EncodedDataset.from_batch(enc.transform(t))
     for source in (ds, ds.with_window_shuffle(block_rows=16, window_blocks=2), memory):
         seen = {}
-        for _, sparse, label in source.iter_batches(32, shuffle=True, seed=3):
+        for _, sparse, _label in source.iter_batches(32, shuffle=True, seed=3):
             for row in sparse.numpy():
                 seen.setdefault(tuple(row), 0)
                 seen[tuple(row)] += 1
@@ -160,6 +160,12 @@ def test_the_cache_stores_jagged_lists_and_batches_pad_them(tmp_path):
     rows = [b[1] for b in ds.iter_batches(50, shuffle=True, seed=1)]
     later = [b[1] for b in ds.iter_batches(50, shuffle=True, seed=1, start=100)]
     assert all((a == b).all() for a, b in zip(rows[2:], later, strict=True))
+    # a data-parallel rank's share of each global batch is its rows of that batch
+    shares = [list(ds.iter_shares(64, shuffle=True, seed=2, rank=r, world_size=3))
+              for r in range(3)]
+    for k, (_, whole_batch, _) in enumerate(ds.iter_batches(64, shuffle=True, seed=2)):
+        parts = [shares[r][k][1][1] for r in range(3) if shares[r][k][0] > 0]
+        assert (np.concatenate(parts) == whole_batch.numpy()).all()
     # caches of consecutive parts join into the cache of the whole
     encode_to_cache([t.slice(0, 100)], enc, tmp_path / "p0")
     encode_to_cache([t.slice(100)], enc, tmp_path / "p1")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +117,8 @@ class BagEmbedding(nn.Module):
         reference = exporting or bool(self.l2 and self.training and torch.is_grad_enabled())
         pooled = []
         start = 0
-        for m, table in enumerate(self.tables):
+        for m, module in enumerate(self.tables):
+            table = cast(nn.Embedding, module)
             size, width = self.fields.sizes[m], self.fields.widths[m]
             part = ids[:, start:start + width]  # (B, W_m)
             start += width

@@ -13,12 +13,11 @@ import dataclasses
 from typing import cast
 
 from crossrank.data import InferredSchema, TableSchema, infer_schema, load_schema
-from crossrank.data.config import SchemaConfig
-from crossrank.data.files import Format
-from crossrank.data.schema import Task
 from crossrank.data.column_check import describe_missing, show_columns
-from crossrank.data.files import list_shards
+from crossrank.data.config import SchemaConfig
+from crossrank.data.files import Format, list_shards
 from crossrank.data.sample import file_columns
+from crossrank.data.schema import Task
 from crossrank.errors import BadInputError, ConfigError
 
 _ROLES = ("label", "dense", "categorical", "id_column", "task")

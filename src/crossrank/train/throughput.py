@@ -30,11 +30,12 @@ HISTORY_WIDTH = 40  # the multi-valued case: lengths uniform on 0..40
 def make_model(sparse_gradients: bool, *, multi_valued: bool = False) -> RankingModel:
     """The benchmark's DLRM-DCN (weights from torch's global RNG), with one multi-valued field
     of :data:`VOCAB` ids after the 26 when asked."""
-    lists = {"multi_valued": ("history",), "multi_valued_sizes": (VOCAB,),
-             "multi_valued_widths": (HISTORY_WIDTH,), "pooling": ("sum",)} if multi_valued else {}
+    m = 1 if multi_valued else 0
     schema = FeatureSchema(dense=tuple(f"I{i}" for i in range(1, NUM_DENSE + 1)),
                            categorical=tuple(f"C{i}" for i in range(1, NUM_FIELDS + 1)),
-                           vocab_sizes=(VOCAB,) * NUM_FIELDS, embedding_dim=16, **lists)
+                           vocab_sizes=(VOCAB,) * NUM_FIELDS, embedding_dim=16,
+                           multi_valued=("history",) * m, multi_valued_sizes=(VOCAB,) * m,
+                           multi_valued_widths=(HISTORY_WIDTH,) * m, pooling=("sum",) * m)
     return build_model("dlrm", schema, {
         "bottom_layers": [512, 256, 16], "top_layers": [512, 256], "interaction": "dcn",
         "cross": {"num_layers": 3, "rank": 64}, "sparse_gradients": sparse_gradients})
