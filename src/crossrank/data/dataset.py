@@ -212,7 +212,8 @@ class EncodedDataset:
 
     @property
     def sparse(self) -> np.ndarray:
-        """int32 or int64 (N, F); a view for caches and row ranges, a copy for subsets."""
+        """int32 or int64 (N, F); a view for caches and row ranges, a copy for subsets. A
+        cache's multi-valued fields are not here: stored jagged, they are padded into batches."""
         out = self._view(self._sparse)
         assert out is not None
         return out
