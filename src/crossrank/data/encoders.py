@@ -51,12 +51,14 @@ from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
 from crossrank.data.multi_valued import join_padded
 from crossrank.data.multi_valued_encoder import MultiValuedEncoder
+from crossrank.data.oov_share import expected_shares
 from crossrank.data.schema import TableSchema
 from crossrank.data.vocabulary import (
     MISSING_ID,
     OOV_ID,
     Vocabulary,
     read_vocabularies,
+    saved_vocabularies,
     select_vocabulary,
     write_vocabularies,
 )
@@ -140,6 +142,8 @@ class FeatureEncoder:
         self._std = np.ones(len(schema.dense))
         self._vocabs: list[Vocabulary] | None = None if hash_buckets is None else []
         self.lists = MultiValuedEncoder(schema.multi_valued)  # their own ids and options
+        # per vocabulary field, the out-of-vocabulary share new rows should show (oov_share.py)
+        self.expected_oov: dict[str, float] | None = None
         self._fitted = False
 
     # ----------------------------------------------------------------- properties
@@ -222,9 +226,11 @@ class FeatureEncoder:
             self._mean = mean
             self._std = np.where(std > 0, std, 1.0)
         if self.hash_buckets is None:
-            self._vocabs = [select_vocabulary(stats.value_counts(f), self.min_count,
-                                              self.max_vocab_size)
+            counts = {f: stats.value_counts(f) for f in self.schema.categorical}
+            self._vocabs = [select_vocabulary(counts[f], self.min_count, self.max_vocab_size)
                             for f in self.schema.categorical]
+            self.expected_oov = expected_shares(counts, rows=stats.num_rows, min_count=self.min_count,
+                                                max_vocab_size=self.max_vocab_size)
         self.lists.fit(stats)
         self._fitted = True
         return self
@@ -297,6 +303,7 @@ class FeatureEncoder:
             "num_rows_fit": self.num_rows_fit,
             "dense_mean": [float(v) for v in self._mean],
             "dense_std": [float(v) for v in self._std],
+            "expected_oov_share": self.expected_oov,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -324,7 +331,7 @@ class FeatureEncoder:
         if not isinstance(d, dict):
             raise TypeError(f"d must be a dict, got {type(d).__name__}")
         known = {"format", "version", "schema", "options", "num_rows_fit", "dense_mean",
-                 "dense_std", "vocabularies", "vocab_file", "vocab_lengths"}
+                 "dense_std", "vocabularies", "vocab_file", "vocab_lengths", "expected_oov_share"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown encoder keys {unknown}; known keys are {sorted(known)}")
@@ -337,24 +344,12 @@ class FeatureEncoder:
         enc.num_rows_fit = int(d["num_rows_fit"])
         enc._mean = np.asarray(d["dense_mean"], dtype=np.float64)
         enc._std = np.asarray(d["dense_std"], dtype=np.float64)
+        enc.expected_oov = d.get("expected_oov_share")  # absent from encoders saved before it
         if len(enc._mean) != len(enc.schema.dense) or len(enc._std) != len(enc.schema.dense):
             raise ValueError("dense_mean/dense_std do not match the schema's dense columns")
         own = enc.schema.categorical if enc.hash_buckets is None else ()
         fields = own + enc.lists.vocab_fields
-        found: list[Vocabulary] = []
-        if fields and vocab is None:
-            vocabs = d.get("vocabularies")
-            if not isinstance(vocabs, dict) or set(vocabs) != set(fields):
-                raise ValueError(f"vocabularies must map every field {fields} to a list")
-            found = [Vocabulary(pa.array(vocabs[f], pa.string())) for f in fields]
-        elif vocab is not None:
-            lengths = d["vocab_lengths"]
-            if set(lengths) != set(fields) or sum(lengths.values()) != len(vocab):
-                raise ValueError("vocab_lengths do not match the fields or the vocab file")
-            start = 0
-            for f in fields:
-                found.append(Vocabulary(vocab.slice(start, lengths[f])))
-                start += lengths[f]
+        found = saved_vocabularies(d, vocab, fields)
         if enc.hash_buckets is None:
             enc._vocabs = found[:len(own)]
         enc.lists.set_vocabularies(found[len(own):])

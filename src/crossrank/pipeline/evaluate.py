@@ -9,7 +9,14 @@ import numpy as np
 from crossrank.data import EncodedDataset, check_columns
 from crossrank.data.files import infer_format
 from crossrank.data.readers import OnBadRows
-from crossrank.pipeline.model_dir import encoded_batches, load_model_dir, open_rejects, report_rejects
+from crossrank.pipeline.model_dir import (
+    encoded_batches,
+    load_model_dir,
+    oov_tally,
+    open_rejects,
+    report_oov,
+    report_rejects,
+)
 from crossrank.train.loop import score
 from crossrank.train.metrics import compute_metrics
 
@@ -26,11 +33,14 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     check_columns(data, infer_format(data, fmt), schema, need_label=True)
     rejects = open_rejects(on_bad_rows, rejects_path, Path.cwd())  # not in the model dir
     scores, labels = [], []
+    tally = oov_tally(encoder)
     for batch in encoded_batches(data, fmt, schema, encoder, on_bad_rows, rejects):
+        tally.add(batch.sparse)
         s, y = score(model, EncodedDataset.from_batch(batch))
         scores.append(s)
         labels.append(y)
     report_rejects(rejects)
+    report_oov(tally, encoder)  # a warning on stderr, the metrics stay numbers
     if not scores:
         raise ValueError(f"{data}: no rows to evaluate")
     metrics = compute_metrics(model.task, np.concatenate(scores), np.concatenate(labels))

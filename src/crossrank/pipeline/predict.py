@@ -34,7 +34,13 @@ from crossrank.data.files import infer_format, list_shards
 from crossrank.data.readers import OnBadRows
 from crossrank.errors import BadInputError
 from crossrank.models import predict
-from crossrank.pipeline.model_dir import load_model_dir, open_rejects, report_rejects
+from crossrank.pipeline.model_dir import (
+    load_model_dir,
+    oov_tally,
+    open_rejects,
+    report_oov,
+    report_rejects,
+)
 
 REST_UNREAD = "rest_of_file_unread"  # the status of a text file's unreadable rest
 _PLACE = "__crossrank_place__"  # the readers' positions column: not a name a file uses
@@ -48,10 +54,13 @@ class Predicted:
         lines: data lines (after the header): one per input row, except that a text file cut
             short has one line for all its unread rest.
         scored: lines with a score (status ``ok``).
+        oov_warnings: fields with far more out-of-vocabulary values than training leads one
+            to expect (:mod:`crossrank.data.oov_share`), also printed on stderr.
     """
 
     lines: int
     scored: int
+    oov_warnings: tuple[str, ...] = ()
 
 
 class _RowWriter(Protocol):  # csv.writer's (its class is private before Python 3.13)
@@ -155,6 +164,7 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
     has_label = [check_columns(f, format_, schema, need_label=False) for f in files]
     rejects = open_rejects(on_bad_rows, rejects_path, Path(out_path).parent)  # beside --out
     placed = None if rejects is None else _Placed(rejects)
+    tally = oov_tally(encoder)
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -171,6 +181,7 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
                                          skip_label=skip_label, on_bad_rows=on_bad_rows,
                                          rejects=placed, positions=_PLACE):
                     batch = encoder.transform(table)
+                    tally.add(batch.sparse)
                     with torch.no_grad():
                         logits = model(torch.from_numpy(batch.dense),
                                        torch.from_numpy(batch.sparse))
@@ -186,7 +197,7 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
         if rejects is not None:
             rejects.close()
     report_rejects(rejects)
-    return Predicted(lines.lines, lines.scored)
+    return Predicted(lines.lines, lines.scored, tuple(report_oov(tally, encoder)))
 
 
 def _label_unread(schema: TableSchema, labelled: bool) -> tuple[TableSchema, bool]:
