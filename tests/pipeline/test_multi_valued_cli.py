@@ -106,3 +106,23 @@ def test_resume_gives_the_run_trained_straight_through(files, tmp_path):
     assert any("bags" in k for k in full)
     for key in full:
         assert (full[key] == resumed[key]).all(), key
+
+
+def test_a_schema_file_declares_them_too_and_a_conflict_is_named(files, tmp_path):
+    from crossrank.data.config import SchemaConfig
+    from crossrank.errors import ConfigError
+    from crossrank.pipeline.schema import resolve_table_schema
+
+    spec = {"name": "genres", "separator": "|", "pooling": "max"}
+    (tmp_path / "s.json").write_text(json.dumps({
+        "label": "click", "dense": ["price"], "categorical": ["user"], "id_column": "id",
+        "multi_valued": [spec]}))
+    found, _ = resolve_table_schema(SchemaConfig(file=str(tmp_path / "s.json")),
+                                    str(files / "train.csv"), "csv")
+    assert found.multi_valued_names == ("genres",) and found.multi_valued[0].pooling == "max"
+    with pytest.raises(ConfigError, match="declares others: give them in one place"):
+        resolve_table_schema(SchemaConfig(file=str(tmp_path / "s.json"),
+                                          multi_valued=("genres:|",)),
+                             str(files / "train.csv"), "csv")
+    with pytest.raises(ConfigError, match="schema.multi_valued: .*NAME:SEPARATOR"):
+        SchemaConfig(multi_valued=("genres",))
