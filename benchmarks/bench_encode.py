@@ -9,12 +9,17 @@ the shared Criteo head10k repeated), then times, over the whole file:
     read + validate + encode    ... + FeatureEncoder.transform (vocabulary, then hashing)
     encode to cache             ... + writing the memory-mapped .npy cache
 
+With ``--multi-valued`` every row gets a 40th column, a multi-valued field of 5 '|'-joined
+Zipf ids of 100,000 (declared ``M1:|``), encoded with its own vocabulary and stored jagged.
+
 Usage: python benchmarks/bench_encode.py [--rows 1000000] [--head10k] [--chunk-rows 65536]
+       [--multi-valued]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import os
 import tempfile
@@ -22,26 +27,41 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from crossrank.data import (
     FeatureEncoder,
+    TableSchema,
     criteo_schema,
     encode_to_cache,
     iter_tables,
     make_synthetic_clicks,
     write_table,
 )
+from crossrank.data.multi_valued import MultiValuedSpec
 
 SHARED_HEAD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "criteo" / (
     "criteo_kaggle_head10k.tsv")
 
 
-def write_input(path: Path, rows: int, head10k: bool) -> None:
+def multi_valued_column(rows: int, seed: int) -> pa.Array:
+    """5 '|'-joined Zipf ids of 100,000 per row, without a Python loop over rows."""
+    rng = np.random.default_rng(seed)
+    ids = np.minimum(rng.zipf(1.2, rows * 5), 100_000)
+    offsets = pa.array(np.arange(0, rows * 5 + 1, 5, dtype=np.int32))
+    return pc.binary_join(pa.ListArray.from_arrays(offsets, pc.cast(pa.array(ids), pa.string())),
+                          "|")
+
+
+def write_input(path: Path, rows: int, head10k: bool, multi_valued: bool = False) -> None:
     if head10k:
         if not SHARED_HEAD.is_file():
             raise SystemExit(f"--head10k: {SHARED_HEAD} not found")
+        if multi_valued:
+            raise SystemExit("--head10k and --multi-valued: use the synthetic input")
         block = SHARED_HEAD.read_bytes()
         with path.open("wb") as f:
             for _ in range(max(1, rows // 10_000)):
@@ -53,6 +73,8 @@ def write_input(path: Path, rows: int, head10k: bool) -> None:
         step = 250_000
         for start in range(0, rows, step):
             table = make_synthetic_clicks(min(step, rows - start), seed=start, vocab_size=sizes)
+            if multi_valued:
+                table = table.append_column("M1", multi_valued_column(table.num_rows, start))
             write_table(table, path.with_suffix(".part"), fmt="criteo")
             f.write(path.with_suffix(".part").read_bytes())
     path.with_suffix(".part").unlink()
@@ -71,13 +93,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--head10k", action="store_true", help="repeat the shared head10k")
     parser.add_argument("--chunk-rows", type=int, default=65536)
+    parser.add_argument("--multi-valued", action="store_true",
+                        help="add a 5-element '|'-joined multi-valued column")
     args = parser.parse_args()
-    schema = criteo_schema()
+    schema: TableSchema = criteo_schema()
+    if args.multi_valued:
+        schema = dataclasses.replace(schema, multi_valued=(MultiValuedSpec("M1", "|"),))
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "criteo.tsv"
         started = time.perf_counter()
-        write_input(path, args.rows, args.head10k)
+        write_input(path, args.rows, args.head10k, args.multi_valued)
         size_mb = path.stat().st_size / 1e6
         print(f"input: {path.name}, {size_mb:.0f} MB, written in "
               f"{time.perf_counter() - started:.1f}s ({'head10k' if args.head10k else 'synthetic'})")
@@ -100,7 +126,8 @@ def main() -> None:
         started = time.perf_counter()
         vocab = FeatureEncoder(schema, min_count=2).fit(itertools.islice(tables(), 4))
         fit_s = time.perf_counter() - started
-        hashed = FeatureEncoder(schema, hash_buckets=1 << 20).fit([])
+        hashed = FeatureEncoder(schema, hash_buckets=1 << 20).fit(
+            itertools.islice(tables(), 1 if args.multi_valued else 0))
         print(f"encoder fitted on the first {4 * args.chunk_rows:,} rows in {fit_s:.1f}s; "
               f"vocabulary sizes {min(vocab.vocab_sizes):,}..{max(vocab.vocab_sizes):,}")
 

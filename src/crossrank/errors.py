@@ -52,6 +52,7 @@ REASONS: dict[str, str] = {
     "non_finite": "NaN or infinite value in a numeric column",
     "invalid_utf8": "invalid UTF-8",
     "missing_id": "missing id",
+    "list_too_long": "a multi-valued value over the length limit",
     "empty_file": "empty file (no data rows)",
     "bad_file": "unreadable or damaged file (the rest of it unread), or missing columns",
 }

@@ -26,6 +26,11 @@ from crossrank.options import describe_fields, from_dict, to_dict
 
 SCHEMA = FeatureSchema(dense=("i1", "i2", "i3"), categorical=("c1", "c2", "c3"),
                        vocab_sizes=(5, 7, 11), embedding_dim=4)
+# two multi-valued fields (sum and max pooling; mean in the layer tests) after the categorical
+MULTI = FeatureSchema(dense=("i1", "i2", "i3"), categorical=("c1", "c2"), vocab_sizes=(5, 7),
+                      embedding_dim=4, multi_valued=("genres", "history"),
+                      multi_valued_sizes=(6, 9), multi_valued_widths=(3, 4),
+                      pooling=("sum", "max"))
 SMALL = {
     "dcn": {"deep_layers": [8]},
     "dcn-mix": {"deep_layers": [8], "cross": {"rank": 3, "num_experts": 2}},
@@ -68,10 +73,16 @@ VARIANTS = [(name, SMALL[name], "binary") for name in list_models()] + [
 ]
 
 
-def _batch(b, seed=0):
+def _batch(b, seed=0, schema=SCHEMA):
     g = torch.Generator().manual_seed(seed)
     dense = torch.rand(b, 3, generator=g)
-    sparse = torch.stack([torch.randint(0, v, (b,), generator=g) for v in SCHEMA.vocab_sizes], 1)
+    sparse = torch.stack([torch.randint(0, v, (b,), generator=g) for v in schema.vocab_sizes], 1)
+    for size, width in zip(schema.multi_valued_sizes, schema.multi_valued_widths):
+        ids = torch.randint(0, size, (b, width), generator=g)
+        length = torch.randint(0, width + 1, (b, 1), generator=g)
+        length[0] = 0  # an empty row (after encoding, a missing value is the id 0 instead)
+        ids[torch.arange(width).expand(b, width) >= length] = -1  # padding
+        sparse = torch.cat([sparse, ids], dim=1)
     return dense, sparse
 
 
@@ -79,12 +90,13 @@ def test_registry_lists_all_models():
     assert list_models() == ["dcn", "dcn-mix", "dlrm", "dnn"]
 
 
+@pytest.mark.parametrize("schema", [SCHEMA, MULTI], ids=["categorical", "multi-valued"])
 @pytest.mark.parametrize("name, config, task", VARIANTS)
-def test_model_contract(name, config, task):
+def test_model_contract(name, config, task, schema):
     torch.manual_seed(0)
-    model = build_model(name, SCHEMA, config, task=task)
+    model = build_model(name, schema, config, task=task)
     assert model.task == task and model.model_name == name
-    dense, sparse = _batch(6)
+    dense, sparse = _batch(6, schema=schema)
     # Batch size 1 gives the same logit as the same row inside a batch.
     model.eval()
     one = model(dense[:1], sparse[:1])

@@ -15,12 +15,14 @@ from crossrank.data.hashing import stable_hash64
 from crossrank.data.infer import infer_schema
 from crossrank.data.infer_report import ColumnReport, InferredSchema
 from crossrank.data.movielens import load_movielens_100k, movielens_schema
+from crossrank.data.multi_valued import MultiValuedSpec, parse_multi_valued
 from crossrank.data.order import EpochOrder
 from crossrank.data.readers import empty_table, iter_tables, read_table
 from crossrank.data.rejects import REASONS, BadInputError, RejectsLog
 from crossrank.data.schema import TASKS, TableSchema, criteo_schema, load_schema, save_schema
 from crossrank.data.synthetic import SyntheticSpec, make_synthetic_clicks, write_synthetic
 from crossrank.data.synthetic_default import write_default_synthetic
+from crossrank.data.synthetic_history import HistorySpec, make_history_clicks
 from crossrank.data.writers import write_table
 
 __all__ = [
@@ -36,7 +38,9 @@ __all__ = [
     "FeatureEncoder",
     "FitStats",
     "Format",
+    "HistorySpec",
     "InferredSchema",
+    "MultiValuedSpec",
     "RejectsLog",
     "SyntheticSpec",
     "TableSchema",
@@ -51,8 +55,10 @@ __all__ = [
     "list_shards",
     "load_movielens_100k",
     "load_schema",
+    "make_history_clicks",
     "make_synthetic_clicks",
     "movielens_schema",
+    "parse_multi_valued",
     "read_table",
     "remove_cache",
     "save_schema",

@@ -8,6 +8,10 @@ A cache directory holds::
     sparse.npy      int32 (N, F) when every vocab size fits in int32, else int64
     label.npy       float32 (N,)             (absent for unlabelled data)
     ids.npy         int64 or unicode (N,)    (only with an id column)
+    multi{k}.values.npy, multi{k}.offsets.npy
+                    multi-valued field k, jagged: int32 (or int64) element ids (E_k,) and int64
+                    offsets (N+1,); row i is values[offsets[i]:offsets[i+1]] (manifest key
+                    "multi_valued": name, width, size and the two files of each field)
 
 The manifest is written last (to a temporary name, then renamed), so a cache cut short by a
 crash does not open; the file names it holds are plain names in the cache directory. Files are plain
@@ -21,6 +25,7 @@ data-parallel rank) into the cache one process would have written, with sequenti
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -86,9 +91,13 @@ class _NpyAppender:
         self.file.close()
 
 
+_MULTI = re.compile(r"multi\d+\.(values|offsets)\.npy")
+
+
 def _is_cache_file(name: str) -> bool:
     """A cache's file, or one left at a temporary name by an interrupted write."""
-    return name in _FILES or any(name.startswith(f".{f}.tmp") for f in _FILES)
+    return name in _FILES or any(name.startswith(f".{f}.tmp") for f in _FILES) \
+        or _MULTI.fullmatch(name) is not None
 
 
 def _clear(cache_dir: Path, overwrite: bool) -> None:
@@ -140,7 +149,9 @@ def encode_to_cache(
     _clear(cache_dir, overwrite)
     sparse_dtype = np.int32 if max(encoder.vocab_sizes, default=0) <= 2**31 - 1 else np.int64
     dense = _NpyAppender(cache_dir / "dense.npy", np.float32, (len(encoder.dense_names),))
-    sparse = _NpyAppender(cache_dir / "sparse.npy", sparse_dtype, (len(encoder.sparse_names),))
+    num_fields = len(encoder.sparse_names)
+    sparse = _NpyAppender(cache_dir / "sparse.npy", sparse_dtype, (num_fields,))
+    lists = _JaggedAppenders(cache_dir, encoder.lists.sizes)
     label: _NpyAppender | None = None
     int_ids: _NpyAppender | None = None
     str_ids: pa.ipc.RecordBatchStreamWriter | None = None
@@ -157,7 +168,8 @@ def encode_to_cache(
             if (batch.label is not None) != has_label or (batch.ids is not None) != has_ids:
                 raise ValueError("every table must have the label and id columns, or none must")
             dense.append(batch.dense)
-            sparse.append(batch.sparse)
+            sparse.append(batch.sparse[:, :num_fields])  # multi-valued ids stored jagged
+            lists.append(batch.multi_valued)
             if label is not None and batch.label is not None:
                 label.append(batch.label)
             if batch.ids is not None:
@@ -177,7 +189,7 @@ def encode_to_cache(
                     id_width = max(id_width, batch.ids.dtype.itemsize // 4)
                     str_ids.write_table(pa.table({"id": pa.array(batch.ids, pa.string())}))
     finally:
-        for appender in (dense, sparse, label, int_ids):
+        for appender in (dense, sparse, label, int_ids, *lists.appenders):
             if appender is not None:
                 appender.close()
         if str_ids is not None:
@@ -198,8 +210,42 @@ def encode_to_cache(
             "ids": "ids.npy" if has_ids else None,
         },
     }
+    if encoder.schema.multi_valued:
+        manifest["multi_valued"] = _multi_valued_manifest(encoder)
     atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return EncodedDataset.open(cache_dir)
+
+
+def _multi_valued_manifest(encoder: FeatureEncoder) -> list[dict[str, object]]:
+    specs, lists = encoder.schema.multi_valued, encoder.lists
+    return [{"name": spec.name, "width": width, "size": size,
+             "values": f"multi{k}.values.npy", "offsets": f"multi{k}.offsets.npy"}
+            for k, (spec, width, size) in enumerate(zip(specs, lists.widths, lists.sizes,
+                                                        strict=True))]
+
+
+class _JaggedAppenders:
+    """The values and offsets files of each multi-valued field, appended chunk by chunk."""
+
+    def __init__(self, cache_dir: Path, sizes: tuple[int, ...]) -> None:
+        self.values = [_NpyAppender(cache_dir / f"multi{k}.values.npy",
+                                    np.int32 if size <= 2**31 - 1 else np.int64, ())
+                       for k, size in enumerate(sizes)]
+        self.offsets = [_NpyAppender(cache_dir / f"multi{k}.offsets.npy", np.int64, ())
+                        for k in range(len(sizes))]
+        for o in self.offsets:
+            o.append(np.zeros(1, np.int64))
+        self.ends = [0] * len(sizes)  # elements written per field
+
+    @property
+    def appenders(self) -> list[_NpyAppender]:
+        return self.values + self.offsets
+
+    def append(self, bags: tuple[tuple[np.ndarray, np.ndarray], ...]) -> None:
+        for k, (values, offsets) in enumerate(bags):
+            self.values[k].append(values)
+            self.offsets[k].append(offsets[1:] + self.ends[k])  # (n,) past this chunk's rows
+            self.ends[k] += int(offsets[-1])
 
 
 def _string_ids_to_npy(cache_dir: Path, width: int, rows: int) -> None:
@@ -277,9 +323,30 @@ def concatenate_caches(
         finally:
             out.close()
         rows = out.rows
+    for entry in metas[full[0]].get("multi_valued", []):
+        _join_jagged([Path(parts[k]) for k in full], cache_dir, entry)
     manifest = {**metas[full[0]], "num_rows": rows}
     atomic_write_text(cache_dir / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return EncodedDataset.open(cache_dir)
+
+
+def _join_jagged(parts: list[Path], cache_dir: Path, entry: dict[str, str]) -> None:
+    """One multi-valued field's files of the parts, joined: the values one after another, the
+    offsets shifted past the earlier parts' values."""
+    values_file = np.load(parts[0] / entry["values"], mmap_mode="r")
+    values = _NpyAppender(cache_dir / entry["values"], values_file.dtype, ())
+    offsets = _NpyAppender(cache_dir / entry["offsets"], np.int64, ())
+    offsets.append(np.zeros(1, np.int64))
+    end = 0
+    try:
+        for part in parts:
+            values.append_file(part / entry["values"])
+            own = np.load(part / entry["offsets"], mmap_mode="r")
+            offsets.append(np.asarray(own[1:]) + end)
+            end += int(own[-1])
+    finally:
+        values.close()
+        offsets.close()
 
 
 def _join_string_ids(parts: list[np.ndarray | None], path: Path, piece: int = 65536) -> int:

@@ -122,6 +122,7 @@ def check_columns(
             wanted.append(("label", schema.label))
         wanted += [("dense", n) for n in schema.dense]
         wanted += [("categorical", n) for n in schema.categorical]
+        wanted += [("multi-valued", n) for n in schema.multi_valued_names]
         missing = [(what, n) for what, n in wanted if n not in names]
         if missing:
             raise BadInputError(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from crossrank.data.encoders import DENSE_TRANSFORMS
 from crossrank.data.files import FORMATS
+from crossrank.data.multi_valued import MultiValuedSpec, parse_multi_valued
 from crossrank.data.readers import ON_BAD_ROWS
 from crossrank.data.schema import TASKS
 from crossrank.errors import ConfigError
@@ -66,9 +67,25 @@ class SchemaConfig:
     id_column: str | None = option(None, help="row id column, carried through to predictions")
     exclude: tuple[str, ...] = option((), help="columns that are not features (left out of "
                                       "inference)")
+    multi_valued: tuple[str, ...] = option((), help="multi-valued fields, never inferred: "
+                                           "NAME:SEP[:KEY=VALUE]... with SEP a separator or "
+                                           "comma/space/tab/pipe/semicolon and KEY one of "
+                                           "pooling (sum|mean|max), max_length (50), keep "
+                                           "(first|last), min_count, hash_buckets, e.g. "
+                                           "genres:pipe or history:space:pooling=mean:keep=last")
     task: str | None = option(None, help="log-loss on 0/1 labels (binary) or MSE "
                               "(regression); none: the schema file's, else binary",
                               choices=(None, *TASKS))
+
+    def __post_init__(self) -> None:
+        self.multi_valued_specs()  # a bad spec is an error now, not when the data is read
+
+    def multi_valued_specs(self) -> tuple[MultiValuedSpec, ...]:
+        """The ``multi_valued`` spec strings, parsed."""
+        try:
+            return tuple(parse_multi_valued(text) for text in self.multi_valued)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"schema.multi_valued: {err}") from None
 
 
 @dataclass(frozen=True)

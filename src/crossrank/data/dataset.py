@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from crossrank.data.encoded_batch import EncodedBatch
-from crossrank.data.epoch_batches import Batch, WindowReader, epoch_shares, window_reader
+from crossrank.data.epoch_batches import Bag, Batch, WindowReader, epoch_shares, window_reader
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import DEFAULT_BLOCK_ROWS, DEFAULT_WINDOW_BLOCKS, EpochOrder
 from crossrank.errors import ModelFileError
@@ -70,8 +70,10 @@ class EncodedDataset:
         files: dict[str, NpyRows] | None = None,
         block_rows: int = DEFAULT_BLOCK_ROWS,
         window_blocks: int = DEFAULT_WINDOW_BLOCKS,
+        bags: tuple[Bag, ...] = (),
     ) -> None:
         self._dense, self._sparse, self._label, self._ids = dense, sparse, label, ids
+        self._bags = bags  # a cache's multi-valued fields, jagged, padded into batches
         self._meta = meta
         self._index = index  # row map of an index view
         self._span = span if span is not None else (0, len(sparse))  # range view
@@ -109,7 +111,8 @@ class EncodedDataset:
             raise ValueError(f"{str(manifest_path)!r} names no dense or sparse file")
         readers = {key: NpyRows.of(paths[key]) for key in ("dense", "sparse", "label")
                    if key in paths}
-        ds = cls(dense, sparse, load("label"), load("ids"), meta=meta, files=readers)
+        bags = _open_bags(meta, cache_dir, manifest_path, len(sparse))
+        ds = cls(dense, sparse, load("label"), load("ids"), meta=meta, files=readers, bags=bags)
         ds._check()
         if len(ds) != meta.get("num_rows"):
             raise ValueError(f"cache {str(cache_dir)!r} has {len(ds)} rows, manifest says "
@@ -209,7 +212,8 @@ class EncodedDataset:
 
     @property
     def sparse(self) -> np.ndarray:
-        """int32 or int64 (N, F); a view for caches and row ranges, a copy for subsets."""
+        """int32 or int64 (N, F); a view for caches and row ranges, a copy for subsets. A
+        cache's multi-valued fields are not here: stored jagged, they are padded into batches."""
         out = self._view(self._sparse)
         assert out is not None
         return out
@@ -278,7 +282,8 @@ class EncodedDataset:
         block_rows, window_blocks = self._window
         return EncodedDataset(self._dense, self._sparse, self._label, self._ids,
                               meta=self._meta, index=index, span=span, files=self._files,
-                              block_rows=block_rows, window_blocks=window_blocks)
+                              block_rows=block_rows, window_blocks=window_blocks,
+                              bags=self._bags)
 
     # ----------------------------------------------------------------- batches
     def iter_batches(
@@ -359,4 +364,25 @@ class EncodedDataset:
         """A reader of the rows at positions ``chunk`` of this view (C,), in that order."""
         base = self._base_rows(chunk)
         assert isinstance(base, np.ndarray)
-        return window_reader(base, self._dense, self._sparse, self._label, self._files)
+        return window_reader(base, self._dense, self._sparse, self._label, self._files,
+                             bags=self._bags)
+
+
+def _open_bags(meta: dict[str, Any], cache_dir: Path, manifest: Path, rows: int) -> tuple[Bag, ...]:
+    """A cache's multi-valued fields (values, offsets, width), memory-mapped."""
+    entries = meta.get("multi_valued", [])
+    if not isinstance(entries, list):
+        raise ModelFileError(f"{manifest}: key 'multi_valued' must be a list")
+    bags = []
+    for k, entry in enumerate(entries):
+        where = f"multi_valued[{k}]"
+        values = np.load(cache_dir / plain_name(entry["values"], source=manifest,
+                                                key=f"{where}.values"), mmap_mode="r")
+        offsets = np.load(cache_dir / plain_name(entry["offsets"], source=manifest,
+                                                 key=f"{where}.offsets"), mmap_mode="r")
+        if len(offsets) != rows + 1 or (rows and int(offsets[-1]) != len(values)):
+            raise ModelFileError(f"{manifest}: {where} ({entry['name']!r}) has "
+                                 f"{len(offsets) - 1} rows of {int(offsets[-1])} elements, the "
+                                 f"cache {rows} rows and {len(values)} elements")
+        bags.append((values, offsets, int(entry["width"])))
+    return tuple(bags)

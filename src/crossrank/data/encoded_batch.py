@@ -15,7 +15,10 @@ class EncodedBatch:
 
     Shape:
         dense: float32 (B, D_out); sparse: int64 (B, F); label: float32 (B,) or None;
-        ids: (B,) int64 or unicode (``numpy.str_``) or None.
+        ids: (B,) int64 or unicode (``numpy.str_``) or None. With multi-valued fields,
+        ``sparse`` is (B, F + sum of their widths): each field's ids padded with -1 after the
+        categorical ids (the models' input), and ``multi_valued`` holds each field's jagged
+        ids, values (E,) and offsets (B+1,) int64.
 
     Example:
         >>> b = EncodedBatch(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.int64), None, None)
@@ -27,6 +30,7 @@ class EncodedBatch:
     sparse: np.ndarray
     label: np.ndarray | None
     ids: np.ndarray | None
+    multi_valued: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
 
     def __len__(self) -> int:
         return int(self.sparse.shape[0])

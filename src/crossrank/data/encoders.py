@@ -49,6 +49,8 @@ from crossrank.data.columns import as_float64, as_text, column
 from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
+from crossrank.data.multi_valued import join_padded
+from crossrank.data.multi_valued_encoder import MultiValuedEncoder
 from crossrank.data.oov_share import expected_shares
 from crossrank.data.schema import TableSchema
 from crossrank.data.vocabulary import (
@@ -56,6 +58,8 @@ from crossrank.data.vocabulary import (
     OOV_ID,
     Vocabulary,
     read_vocabularies,
+    saved_vocabularies,
+    select_vocabulary,
     write_vocabularies,
 )
 from crossrank.safe_io import atomic_write_text, file_error, plain_name, read_json_object
@@ -116,11 +120,8 @@ class FeatureEncoder:
             )
         if not isinstance(missing_indicator, bool):
             raise TypeError(f"missing_indicator must be a bool, got {missing_indicator!r}")
-        for arg, value, optional in (
-            ("min_count", min_count, False),
-            ("max_vocab_size", max_vocab_size, True),
-            ("hash_buckets", hash_buckets, True),
-        ):
+        for arg, value, optional in (("min_count", min_count, False), ("max_vocab_size",
+                                     max_vocab_size, True), ("hash_buckets", hash_buckets, True)):
             if value is None and optional:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -140,6 +141,7 @@ class FeatureEncoder:
         self._mean = np.zeros(len(schema.dense))
         self._std = np.ones(len(schema.dense))
         self._vocabs: list[Vocabulary] | None = None if hash_buckets is None else []
+        self.lists = MultiValuedEncoder(schema.multi_valued)  # their own ids and options
         # per vocabulary field, the out-of-vocabulary share new rows should show (oov_share.py)
         self.expected_oov: dict[str, float] | None = None
         self._fitted = False
@@ -197,12 +199,15 @@ class FeatureEncoder:
         changed.
         """
         dense, fields = self._fit_columns()
+        if self.lists.specs and not isinstance(tables, pa.Table):
+            tables = map(self.lists.for_fit, tables)  # the elements, as lists, are counted
         return FitStats.collect(tables, dense=dense, categorical=fields)
 
     def _fit_columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The dense columns fitting sums (standardize) and the fields it counts (vocabulary)."""
         dense = self.schema.dense if self.dense_transform == "standardize" else ()
-        return dense, self.schema.categorical if self.hash_buckets is None else ()
+        fields = self.schema.categorical if self.hash_buckets is None else ()
+        return dense, fields + self.lists.vocab_fields
 
     def fit_from_stats(self, parts: Iterable[FitStats]) -> FeatureEncoder:
         """Learn from the merged :meth:`partial_fit` statistics of parts of the data."""
@@ -222,19 +227,13 @@ class FeatureEncoder:
             self._std = np.where(std > 0, std, 1.0)
         if self.hash_buckets is None:
             counts = {f: stats.value_counts(f) for f in self.schema.categorical}
-            self._vocabs = [self._select(counts[f]) for f in self.schema.categorical]
+            self._vocabs = [select_vocabulary(counts[f], self.min_count, self.max_vocab_size)
+                            for f in self.schema.categorical]
             self.expected_oov = expected_shares(counts, rows=stats.num_rows, min_count=self.min_count,
                                                 max_vocab_size=self.max_vocab_size)
+        self.lists.fit(stats)
         self._fitted = True
         return self
-
-    def _select(self, counts: pa.Table) -> Vocabulary:
-        counts = counts.filter(pc.greater_equal(counts["count"], self.min_count))
-        order = pc.sort_indices(counts, sort_keys=[("count", "descending"), ("value", "ascending")])
-        values = counts["value"].take(order).combine_chunks()
-        if self.max_vocab_size is not None:
-            values = values.slice(0, self.max_vocab_size)
-        return Vocabulary(values)
 
     # ----------------------------------------------------------------- transform
     def transform(self, table: pa.Table) -> EncodedBatch:
@@ -259,6 +258,8 @@ class FeatureEncoder:
         sparse = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
         for j, name in enumerate(self.schema.categorical):
             sparse[:, j] = self._field_ids(j, column(table, name))
+        bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
+        sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
         label = None
         if self.schema.label is not None and self.schema.label in table.column_names:
             label = as_float64(column(table, self.schema.label), self.schema.label)
@@ -268,7 +269,7 @@ class FeatureEncoder:
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
             ids = _ids(column(table, self.schema.id_column))
-        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids)
+        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, multi_valued=bags)
 
     def _field_ids(self, j: int, values: pa.Array) -> np.ndarray:
         if pa.types.is_dictionary(values.type):
@@ -308,12 +309,17 @@ class FeatureEncoder:
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON state (vocabularies inline); :meth:`from_dict` inverts it."""
         d = self._header()
-        if self._vocabs is not None and self.hash_buckets is None:
-            d["vocabularies"] = {
-                f: v.values.to_pylist()
-                for f, v in zip(self.schema.categorical, self._vocabs, strict=True)
-            }
+        fields, vocabs = self._vocab_fields()
+        if fields:
+            d["vocabularies"] = {f: v.values.to_pylist()
+                                 for f, v in zip(fields, vocabs, strict=True)}
         return d
+
+    def _vocab_fields(self) -> tuple[tuple[str, ...], list[Vocabulary]]:
+        """Every field with a vocabulary (categorical, then multi-valued) and theirs."""
+        own = self._vocabs if self.hash_buckets is None and self._vocabs is not None else []
+        fields = self.schema.categorical if own else ()
+        return fields + self.lists.vocab_fields, list(own) + self.lists.vocabularies()
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureEncoder:
@@ -341,21 +347,12 @@ class FeatureEncoder:
         enc.expected_oov = d.get("expected_oov_share")  # absent from encoders saved before it
         if len(enc._mean) != len(enc.schema.dense) or len(enc._std) != len(enc.schema.dense):
             raise ValueError("dense_mean/dense_std do not match the schema's dense columns")
+        own = enc.schema.categorical if enc.hash_buckets is None else ()
+        fields = own + enc.lists.vocab_fields
+        found = saved_vocabularies(d, vocab, fields)
         if enc.hash_buckets is None:
-            fields = enc.schema.categorical
-            if vocab is None:
-                vocabs = d.get("vocabularies")
-                if not isinstance(vocabs, dict) or set(vocabs) != set(fields):
-                    raise ValueError(f"vocabularies must map every field {fields} to a list")
-                enc._vocabs = [Vocabulary(pa.array(vocabs[f], pa.string())) for f in fields]
-            else:
-                lengths = d["vocab_lengths"]
-                if set(lengths) != set(fields) or sum(lengths.values()) != len(vocab):
-                    raise ValueError("vocab_lengths do not match the fields or the vocab file")
-                enc._vocabs, start = [], 0
-                for f in fields:
-                    enc._vocabs.append(Vocabulary(vocab.slice(start, lengths[f])))
-                    start += lengths[f]
+            enc._vocabs = found[:len(own)]
+        enc.lists.set_vocabularies(found[len(own):])
         enc._fitted = True
         return enc
 
@@ -365,13 +362,11 @@ class FeatureEncoder:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         d = self._header()
-        if self.hash_buckets is None:
-            assert self._vocabs is not None
+        fields, vocabs = self._vocab_fields()
+        if fields:
             d["vocab_file"] = "vocab.arrow"
-            d["vocab_lengths"] = {
-                f: len(v) for f, v in zip(self.schema.categorical, self._vocabs, strict=True)
-            }
-            write_vocabularies(directory / "vocab.arrow", self._vocabs)
+            d["vocab_lengths"] = {f: len(v) for f, v in zip(fields, vocabs, strict=True)}
+            write_vocabularies(directory / "vocab.arrow", vocabs)
         atomic_write_text(directory / "encoder.json", json.dumps(d, indent=1) + "\n")
 
     @classmethod
@@ -391,10 +386,8 @@ class FeatureEncoder:
 
 
 def _ids(arr: pa.Array) -> np.ndarray:
-    if pa.types.is_integer(arr.type):
-        if arr.null_count:
-            raise ValueError("the id column has missing values")
-        return arr.to_numpy().astype(np.int64)
     if arr.null_count:
         raise ValueError("the id column has missing values")
+    if pa.types.is_integer(arr.type):
+        return arr.to_numpy().astype(np.int64)
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.str_)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crossrank.data.multi_valued import join_padded
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import EpochOrder
 
@@ -27,6 +28,8 @@ WindowReader = Callable[[int, int], RowArrays]
 # torch (and crossrank.distributed, which imports it) are imported where batches are made, so
 # that importing crossrank.data (the encoders the torch-free scoring path uses) does not
 Batch = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None"]
+# a cache's multi-valued field: values (E,), offsets (N+1,), padded width
+Bag = tuple[np.ndarray, np.ndarray, int]
 
 
 def epoch_shares(
@@ -94,6 +97,8 @@ def window_reader(
     sparse: np.ndarray,
     label: np.ndarray | None,
     files: dict[str, NpyRows] | None,
+    *,
+    bags: tuple[Bag, ...] = (),
 ) -> WindowReader:
     """A reader of ``base[i:j]``'s rows, from one buffer of the window's rows for a cache.
 
@@ -102,10 +107,21 @@ def window_reader(
         dense, sparse, label: the arrays, gathered from directly when ``files`` is None.
         files: a cache's ``dense``/``sparse``/``label`` files, read with one read per run of
             consecutive rows.
+        bags: a cache's multi-valued fields, gathered row by row from their mappings and
+            padded with -1 after the sparse ids (:func:`~crossrank.data.multi_valued.pad_lists`).
 
     Shape:
-        base (C,) -> reader(i, j): dense (j-i, D_out), sparse (j-i, F), label (j-i,) or None.
+        base (C,) -> reader(i, j): dense (j-i, D_out), sparse (j-i, F + sum of the bags'
+        widths), label (j-i,) or None.
     """
+    if bags:
+        plain = window_reader(base, dense, sparse, label, files)
+
+        def with_bags(i: int, j: int) -> RowArrays:
+            d, s, y = plain(i, j)
+            jagged = [(values, offsets) for values, offsets, _ in bags]
+            return d, join_padded(s, jagged, [w for *_, w in bags], rows=base[i:j]), y
+        return with_bags
     if files is None:  # arrays in memory: gather straight from them
         def gather(i: int, j: int) -> RowArrays:
             rows = base[i:j]

@@ -141,7 +141,10 @@ class FitStats:
             sums[1] += s1
             sums[2] += s2
         for pending, name in zip(self._pending, self.categorical, strict=True):
-            counts = pc.value_counts(column(table, name).drop_null())
+            values = column(table, name)
+            if pa.types.is_list(values.type):  # a multi-valued field: count its elements
+                values = pc.list_flatten(values)
+            counts = pc.value_counts(values.drop_null())
             pending.append(pa.table({"value": as_text(counts.field("values")),
                                      "count": counts.field("counts")}))
             self._pending_rows += len(counts)

@@ -67,6 +67,8 @@ def _stats(values: pa.Array) -> tuple[int, float]:
     rows = len(values)
     if not rows or values.null_count == rows:
         return 0, 1.0 if rows else 0.0
+    if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+        values = pc.list_flatten(values)  # a list column: its distinct elements
     distinct = pc.count_distinct(values, mode="only_valid").as_py()
     return int(distinct), values.null_count / rows
 

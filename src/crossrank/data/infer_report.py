@@ -14,8 +14,10 @@ from typing import Any, Literal
 
 from crossrank.data.schema import TableSchema
 
-ColumnKind = Literal["label", "id", "dense", "categorical", "excluded", "unsupported"]
-KINDS: tuple[str, ...] = ("label", "id", "dense", "categorical", "excluded", "unsupported")
+ColumnKind = Literal["label", "id", "dense", "categorical", "multi-valued", "excluded",
+                     "unsupported"]
+KINDS: tuple[str, ...] = ("label", "id", "dense", "categorical", "multi-valued", "excluded",
+                          "unsupported")
 
 
 def _check_keys(d: Any, known: set[str], what: str) -> None:
@@ -108,6 +110,8 @@ class InferredSchema:
         parts = [label, f"{len(s.dense)} dense", f"{len(s.categorical)} categorical"]
         if s.id_column is not None:
             parts.insert(1, f"id {s.id_column!r}")
+        if s.multi_valued:
+            parts.append(f"{len(s.multi_valued)} multi-valued")
         left = sum(c.kind in ("excluded", "unsupported") for c in self.columns)
         if left:
             parts.append(f"{left} left out")

@@ -18,20 +18,27 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from crossrank.data.multi_valued import MultiValuedSpec
 from crossrank.data.schema import TableSchema
 
 AGE_GROUPS: tuple[int, ...] = (1, 18, 25, 35, 45, 50, 56)
 
 
-def movielens_schema() -> TableSchema:
-    """Label ``user_rating``; six categorical features; task regression.
+def movielens_schema(*, genres: str | None = None) -> TableSchema:
+    """Label ``user_rating``; six categorical features; task regression; with ``genres`` (a
+    pooling: sum, mean or max) the movie's genres as one multi-valued field (:func:`add_genres`).
 
     Example:
         >>> movielens_schema().categorical[:2], movielens_schema().task
         (('user_id', 'movie_id'), 'regression')
+        >>> movielens_schema(genres="mean").multi_valued_names
+        ('genres',)
     """
+    lists = () if genres is None else (MultiValuedSpec("genres", "|", pooling=genres,
+                                                       max_length=19),)
     return TableSchema(
         label="user_rating",
         dense=(),
@@ -44,6 +51,7 @@ def movielens_schema() -> TableSchema:
             "bucketized_user_age",
         ),
         task="regression",
+        multi_valued=lists,
     )
 
 
@@ -111,3 +119,30 @@ def load_movielens_100k(root: str | Path) -> pa.Table:
         "bucketized_user_age": pa.array(bucketize_age(users["age"].to_numpy())[order[at]]),
         "user_rating": ratings["rating"],
     })
+
+
+def add_genres(table: pa.Table, root: str | Path) -> pa.Table:
+    """``table`` (from :func:`load_movielens_100k`) with a ``genres`` column: each movie's
+    genres from ``root/u.item``'s 19 flags, '|'-joined in ``u.genre``'s order (``unknown``
+    where that is the flag set)."""
+    root = Path(root)
+    names = ["movie_id", "title", "release", "video_release", "url"] + [f"g{i}" for i in range(19)]
+    items = _read(root / "u.item", names, {"movie_id": pa.int64()} |
+                  {f"g{i}": pa.int8() for i in range(19)}, "|")
+    genre_names = np.array(["unknown", "Action", "Adventure", "Animation", "Children's",
+                            "Comedy", "Crime", "Documentary", "Drama", "Fantasy", "Film-Noir",
+                            "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
+                            "War", "Western"])
+    flags = np.stack([items[f"g{i}"].to_numpy() for i in range(19)], axis=1)  # (movies, 19)
+    movie, genre = np.nonzero(flags)  # row-major: each movie's genres in order
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(movie, minlength=len(flags)))])
+    lists = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                     pa.array(genre_names[genre]))
+    joined = pc.binary_join(lists, "|")
+    ids = items["movie_id"].to_numpy()
+    order = np.argsort(ids)
+    rated = np.asarray(table["movie_id"].to_numpy(zero_copy_only=False), dtype=np.int64)
+    at = np.minimum(np.searchsorted(ids[order], rated), len(order) - 1)
+    if not np.array_equal(ids[order][at], rated):
+        raise ValueError(f"{root / 'u.data'} rates a movie that is not in {root / 'u.item'}")
+    return table.append_column("genres", joined.take(pa.array(order[at])))

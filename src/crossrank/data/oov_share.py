@@ -79,7 +79,8 @@ class OOVTally:
     """Counts out-of-vocabulary ids per field over encoded batches.
 
     Shape:
-        add: sparse ids (B, F) int64, column j being ``fields[j]``.
+        add: sparse ids (B, F) int64, column j being ``fields[j]``; columns past F (the padded
+        ids of multi-valued fields) are not tallied.
     """
 
     def __init__(self, fields: Sequence[str]) -> None:
@@ -91,10 +92,10 @@ class OOVTally:
         if not self.fields:  # hashed fields: nothing is out of vocabulary
             self.rows += len(sparse)
             return
-        if sparse.ndim != 2 or sparse.shape[1] != len(self.fields):
+        if sparse.ndim != 2 or sparse.shape[1] < len(self.fields):
             raise ValueError(f"sparse must be (B, {len(self.fields)}), got {sparse.shape}")
         self.rows += sparse.shape[0]
-        self._oov += (sparse == OOV_ID).sum(axis=0)  # (F,)
+        self._oov += (sparse[:, :len(self.fields)] == OOV_ID).sum(axis=0)  # (F,)
 
     def shares(self) -> dict[str, float]:
         """Per field, the share of rows whose value was out of the vocabulary."""

@@ -177,7 +177,7 @@ def read_table(
 
 def empty_table(schema: TableSchema) -> pa.Table:
     """A zero-row table with the reader's column types."""
-    types = {n: pa.string() for n in schema.categorical}
+    types = {n: pa.string() for n in schema.categorical + schema.multi_valued_names}
     types |= {n: pa.float64() for n in schema.dense}
     if schema.label is not None:
         types[schema.label] = pa.float64()

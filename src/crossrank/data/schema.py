@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from crossrank.data.multi_valued import MultiValuedSpec
+
 Task = Literal["binary", "regression"]
 
 TASKS: tuple[str, ...] = ("binary", "regression")
@@ -47,6 +49,8 @@ class TableSchema:
         categorical: categorical feature columns (F fields); a missing value is allowed.
         id_column: optional row id passed through unchanged (prediction output).
         task: ``"binary"`` (labels in {0, 1}) or ``"regression"`` (any finite label).
+        multi_valued: multi-valued fields (M of them; see :mod:`crossrank.data.multi_valued`),
+            read after the categorical columns.
 
     Example:
         >>> s = TableSchema(label="y", dense=("age",), categorical=("city", "ad"))
@@ -61,19 +65,25 @@ class TableSchema:
     categorical: tuple[str, ...]
     id_column: str | None = None
     task: Task = "binary"
+    multi_valued: tuple[MultiValuedSpec, ...] = ()
 
     def __post_init__(self) -> None:
+        specs = tuple(self.multi_valued)
+        if not all(isinstance(m, MultiValuedSpec) for m in specs):
+            raise TypeError(f"multi_valued must hold MultiValuedSpec, got {specs!r}")
+        object.__setattr__(self, "multi_valued", specs)
         object.__setattr__(self, "label", _optional_name(self.label, "label"))
         object.__setattr__(self, "dense", _names(self.dense, "dense"))
         object.__setattr__(self, "categorical", _names(self.categorical, "categorical"))
         object.__setattr__(self, "id_column", _optional_name(self.id_column, "id_column"))
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        if not self.dense and not self.categorical:
+        if not self.dense and not self.categorical and not self.multi_valued:
             raise ValueError("a schema needs at least one dense or categorical column, got none")
         seen: dict[str, str] = {}
         roles = [("id_column", self.id_column), ("label", self.label)]
         roles += [("dense", n) for n in self.dense] + [("categorical", n) for n in self.categorical]
+        roles += [("multi_valued", n) for n in self.multi_valued_names]
         for role, name in roles:
             if name is None:
                 continue
@@ -87,33 +97,42 @@ class TableSchema:
     def column_names(self) -> tuple[str, ...]:
         """Every column in reader order: id, label, dense, categorical (absent ones left out)."""
         head = tuple(n for n in (self.id_column, self.label) if n is not None)
-        return head + self.dense + self.categorical
+        return head + self.dense + self.categorical + self.multi_valued_names
+
+    @property
+    def multi_valued_names(self) -> tuple[str, ...]:
+        """The multi-valued fields' columns."""
+        return tuple(m.name for m in self.multi_valued)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """Dense then categorical feature columns."""
-        return self.dense + self.categorical
+        """Dense, categorical, then multi-valued feature columns."""
+        return self.dense + self.categorical + self.multi_valued_names
 
     def without_label(self) -> TableSchema:
         """The same schema for unlabelled data (prediction input)."""
         return replace(self, label=None)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form; :meth:`from_dict` inverts it."""
-        return {
+        """JSON-serialisable form; :meth:`from_dict` inverts it (``multi_valued`` only when
+        there are some, so schemas without them read as before)."""
+        d: dict[str, Any] = {
             "label": self.label,
             "dense": list(self.dense),
             "categorical": list(self.categorical),
             "id_column": self.id_column,
             "task": self.task,
         }
+        if self.multi_valued:
+            d["multi_valued"] = [m.to_dict() for m in self.multi_valued]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TableSchema:
         """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
         if not isinstance(d, Mapping):
             raise TypeError(f"d must be a mapping, got {type(d).__name__}")
-        known = {"label", "dense", "categorical", "id_column", "task"}
+        known = {"label", "dense", "categorical", "id_column", "task", "multi_valued"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown schema keys {unknown}; known keys are {sorted(known)}")
@@ -126,6 +145,7 @@ class TableSchema:
             categorical=_names(d["categorical"], "categorical"),
             id_column=d.get("id_column"),
             task=d.get("task", "binary"),
+            multi_valued=tuple(MultiValuedSpec.from_dict(m) for m in d.get("multi_valued", ())),
         )
 
 

@@ -179,7 +179,8 @@ class TextFile:
         else:
             s = self.schema
             label = s.label if s.label is not None else self.unread_label
-            self.columns = ([label] if label is not None else []) + [*s.dense, *s.categorical]
+            self.columns = ([label] if label is not None else []) + [*s.dense, *s.categorical,
+                                                                  *s.multi_valued_names]
             skip_rows = 0
         self.first_record = skip_rows + 1  # pyarrow numbers records from 1, a header too
         self.records_done = skip_rows

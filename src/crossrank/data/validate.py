@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crossrank.data.multi_valued import MAX_LIST_LENGTH, list_lengths
 from crossrank.data.schema import TableSchema
 
 
@@ -165,6 +166,11 @@ def column_type_problem(role: str, t: pa.DataType) -> str | None:
     """
     if pa.types.is_dictionary(t):
         t = t.value_type
+    if role == "multi_valued" and (pa.types.is_list(t) or pa.types.is_large_list(t)):
+        item = t.value_type
+        if _is_text(item) or pa.types.is_integer(item) or pa.types.is_null(item):
+            return None
+        return f"has type {t}; a multi-valued list must hold integers or text"
     if _is_text(t) or pa.types.is_integer(t) or pa.types.is_null(t):
         return None
     if role in ("label", "dense"):
@@ -180,8 +186,10 @@ def column_type_problem(role: str, t: pa.DataType) -> str | None:
 
 
 def column_roles(schema: TableSchema) -> dict[str, str]:
-    """Each column the schema reads and its role: label, dense, categorical or id."""
+    """Each column the schema reads and its role: label, dense, categorical, multi_valued or
+    id."""
     roles = {n: "dense" for n in schema.dense} | {n: "categorical" for n in schema.categorical}
+    roles |= {n: "multi_valued" for n in schema.multi_valued_names}
     if schema.label is not None:
         roles[schema.label] = "label"
     if schema.id_column is not None:
@@ -243,6 +251,21 @@ def _numeric(arr: pa.Array, name: str, role: str, out: _Collector) -> tuple[pa.A
                 out.add(bad, name, "non_numeric", f"non-numeric {role} value {{v}}", raw)
         return values, bad if bad is not None else np.zeros(len(arr), dtype=bool)
     return pc.cast(arr, pa.float64()), np.zeros(len(arr), dtype=bool)
+
+
+def _multi_valued(raw: pa.Array, name: str, separator: str, out: _Collector) -> pa.Array:
+    """A multi-valued column as text or a list, with rows over the length limit flagged."""
+    if pa.types.is_dictionary(raw.type):
+        raw = raw.dictionary_decode()
+    if not (pa.types.is_list(raw.type) or pa.types.is_large_list(raw.type)
+            or pa.types.is_integer(raw.type)):
+        raw = _to_text(raw, name, out)
+        if not pa.types.is_string(raw.type):
+            raw = pc.cast(raw, pa.string())
+    too_long = list_lengths(raw, separator) > MAX_LIST_LENGTH
+    out.add(too_long, name, "list_too_long",
+            f"more than {MAX_LIST_LENGTH:,} elements in a multi-valued value", None)
+    return raw
 
 
 def validate_columns(
@@ -346,5 +369,7 @@ def validate_columns(
             if not pa.types.is_string(text.type):
                 text = pc.cast(text, pa.string())
         typed[name] = text
+    for spec in schema.multi_valued:
+        typed[spec.name] = _multi_valued(columns[spec.name], spec.name, spec.separator, out)
     table = pa.table([typed[n] for n in schema.column_names], names=list(schema.column_names))
     return table, out.issues()

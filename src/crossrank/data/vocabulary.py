@@ -14,8 +14,9 @@ JSON list of millions of strings would take seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -67,6 +68,40 @@ class Vocabulary:
             same = pc.equal(self.values.take(pa.array(candidate)), uniques)
             hit &= same.fill_null(False).to_numpy(zero_copy_only=False)
         return np.where(hit, candidate + 2, OOV_ID).astype(np.int64)
+
+
+def select_vocabulary(counts: pa.Table, min_count: int,
+                      max_size: int | None = None) -> Vocabulary:
+    """The values of ``(value, count)`` seen at least ``min_count`` times, most frequent first
+    (ties by value, so fitting is deterministic), at most ``max_size`` of them."""
+    counts = counts.filter(pc.greater_equal(counts["count"], min_count))
+    order = pc.sort_indices(counts, sort_keys=[("count", "descending"), ("value", "ascending")])
+    values = counts["value"].take(order).combine_chunks()
+    if max_size is not None:
+        values = values.slice(0, max_size)
+    return Vocabulary(values)
+
+
+def saved_vocabularies(state: Mapping[str, Any], vocab: pa.Array | None,
+                       fields: Sequence[str]) -> list[Vocabulary]:
+    """The vocabularies of ``fields`` from an encoder's saved state: inline lists
+    (``vocabularies``) or, with the vocabulary file's values ``vocab``, slices of it of the
+    lengths in ``vocab_lengths``."""
+    if vocab is None:
+        if not fields:
+            return []
+        vocabs = state.get("vocabularies")
+        if not isinstance(vocabs, dict) or set(vocabs) != set(fields):
+            raise ValueError(f"vocabularies must map every field {tuple(fields)} to a list")
+        return [Vocabulary(pa.array(vocabs[f], pa.string())) for f in fields]
+    lengths = state["vocab_lengths"]
+    if set(lengths) != set(fields) or sum(lengths.values()) != len(vocab):
+        raise ValueError("vocab_lengths do not match the fields or the vocab file")
+    found, start = [], 0
+    for f in fields:
+        found.append(Vocabulary(vocab.slice(start, lengths[f])))
+        start += lengths[f]
+    return found
 
 
 def write_vocabularies(path: Path, vocabularies: Sequence[Vocabulary]) -> None:

@@ -21,6 +21,8 @@ from crossrank.layers.factorization import FactorizationMachine
 def factorization_pair_strength(fm: FactorizationMachine) -> Tensor:
     """RMS of ``<v_f[a], v_g[b]>`` over all id pairs (a, b), for each field pair f < g.
 
+    Multi-valued fields are left out: their factor is a pooled sum of rows, not one row.
+
     Shape:
         returns (F, F) float64, upper triangle filled (diagonal and below zero).
 
@@ -31,6 +33,8 @@ def factorization_pair_strength(fm: FactorizationMachine) -> Tensor:
         >>> factorization_pair_strength(fm)[0, 1].item()  # every <v, w> is 4 * 0.25
         1.0
     """
+    if fm.factors.table is None:  # multi-valued fields only
+        return torch.zeros(0, 0, dtype=torch.float64)
     table = fm.factors.table.weight.detach().to(torch.float64)  # (sum n_f, K)
     sizes = fm.factors.vocab_sizes
     grams, start = [], 0

@@ -169,7 +169,7 @@ def polynomial_problem(model: nn.Module) -> str | None:
     if model.deep is not None:
         return ("the model has a deep network; a polynomial needs structure='cross_only' "
                 "(or deep_layers=())")
-    if model.schema.num_categorical:
+    if model.schema.num_fields:
         return "the model has categorical (embedded) fields; a polynomial needs dense features only"
     for name, term in model.additive_terms().items():
         if not isinstance(term, FirstOrder):

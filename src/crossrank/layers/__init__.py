@@ -1,5 +1,6 @@
 """Neural-network layers: cross networks, DLRM interactions, the MLP and the embeddings."""
 
+from crossrank.layers.bag_embedding import BagEmbedding, BagFields
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.embedding import FieldEmbedding
 from crossrank.layers.factorization import FactorizationMachine
@@ -8,5 +9,6 @@ from crossrank.layers.first_order import FirstOrder
 from crossrank.layers.interaction import DotInteraction, ProjectionInteraction
 from crossrank.layers.mlp import MLP
 
-__all__ = ["MLP", "CrossNet", "DotInteraction", "FactorizationMachine", "FeatureCross",
-           "FieldEmbedding", "FirstOrder", "ProjectionInteraction"]
+__all__ = ["MLP", "BagEmbedding", "BagFields", "CrossNet", "DotInteraction",
+           "FactorizationMachine", "FeatureCross", "FieldEmbedding", "FirstOrder",
+           "ProjectionInteraction"]

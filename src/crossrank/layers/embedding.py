@@ -2,7 +2,9 @@
 
 This is the model's only sparse part ("SparseArch"): anything with the same interface
 (``forward(ids: (B, F) int) -> (B, F, D)``, ``vocab_sizes``, ``embedding_dim``) can replace it,
-e.g. a TorchRec ``EmbeddingBagCollection`` wrapper for tables that outgrow one device.
+e.g. a TorchRec ``EmbeddingBagCollection`` wrapper for tables that outgrow one device. With
+multi-valued fields (``bags``), their padded ids follow the F categorical ids and their pooled
+embeddings (:class:`~crossrank.layers.BagEmbedding`) follow the F embeddings: M more fields.
 """
 
 from __future__ import annotations
@@ -12,26 +14,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from crossrank.layers.bag_embedding import BagEmbedding, BagFields
+from crossrank.layers.row_l2 import RowL2 as _RowL2
 from crossrank.layers.validation import check_non_negative, check_positive_int
-
-
-class _RowL2(torch.autograd.Function):
-    """Identity whose backward adds ``2 * l2 * e / B``: an L2 penalty on the looked-up rows.
-
-    Penalising only the rows a batch touches keeps the gradient sparse; a penalty on the whole
-    table would turn every step into a dense update of every row.
-    """
-
-    @staticmethod
-    def forward(ctx, emb: Tensor, l2: float) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(emb)
-        ctx.l2 = l2
-        return emb.view_as(emb)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        (emb,) = ctx.saved_tensors
-        return grad + (2.0 * ctx.l2 / max(emb.shape[0], 1)) * emb, None
 
 
 class FieldEmbedding(nn.Module):
@@ -47,9 +32,11 @@ class FieldEmbedding(nn.Module):
         check_ids: raise on out-of-range ids (a silent wrap into another field's rows would
             corrupt training without a trace).
         field_names: names for error messages.
+        bags: multi-valued fields, pooled from their own tables (child ``bags``); with them
+            ``vocab_sizes`` may be empty.
 
     Shape:
-        ids: (B, F) int -> (B, F, D).
+        ids: (B, F + sum of the bags' widths W) int -> (B, F + M, D).
 
     Example:
         >>> emb = FieldEmbedding([3, 5], 4)
@@ -70,10 +57,11 @@ class FieldEmbedding(nn.Module):
         l2: float = 0.0,
         check_ids: bool = True,
         field_names: Sequence[str] | None = None,
+        bags: BagFields | None = None,
     ) -> None:
         super().__init__()
         sizes = tuple(vocab_sizes)
-        if not sizes:
+        if not sizes and bags is None:
             raise ValueError("vocab_sizes must name at least one field, got an empty sequence")
         for s in sizes:
             check_positive_int("vocab_sizes entry", s)
@@ -90,29 +78,47 @@ class FieldEmbedding(nn.Module):
         offsets = torch.tensor((0,) + sizes[:-1], dtype=torch.int64).cumsum(0)
         self.register_buffer("offsets", offsets, persistent=False)  # (F,)
         self.register_buffer("sizes", torch.tensor(sizes, dtype=torch.int64), persistent=False)
-        self.table = nn.Embedding(sum(sizes), embedding_dim, sparse=sparse)
-        nn.init.uniform_(self.table.weight, -scale, scale)
+        self.table: nn.Embedding | None = None
+        if sizes:
+            self.table = nn.Embedding(sum(sizes), embedding_dim, sparse=sparse)
+            nn.init.uniform_(self.table.weight, -scale, scale)
+        self.bags: BagEmbedding | None = None
+        if bags is not None:
+            self.bags = BagEmbedding(bags, embedding_dim, sparse=sparse, init_scale=scale, l2=l2,
+                                     check_ids=check_ids)
 
     @property
     def num_fields(self) -> int:
+        """F, the categorical (one id) fields."""
         return len(self.vocab_sizes)
+
+    @property
+    def input_width(self) -> int:
+        """Columns of the ids: F plus the multi-valued fields' padded widths."""
+        return self.num_fields + (self.bags.fields.width if self.bags is not None else 0)
 
     def forward(self, ids: Tensor) -> Tensor:
         if not isinstance(ids, Tensor):
             raise TypeError(f"sparse ids must be a torch.Tensor, got {type(ids).__name__}")
         if ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"sparse ids must be int64 or int32, got dtype {ids.dtype}")
-        if ids.dim() != 2 or ids.shape[1] != self.num_fields:
-            raise ValueError(f"sparse ids must have shape (B, {self.num_fields}), "
+        if ids.dim() != 2 or ids.shape[1] != self.input_width:
+            raise ValueError(f"sparse ids must have shape (B, {self.input_width}), "
                              f"got {tuple(ids.shape)}")
-        # An exported graph cannot raise on data (crossrank.serving's encoder makes only
-        # in-range ids); eager calls, training included, are always checked.
-        if self.check_ids and not torch.compiler.is_exporting():
-            self._check_range(ids)
-        emb = self.table(ids + self.offsets)  # (B, F, D)
-        if self.l2 and self.training and emb.requires_grad:
-            emb = _RowL2.apply(emb, self.l2)
-        return emb
+        single = ids[:, :self.num_fields]  # (B, F)
+        parts = []
+        if self.table is not None:
+            # An exported graph cannot raise on data (crossrank.serving's encoder makes only
+            # in-range ids); eager calls, training included, are always checked.
+            if self.check_ids and not torch.compiler.is_exporting():
+                self._check_range(single)
+            emb = self.table(single + self.offsets)  # (B, F, D)
+            if self.l2 and self.training and emb.requires_grad:
+                emb = _RowL2.apply(emb, self.l2)
+            parts.append(emb)
+        if self.bags is not None:
+            parts.append(self.bags(ids[:, self.num_fields:]))  # (B, M, D)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, F + M, D)
 
     def _check_range(self, ids: Tensor) -> None:
         bad = (ids < 0) | (ids >= self.sizes)  # (B, F)

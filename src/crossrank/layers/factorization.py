@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from crossrank.layers.bag_embedding import BagFields
 from crossrank.layers.embedding import FieldEmbedding
 
 
@@ -32,6 +33,7 @@ class FactorizationMachine(nn.Module):
         init_scale: factors start uniform in ``[-init_scale, init_scale]``; small, so the
             term starts near zero.
         field_names: names of the fields, for error messages.
+        bags: multi-valued fields, each one more field of pooled factors.
 
     Shape:
         dense: ignored (any, or None); categorical: (B, F) int64 -> (B,). The signature is the
@@ -48,13 +50,13 @@ class FactorizationMachine(nn.Module):
 
     def __init__(self, vocab_sizes: Sequence[int], dim: int, *, l2: float = 0.0,
                  sparse: bool = False, init_scale: float = 0.01,
-                 field_names: Sequence[str] | None = None) -> None:
+                 field_names: Sequence[str] | None = None, bags: BagFields | None = None) -> None:
         super().__init__()
-        if len(vocab_sizes) < 2:
+        if len(vocab_sizes) + (len(bags.sizes) if bags is not None else 0) < 2:
             raise ValueError(f"a factorization machine needs at least 2 categorical fields, "
                              f"got {len(vocab_sizes)}")
         self.factors = FieldEmbedding(vocab_sizes, dim, sparse=sparse, init_scale=init_scale,
-                                      l2=l2, field_names=field_names)
+                                      l2=l2, field_names=field_names, bags=bags)
 
     def forward(self, dense: Tensor | None, categorical: Tensor | None) -> Tensor:
         if categorical is None:

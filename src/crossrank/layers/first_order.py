@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from crossrank.layers.bag_embedding import BagFields
 from crossrank.layers.embedding import FieldEmbedding
 from crossrank.layers.validation import check_non_negative
 
@@ -29,6 +30,7 @@ class FirstOrder(nn.Module):
             :class:`~crossrank.layers.FieldEmbedding`'s) and on the dense weights.
         sparse: sparse gradients for the per-value weights.
         field_names: names of the categorical fields, for error messages.
+        bags: multi-valued fields: a scalar per element, pooled like their embeddings.
 
     The weights start at zero and a logistic regression's weights are O(1), far for Adam's
     ~lr-sized steps: a model carrying this term names it ``first_order``, and
@@ -44,21 +46,23 @@ class FirstOrder(nn.Module):
     """
 
     def __init__(self, num_dense: int, vocab_sizes: Sequence[int], *, l2: float = 0.0,
-                 sparse: bool = False, field_names: Sequence[str] | None = None) -> None:
+                 sparse: bool = False, field_names: Sequence[str] | None = None,
+                 bags: BagFields | None = None) -> None:
         super().__init__()
         if num_dense < 0:
             raise ValueError(f"num_dense must be >= 0, got {num_dense!r}")
         self.l2 = check_non_negative("l2", l2)
         self.values: FieldEmbedding | None = None
-        if len(vocab_sizes):
+        if len(vocab_sizes) or bags is not None:
             self.values = FieldEmbedding(vocab_sizes, 1, sparse=sparse, init_scale=0.0, l2=l2,
-                                         field_names=field_names)
+                                         field_names=field_names, bags=bags)
         self.dense_weight = nn.Parameter(torch.zeros(num_dense))
 
     def forward(self, dense: Tensor, categorical: Tensor | None) -> Tensor:
         out = dense @ self.dense_weight.to(dense.dtype)  # (B,)
         if self.values is not None and categorical is not None:
-            out = out + self.values(categorical).sum(dim=(1, 2)).to(out.dtype)  # (B, F, 1) -> (B,)
+            # (B, F+M, 1) -> (B,)
+            out = out + self.values(categorical).sum(dim=(1, 2)).to(out.dtype)
         return out
 
     def regularization(self) -> Tensor:

@@ -106,13 +106,13 @@ class RankingModel(nn.Module):
                             f"{getattr(dense, 'dtype', type(dense).__name__)}")
         elif dense.dim() != 2 or dense.shape[1] != s.num_dense:
             raise ValueError(f"dense must have shape (B, {s.num_dense}), got {tuple(dense.shape)}")
-        if s.num_categorical == 0:
+        if s.categorical_width == 0:
             if categorical is not None and categorical.numel():
                 raise ValueError(f"this model has no categorical fields, got categorical of "
                                  f"shape {tuple(categorical.shape)}")
             categorical = None
         elif categorical is None:
-            raise ValueError(f"categorical must be a (B, {s.num_categorical}) int64 tensor, "
+            raise ValueError(f"categorical must be a (B, {s.categorical_width}) int64 tensor, "
                              "got None")
         if dense is None:
             if categorical is None:  # unreachable: a schema has at least one field

@@ -49,7 +49,7 @@ class DLRM(RankingModel):
                  task: str = "binary") -> None:
         cfg = config or DLRMConfig()
         super().__init__(schema, cfg, task=task)
-        d, f = schema.embedding_dim, schema.num_categorical
+        d, f = schema.embedding_dim, schema.num_fields  # categorical and multi-valued
         if not schema.num_dense or not f:
             raise ConfigError(f"DLRM needs dense and categorical fields, got {schema.num_dense} "
                               f"dense and {f} categorical")
@@ -78,7 +78,7 @@ class DLRM(RankingModel):
         if self.cross_network() is None:
             raise self._no_cross_network()
         d = self.schema.embedding_dim
-        names = ("dense",) + self.schema.categorical
+        names = ("dense",) + self.schema.field_names
         return [(name, i * d, (i + 1) * d) for i, name in enumerate(names)]
 
     def cross_input(self, dense: Tensor | None, categorical: Tensor | None) -> Tensor:

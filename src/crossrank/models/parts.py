@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from crossrank.errors import ConfigError
+from crossrank.layers.bag_embedding import BagFields, bag_fields
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.embedding import FieldEmbedding
 from crossrank.layers.factorization import FactorizationMachine
@@ -20,13 +21,20 @@ from crossrank.models.config import CrossConfig, LogitTerms
 from crossrank.models.schema import FeatureSchema
 
 
+def schema_bags(schema: FeatureSchema) -> BagFields | None:
+    """The schema's multi-valued fields as the embedding layers take them, or None."""
+    return bag_fields(schema.multi_valued_sizes, schema.multi_valued_widths, schema.pooling,
+                      schema.multi_valued)
+
+
 def make_embedding(schema: FeatureSchema, *, l2: float,
                    sparse_gradients: bool) -> FieldEmbedding | None:
     """The model's embedding layer (its SparseArch), or None for a dense-only schema."""
-    if not schema.num_categorical:
+    if not schema.num_fields:
         return None
     return FieldEmbedding(schema.vocab_sizes, schema.embedding_dim, l2=l2,
-                          sparse=sparse_gradients, field_names=schema.categorical)
+                          sparse=sparse_gradients, field_names=schema.categorical,
+                          bags=schema_bags(schema))
 
 
 def make_cross_net(in_features: int, config: CrossConfig) -> CrossNet:
@@ -56,14 +64,15 @@ def make_logit_terms(schema: FeatureSchema, terms: LogitTerms, *,
     if terms.first_order:
         out["first_order"] = FirstOrder(schema.num_dense, schema.vocab_sizes,
                                         l2=terms.first_order_l2, sparse=sparse_gradients,
-                                        field_names=schema.categorical)
+                                        field_names=schema.categorical, bags=schema_bags(schema))
     if terms.fm_dim:
-        if schema.num_categorical < 2:
+        if schema.num_fields < 2:
             raise ConfigError(f"terms.fm_dim={terms.fm_dim} (a factorization machine) needs at "
-                              f"least 2 categorical fields, the schema has "
-                              f"{schema.num_categorical}")
+                              f"least 2 categorical fields (multi-valued ones count), the schema has "
+                              f"{schema.num_fields}")
         out["fm"] = FactorizationMachine(schema.vocab_sizes, terms.fm_dim, l2=terms.fm_l2,
-                                         sparse=sparse_gradients, field_names=schema.categorical)
+                                         sparse=sparse_gradients, field_names=schema.categorical,
+                                         bags=schema_bags(schema))
     return out
 
 
@@ -72,7 +81,8 @@ def stack_inputs(dense: Tensor, categorical: Tensor | None,
     """DCN's embedding-and-stacking layer: ``x0 = [dense, e_1, ..., e_F]``.
 
     Shape:
-        dense: (B, n_dense); categorical: (B, F) -> (B, n_dense + F*D).
+        dense: (B, n_dense); categorical: (B, F + W) -> (B, n_dense + (F+M)*D), M multi-valued
+        fields of padded widths summing to W.
     """
     if embedding is None or categorical is None:
         return dense

@@ -13,10 +13,12 @@ import dataclasses
 from typing import cast
 
 from crossrank.data import InferredSchema, TableSchema, infer_schema, load_schema
+from crossrank.data.column_check import describe_missing, show_columns
 from crossrank.data.config import SchemaConfig
-from crossrank.data.files import Format
+from crossrank.data.files import Format, list_shards
+from crossrank.data.sample import file_columns
 from crossrank.data.schema import Task
-from crossrank.errors import ConfigError
+from crossrank.errors import BadInputError, ConfigError
 
 _ROLES = ("label", "dense", "categorical", "id_column", "task")
 
@@ -37,7 +39,11 @@ def resolve_table_schema(section: SchemaConfig, path: str,
     """The table schema of ``path`` (see the module doc), and the inference report when the
     columns were inferred from a sample of the file (CSV, Parquet)."""
     task = cast(Task, section.task or "binary")
+    lists = section.multi_valued_specs()
     if fmt == "criteo":
+        if lists:
+            raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
+                              "give no multi-valued field")
         if section.file is not None:
             raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
                               "give no schema file")
@@ -47,15 +53,42 @@ def resolve_table_schema(section: SchemaConfig, path: str,
     if section.file is not None:
         found = load_schema(section.file)
         _conflicts(section, found, f"the schema file {section.file!r}")
-        return found, None
-    # named columns take the role they are given; every other column is inferred
+        if lists and found.multi_valued and lists != found.multi_valued:
+            raise ConfigError(f"schema.multi_valued is {section.multi_valued!r} but the schema "
+                              f"file {section.file!r} declares others: give them in one place")
+        return (dataclasses.replace(found, multi_valued=lists) if lists else found), None
+    # named columns take the role they are given; every other column is inferred, but never
+    # as multi-valued: those are declared, and left out of the inference
+    names = tuple(m.name for m in lists)
+    _check_declared(path, fmt, names)
     inferred = infer_schema(path, fmt, label=section.label or "label",
                             id_column=section.id_column, dense=section.dense,
-                            categorical=section.categorical, exclude=section.exclude, task=task)
+                            categorical=section.categorical, exclude=section.exclude + names,
+                            task=task)
+    if lists:
+        reports = tuple(dataclasses.replace(r, kind="multi-valued", reason="declared")
+                        if r.name in names else r for r in inferred.columns)
+        inferred = dataclasses.replace(
+            inferred, schema=dataclasses.replace(inferred.schema, multi_valued=lists),
+            columns=reports)
     return inferred.schema, inferred
+
+
+def _check_declared(path: str, fmt: Format, names: tuple[str, ...]) -> None:
+    """A declared multi-valued column the first file lacks is an error naming it."""
+    if not names:
+        return
+    file = list_shards(path)[0]
+    columns = file_columns(file, fmt)
+    absent = [("multi-valued", n) for n in names if n not in columns]
+    if absent:
+        raise BadInputError(f"not in the file: {describe_missing(absent, columns)}; its "
+                            f"columns are {show_columns(columns)}", file=str(file),
+                            reason="bad_file")
 
 
 def resolved_section(section: SchemaConfig, schema: TableSchema) -> SchemaConfig:
     """The schema section with every role named, as the run used it."""
     return SchemaConfig(label=schema.label, dense=schema.dense, categorical=schema.categorical,
-                        id_column=schema.id_column, exclude=section.exclude, task=schema.task)
+                        id_column=schema.id_column, exclude=section.exclude, task=schema.task,
+                        multi_valued=tuple(m.to_text() for m in schema.multi_valued))

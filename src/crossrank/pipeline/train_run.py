@@ -148,7 +148,11 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     valid = dataset.rows(len(dataset) - n_valid, len(dataset)) if n_valid else None
     model_schema = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
                                  vocab_sizes=encoder.vocab_sizes,
-                                 embedding_dim=run.model.embedding_dim)
+                                 embedding_dim=run.model.embedding_dim,
+                                 multi_valued=schema.multi_valued_names,
+                                 multi_valued_sizes=encoder.lists.sizes,
+                                 multi_valued_widths=encoder.lists.widths,
+                                 pooling=tuple(m.pooling for m in schema.multi_valued))
     model = build_model(run.model.name, model_schema, run.model.config, task=schema.task)
     model.to(cfg.device)
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "

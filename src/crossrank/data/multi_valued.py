@@ -1,0 +1,293 @@
+"""Multi-valued fields: a list of categorical values per row (genres, tags, recent items).
+
+Declared, never inferred, by a spec string ``NAME:SEP[:KEY=VALUE]...`` (``--multi-valued``,
+``schema.multi_valued``), e.g. ``genres:|`` or ``history:comma:pooling=mean:max_length=20:
+keep=last``. ``SEP`` is the text between the elements of a joined string (``comma``,
+``space``, ``tab``, ``pipe`` and ``semicolon`` name those characters); a Parquet
+``list<string>`` or ``list<int>`` column needs no separator but takes one all the same. Keys:
+
+* ``pooling``: ``sum`` (default), ``mean`` or ``max`` of the elements' embeddings;
+* ``max_length``: at most this many elements per row (default 50), the ``keep`` end;
+* ``keep``: ``first`` (default) or ``last`` (a "last N items" history keeps the most recent);
+* ``min_count``: elements seen fewer times while fitting map to the OOV id (default 1);
+* ``hash_buckets``: hash elements into this many buckets instead of a vocabulary.
+
+Encoding rules (:func:`encode_lists`), vectorized with Arrow's kernels (``split_pattern``,
+``list_flatten``, ``dictionary_encode``), never a Python loop over rows:
+
+* empty elements (``a||b``) and null elements are dropped;
+* duplicates are kept: ``a|a`` is two elements, counted twice by ``sum``;
+* an empty list, an empty string and a missing value become one element, the missing id 0;
+* element ids follow the categorical rules: 0 missing, 1 OOV, 2+ vocabulary (or hashed);
+* a row with more than :data:`MAX_LIST_LENGTH` elements is a bad row (``list_too_long``).
+
+Each row's ids are stored jagged (``values`` and ``offsets``: row i is
+``values[offsets[i]:offsets[i+1]]``) and handed to models padded to ``max_length`` columns with
+``-1`` (:func:`pad_lists`), the form :class:`~crossrank.layers.BagEmbedding` pools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["KEEPS", "MAX_LIST_LENGTH", "POOLINGS", "MultiValuedSpec", "encode_lists",
+           "pad_lists", "parse_multi_valued", "split_lists"]
+
+POOLINGS: tuple[str, ...] = ("sum", "mean", "max")
+KEEPS: tuple[str, ...] = ("first", "last")
+MAX_LIST_LENGTH = 10_000  # elements in one row's list; more is a bad row
+PAD_ID = -1  # the padding of padded ids: no element
+_SEPARATORS = {"comma": ",", "space": " ", "tab": "\t", "pipe": "|", "semicolon": ";"}
+
+
+@dataclass(frozen=True)
+class MultiValuedSpec:
+    """One multi-valued field: its column, how its text splits, how it is encoded and pooled.
+
+    Example:
+        >>> s = parse_multi_valued("history:comma:pooling=mean:max_length=3:keep=last")
+        >>> s.separator, s.pooling, s.max_length, s.keep
+        (',', 'mean', 3, 'last')
+        >>> parse_multi_valued(s.to_text()) == s
+        True
+    """
+
+    name: str
+    separator: str = "|"
+    pooling: str = "sum"
+    max_length: int = 50
+    keep: str = "first"
+    min_count: int = 1
+    hash_buckets: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a multi-valued field needs a column name, got {self.name!r}")
+        if not isinstance(self.separator, str) or not self.separator:
+            raise ValueError(f"multi-valued {self.name!r}: the separator must be non-empty text, "
+                             f"got {self.separator!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"multi-valued {self.name!r}: pooling must be one of {POOLINGS}, "
+                             f"got {self.pooling!r}")
+        if self.keep not in KEEPS:
+            raise ValueError(f"multi-valued {self.name!r}: keep must be one of {KEEPS}, "
+                             f"got {self.keep!r}")
+        for key, low, high in (("max_length", 1, MAX_LIST_LENGTH), ("min_count", 1, None),
+                               ("hash_buckets", 2, None)):
+            value = getattr(self, key)
+            if value is None and key == "hash_buckets":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low \
+                    or (high is not None and value > high):
+                top = f" and <= {high}" if high is not None else ""
+                raise ValueError(f"multi-valued {self.name!r}: {key} must be an int >= {low}"
+                                 f"{top}, got {value!r}")
+        if self.hash_buckets is not None and self.min_count != 1:
+            raise ValueError(f"multi-valued {self.name!r}: hash_buckets replaces the vocabulary; "
+                             f"leave min_count=1, got {self.min_count!r}")
+
+    def to_text(self) -> str:
+        """The spec string :func:`parse_multi_valued` reads back."""
+        sep = next((k for k, v in _SEPARATORS.items() if v == self.separator), self.separator)
+        parts = [self.name, sep]
+        default = MultiValuedSpec(self.name)
+        for key in ("pooling", "max_length", "keep", "min_count", "hash_buckets"):
+            if getattr(self, key) != getattr(default, key):
+                parts.append(f"{key}={getattr(self, key)}")
+        return ":".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MultiValuedSpec:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown multi-valued keys {unknown}; known keys are "
+                             f"{sorted(known)}")
+        return cls(**d)
+
+
+def parse_multi_valued(text: str) -> MultiValuedSpec:
+    """A spec string ``NAME:SEP[:KEY=VALUE]...`` (see the module doc) as a spec.
+
+    Example:
+        >>> parse_multi_valued("genres:|")
+        MultiValuedSpec(name='genres', separator='|', pooling='sum', max_length=50, \
+keep='first', min_count=1, hash_buckets=None)
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"a multi-valued spec must be text, got {text!r}")
+    parts = text.split(":")
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ValueError(f"multi-valued spec {text!r} must read NAME:SEPARATOR[:KEY=VALUE]..., "
+                         "e.g. 'genres:|' or 'history:comma:pooling=mean:max_length=20'")
+    values: dict[str, Any] = {"name": parts[0], "separator": _SEPARATORS.get(parts[1], parts[1])}
+    for part in parts[2:]:
+        key, eq, value = part.partition("=")
+        if not eq or key not in ("pooling", "max_length", "keep", "min_count", "hash_buckets"):
+            raise ValueError(f"multi-valued spec {text!r}: {part!r} is not KEY=VALUE with KEY one "
+                             "of pooling, max_length, keep, min_count, hash_buckets")
+        if key in ("max_length", "min_count", "hash_buckets"):
+            try:
+                values[key] = int(value)
+            except ValueError:
+                raise ValueError(f"multi-valued spec {text!r}: {key} must be an integer, got "
+                                 f"{value!r}") from None
+        else:
+            values[key] = value
+    return MultiValuedSpec(**values)
+
+
+def _lists(values: pa.Array, separator: str) -> pa.Array:
+    """The column as a list array (text split at ``separator``; lists as they are)."""
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if pa.types.is_large_list(values.type):
+        values = pc.cast(values, pa.list_(values.type.value_type))
+    if pa.types.is_list(values.type):
+        return values
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        values = pc.cast(values, pa.string())  # integers: one element each
+    return pc.split_pattern(values, separator)
+
+
+def list_lengths(values: pa.Array, separator: str) -> np.ndarray:
+    """Elements per row before any is dropped (nulls count 0), for the length limit.
+
+    Shape:
+        values (n,) -> (n,) int64.
+
+    Example:
+        >>> list_lengths(pa.array(["a|b", None, "", "c"]), "|").tolist()
+        [2, 0, 1, 1]
+    """
+    if pa.types.is_string(values.type):  # text: count the separators, no split needed
+        found = pc.count_substring(values, separator)
+        return (found.fill_null(-1).to_numpy(zero_copy_only=False) + 1).astype(np.int64)
+    return pc.list_value_length(_lists(values, separator)).fill_null(0).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+
+
+def split_lists(values: pa.Array, spec: MultiValuedSpec) -> tuple[pa.Array, np.ndarray]:
+    """Each row's elements as text, empty and null elements dropped, cut to ``max_length``.
+
+    Returns:
+        The elements of every row one after another (``string``) and each row's count.
+
+    Shape:
+        values (n,) -> elements (sum of counts,), counts (n,) int64.
+
+    Example:
+        >>> spec = MultiValuedSpec("g", max_length=2, keep="last")
+        >>> e, n = split_lists(pa.array(["a|b|c", None, "", "d||d"]), spec)
+        >>> e.to_pylist(), n.tolist()
+        (['b', 'c', 'd', 'd'], [2, 0, 0, 2])
+    """
+    lists = _lists(values, spec.separator)
+    n = len(lists)
+    counts = pc.list_value_length(lists).fill_null(0).to_numpy(zero_copy_only=False)
+    counts = counts.astype(np.int64)
+    flat = pc.list_flatten(lists)  # null lists contribute nothing
+    if not (pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type)):
+        if pa.types.is_floating(flat.type):
+            raise TypeError(f"multi-valued {spec.name!r} holds floats ({flat.type}); store ids "
+                            "as integers or text so they stay exact")
+        flat = pc.cast(flat, pa.string())
+    keep = pc.and_(pc.is_valid(flat), pc.greater(pc.binary_length(flat), 0)).fill_null(False)
+    if not pc.all(keep).as_py():  # empty or null elements: drop them, recount the rows
+        rows = np.repeat(np.arange(n), counts)  # (elements,) the row of each element
+        counts = np.bincount(rows[keep.to_numpy(zero_copy_only=False)], minlength=n)
+        counts = counts.astype(np.int64)
+        flat = flat.filter(keep)
+    if n and int(counts.max()) > spec.max_length:  # cut each row to its kept end
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        kept = np.minimum(counts, spec.max_length)
+        first = offsets[:-1] + (counts - kept if spec.keep == "last" else 0)  # (n,)
+        starts = np.concatenate([[0], np.cumsum(kept)])[:-1]
+        within = np.arange(int(kept.sum())) - np.repeat(starts, kept)
+        flat = flat.take(pa.array(np.repeat(first, kept) + within, pa.int64()))
+        counts = kept
+    return flat, counts
+
+
+def encode_lists(elements: pa.Array, counts: np.ndarray,
+                 element_ids: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Jagged ids of :func:`split_lists` output; ``element_ids(uniques) -> ids`` maps distinct
+    element texts to ids (a vocabulary's lookup or a hash). A row without elements gets one,
+    the missing id 0.
+
+    Shape:
+        elements (E,), counts (n,) -> values (E',) int64, offsets (n+1,) int64.
+
+    Example:
+        >>> ids = lambda u: np.arange(2, 2 + len(u))
+        >>> v, o = encode_lists(pa.array(["x", "y", "x"]), np.array([2, 0, 1]), ids)
+        >>> v.tolist(), o.tolist()
+        ([2, 3, 0, 2], [0, 2, 3, 4])
+    """
+    encoded = pc.dictionary_encode(elements)
+    table = np.asarray(element_ids(encoded.dictionary), dtype=np.int64)
+    ids = table[encoded.indices.to_numpy(zero_copy_only=False)] if len(elements) else \
+        np.zeros(0, np.int64)
+    out_counts = np.maximum(counts, 1)
+    offsets = np.concatenate([[0], np.cumsum(out_counts)]).astype(np.int64)
+    if len(ids) == offsets[-1]:  # no empty row
+        return ids.astype(np.int64, copy=False), offsets
+    values = np.zeros(int(offsets[-1]), dtype=np.int64)  # MISSING_ID where a row is empty
+    values[np.repeat(offsets[:-1], counts) + _within(counts)] = ids
+    return values, offsets
+
+
+def _within(lengths: np.ndarray) -> np.ndarray:
+    """Each element's position in its row. Shape: lengths (n,) -> (sum lengths,)."""
+    starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+    return np.arange(int(lengths.sum())) - np.repeat(starts, lengths)
+
+
+def pad_lists(values: np.ndarray, offsets: np.ndarray, rows: np.ndarray | None,
+              width: int) -> np.ndarray:
+    """Rows of a jagged field as a ``(n, width)`` matrix padded with -1 (rows longer than
+    ``width`` raise: the encoder never writes them).
+
+    Shape:
+        values (E,), offsets (N+1,), rows (n,) or None (every row) -> (n, width) int64.
+
+    Example:
+        >>> pad_lists(np.array([5, 6, 7]), np.array([0, 2, 3]), np.array([1, 0]), 3).tolist()
+        [[7, -1, -1], [5, 6, -1]]
+    """
+    start = offsets[:-1] if rows is None else offsets[rows]
+    stop = offsets[1:] if rows is None else offsets[np.asarray(rows) + 1]
+    start = np.asarray(start, dtype=np.int64)
+    lengths = np.asarray(stop, dtype=np.int64) - start
+    n = len(lengths)
+    out = np.full((n, width), PAD_ID, dtype=np.int64)
+    if n == 0:
+        return out
+    if int(lengths.max()) > width:
+        raise ValueError(f"a row has {int(lengths.max())} elements, more than the width {width}")
+    if rows is None:  # consecutive rows: one slice of the values
+        elements = values[int(offsets[0]):int(offsets[-1])]
+    else:
+        elements = values[np.repeat(start, lengths) + _within(lengths)]
+    out[np.arange(width) < lengths[:, None]] = elements  # row-major: each row's run in order
+    return out
+
+
+def join_padded(sparse: np.ndarray, bags: Sequence[tuple[np.ndarray, np.ndarray]],
+                widths: Sequence[int], rows: np.ndarray | None = None) -> np.ndarray:
+    """``sparse`` (n, F) with each jagged field's rows padded after it: (n, F + sum widths)."""
+    if not bags:
+        return sparse
+    parts = [np.asarray(sparse, dtype=np.int64)]
+    parts += [pad_lists(v, o, rows, w) for (v, o), w in zip(bags, widths, strict=True)]
+    return np.concatenate(parts, axis=1)
