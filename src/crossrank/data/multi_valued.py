@@ -36,8 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["KEEPS", "MAX_LIST_LENGTH", "POOLINGS", "MultiValuedSpec", "encode_lists",
-           "pad_lists", "parse_multi_valued", "split_lists"]
+__all__ = ["KEEPS", "MAX_LIST_LENGTH", "POOLINGS", "MultiValuedSpec", "as_text_lists",
+           "encode_lists", "pad_lists", "parse_multi_valued", "split_lists"]
 
 POOLINGS: tuple[str, ...] = ("sum", "mean", "max")
 KEEPS: tuple[str, ...] = ("first", "last")
@@ -158,6 +158,19 @@ def _lists(values: pa.Array, separator: str) -> pa.Array:
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
         values = pc.cast(values, pa.string())  # integers: one element each
     return pc.split_pattern(values, separator)
+
+
+def as_text_lists(values: pa.Array, separator: str) -> pa.Array:
+    """The column as ``list<string>``, split as encoding splits it (texts at ``separator``,
+    integers as their decimal text), so joined texts and lists of one column concatenate.
+
+    Example:
+        >>> as_text_lists(pa.array(["a|b", None, ""]), "|").to_pylist()
+        [['a', 'b'], None, ['']]
+    """
+    lists = _lists(values, separator)
+    wanted = pa.list_(pa.string())
+    return lists if lists.type == wanted else pc.cast(lists, wanted)
 
 
 def list_lengths(values: pa.Array, separator: str) -> np.ndarray:

@@ -12,6 +12,11 @@ task, the value for regression. The batch dimension B is dynamic.
 * ``"pt2"``: ``model.pt2``, the ``torch.export.ExportedProgram`` itself
   (``torch.export.save``; read it back with ``torch.export.load``).
 
+With multi-valued fields, ``ids`` is ``(B, F + sum of widths)`` (manifest kind
+``"padded_ids"``): the F categorical ids, then each multi-valued field's ids padded with -1 to
+its ``max_length``, as the encoder writes them; the graph pools them by a gather, a mask and a
+reduction, ``mean`` dividing by the number of ids that are not -1 (an all -1 row pools to 0).
+
 The model is rebuilt from its spec with every backend set to ``"reference"`` before export:
 the Triton kernels are a training-time path, and the reference ops are the spec. Before
 anything is kept, the exported model is run on a batch of one row and a batch of 64 and its
@@ -56,12 +61,16 @@ PARITY_ATOL = 1e-5  # float32 scores of the exported model vs the eager one
 _SAMPLE_ROWS = 8  # rows traced; the batch dimension is declared dynamic
 
 
+# the graph's input name of each input kind: padded ids are still the one ``ids`` tensor
+INPUT_NAMES = {"dense": "dense", "ids": "ids", "padded_ids": "ids"}
+
+
 class ScoringGraph(nn.Module):
     """``model``'s score after its task's link, from the inputs present (``kinds``: a
-    sub-sequence of ``("dense", "ids")``), as positional tensors.
+    sub-sequence of ``("dense", "ids" or "padded_ids")``), as positional tensors.
 
     Shape:
-        dense (B, n_dense) float32, ids (B, F) int64 -> (B,).
+        dense (B, n_dense) float32, ids (B, F) int64 (padded ids: (B, F + W)) -> (B,).
     """
 
     def __init__(self, model: RankingModel, kinds: tuple[str, ...]) -> None:
@@ -69,7 +78,7 @@ class ScoringGraph(nn.Module):
         self.model, self.kinds = model, kinds
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        given = dict(zip(self.kinds, inputs, strict=True))
+        given = {INPUT_NAMES[k]: x for k, x in zip(self.kinds, inputs, strict=True)}
         logits = self.model(given.get("dense"), given.get("ids"))  # (B,)
         return predict(self.model.task, logits)
 
@@ -92,22 +101,32 @@ def reference_model(model: RankingModel) -> RankingModel:
 
 def scoring_graph(model: RankingModel) -> tuple[ScoringGraph, tuple[str, ...]]:
     """The module that is exported, and the kinds of its inputs in order."""
-    kinds = tuple(k for k, n in (("dense", model.schema.num_dense),
-                                 ("ids", model.schema.num_categorical)) if n)
+    schema = model.schema
+    ids = "padded_ids" if schema.multi_valued else "ids"
+    kinds = tuple(k for k, n in (("dense", schema.num_dense),
+                                 (ids, schema.categorical_width)) if n)
     return ScoringGraph(reference_model(model), kinds).eval(), kinds
 
 
 def sample_inputs(model: RankingModel, kinds: tuple[str, ...], rows: int,
                   seed: int = 0) -> tuple[Tensor, ...]:
-    """Random encoded inputs: dense standard normal, ids uniform in each field's range."""
+    """Random encoded inputs: dense standard normal, ids uniform in each field's range; a
+    multi-valued field's ids a random number 0..width of them, then -1 (row 0 has none)."""
     g = torch.Generator().manual_seed(seed)
+    schema = model.schema
     out = []
     for kind in kinds:
         if kind == "dense":
-            out.append(torch.randn(rows, model.schema.num_dense, generator=g))  # (B, n_dense)
-        else:
-            out.append(torch.stack([torch.randint(0, v, (rows,), generator=g)
-                                    for v in model.schema.vocab_sizes], dim=1))  # (B, F)
+            out.append(torch.randn(rows, schema.num_dense, generator=g))  # (B, n_dense)
+            continue
+        parts = [torch.randint(0, v, (rows, 1), generator=g) for v in schema.vocab_sizes]
+        for size, width in zip(schema.multi_valued_sizes, schema.multi_valued_widths,
+                               strict=True):
+            ids = torch.randint(0, size, (rows, width), generator=g)  # (B, W)
+            length = torch.randint(0, width + 1, (rows, 1), generator=g)  # (B, 1)
+            length[0] = 0  # an empty row: all padding
+            parts.append(ids.masked_fill(torch.arange(width) >= length, -1))  # (B, W)
+        out.append(torch.cat(parts, dim=1))  # (B, F + sum of widths)
     return tuple(out)
 
 
@@ -121,6 +140,7 @@ def _export_program(graph: ScoringGraph, kinds: tuple[str, ...],
 
 
 def _run_onnx(data: bytes, names: list[str], inputs: tuple[Tensor, ...]) -> np.ndarray:
+    """ONNX Runtime's scores of the serialized model on ``inputs`` (by input name)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
@@ -160,14 +180,15 @@ def _write_model_quietly(tmp: Path, fmt: str, graph: ScoringGraph, kinds: tuple[
         loaded = torch.export.load(tmp / "model.pt2").module()
         _check_parity(lambda xs: loaded(*xs).detach().numpy(), graph, kinds, model)
         return "model.pt2", {**exporter, "exporter": "torch.export.export"}
+    names = [INPUT_NAMES[k] for k in kinds]
     onnx_program = torch.onnx.export(program, sample_inputs(model, kinds, _SAMPLE_ROWS),
-                                     dynamo=True, input_names=list(kinds),
+                                     dynamo=True, input_names=names,
                                      output_names=["score"], verbose=False)
     if onnx_program is None:  # only the legacy exporter returns None
         raise RuntimeError("torch.onnx.export returned no program")
     proto = onnx_program.model_proto
     data = proto.SerializeToString()
-    _check_parity(lambda xs: _run_onnx(data, list(kinds), xs), graph, kinds, model)
+    _check_parity(lambda xs: _run_onnx(data, names, xs), graph, kinds, model)
     (tmp / "model.onnx").write_bytes(data)
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     return "model.onnx", {**exporter, "exporter": "torch.onnx.export(dynamo=True)",
@@ -189,11 +210,15 @@ def export_model(model: RankingModel, encoder: FeatureEncoder, table_schema: Tab
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"fmt must be one of {EXPORT_FORMATS}, got {fmt!r}")
-    if len(encoder.dense_names) != model.schema.num_dense or \
-            tuple(encoder.vocab_sizes) != tuple(model.schema.vocab_sizes):
-        raise ValueError(f"the encoder's outputs ({len(encoder.dense_names)} dense, vocab sizes "
-                         f"{encoder.vocab_sizes}) do not match the model's inputs "
-                         f"({model.schema.num_dense} dense, {model.schema.vocab_sizes})")
+    s = model.schema
+    given = (len(encoder.dense_names), tuple(encoder.vocab_sizes), encoder.lists.sizes,
+             encoder.lists.widths)
+    wanted = (s.num_dense, s.vocab_sizes, s.multi_valued_sizes, s.multi_valued_widths)
+    if given != wanted:
+        raise ValueError(f"the encoder's outputs ({given[0]} dense, vocab sizes {given[1]}, "
+                         f"multi-valued sizes {given[2]} and widths {given[3]}) do not match "
+                         f"the model's inputs ({wanted[0]} dense, {wanted[1]}, {wanted[2]}, "
+                         f"{wanted[3]})")
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not an empty directory; give a "
@@ -205,16 +230,9 @@ def export_model(model: RankingModel, encoder: FeatureEncoder, table_schema: Tab
     try:
         model_file, exporter = _write_model(tmp, fmt, graph, kinds, model)
         encoder.save(tmp / "encoder")
-        inputs = []
-        if "dense" in kinds:
-            inputs.append(InputSpec("dense", "dense", "float32", encoder.dense_names))
-        if "ids" in kinds:
-            inputs.append(InputSpec("ids", "ids", "int64", encoder.sparse_names,
-                                    tuple(encoder.vocab_sizes)))
-        columns = tuple(ColumnSpec(n, "dense") for n in table_schema.dense) + \
-            tuple(ColumnSpec(n, "categorical") for n in table_schema.categorical)
         manifest = write_manifest(tmp, Manifest(
-            model_file=model_file, model_format=fmt, columns=columns, inputs=tuple(inputs),
+            model_file=model_file, model_format=fmt, columns=_columns(table_schema),
+            inputs=_inputs(encoder, kinds),
             task=model.task, model=model_spec(model),
             table_schema=table_schema.to_dict(),
             exporter=exporter, id_column=table_schema.id_column))
@@ -225,3 +243,27 @@ def export_model(model: RankingModel, encoder: FeatureEncoder, table_schema: Tab
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _inputs(encoder: FeatureEncoder, kinds: tuple[str, ...]) -> tuple[InputSpec, ...]:
+    """The manifest's inputs: what each slot of the graph's inputs holds."""
+    inputs = []
+    if "dense" in kinds:
+        inputs.append(InputSpec("dense", "dense", "float32", encoder.dense_names))
+    if "ids" in kinds:
+        inputs.append(InputSpec("ids", "ids", "int64", encoder.sparse_names,
+                                tuple(encoder.vocab_sizes)))
+    if "padded_ids" in kinds:
+        names = encoder.sparse_names + tuple(spec.name for spec in encoder.lists.specs)
+        inputs.append(InputSpec("ids", "padded_ids", "int64", names,
+                                tuple(encoder.vocab_sizes) + encoder.lists.sizes,
+                                (1,) * len(encoder.sparse_names) + encoder.lists.widths))
+    return tuple(inputs)
+
+
+def _columns(table_schema: TableSchema) -> tuple[ColumnSpec, ...]:
+    """The manifest's raw columns, in the schema's order, a multi-valued one with its options."""
+    return tuple(ColumnSpec(n, "dense") for n in table_schema.dense) + \
+        tuple(ColumnSpec(n, "categorical") for n in table_schema.categorical) + \
+        tuple(ColumnSpec(m.name, "multi_valued", {k: m.to_dict()[k] for k in (
+            "separator", "pooling", "max_length", "keep")}) for m in table_schema.multi_valued)

@@ -9,12 +9,18 @@ An export directory is self-contained::
 The manifest records, in plain JSON:
 
 * ``columns``: the raw columns a row must have, in order, each with its ``kind``
-  (``"dense"``: a number or missing; ``"categorical"``: text or an integer, or missing);
+  (``"dense"``: a number or missing; ``"categorical"``: text or an integer, or missing;
+  ``"multi_valued"``: a list of texts or integers, or one text of elements joined by its
+  ``separator``, or missing, with the field's ``pooling``, ``max_length`` and ``keep``);
 * ``inputs``: the model's inputs in order, each with its ``kind`` (``"dense"``: float32
-  ``(B, n)`` of the encoder's ``columns``; ``"ids"``: int64 ``(B, F)`` with ``vocab_sizes``).
-  Kinds are the extension point for new feature types (multi-valued fields would add an input
-  kind such as padded ids plus lengths): a reader that does not know a kind refuses the
-  manifest, naming it, rather than feeding the model wrongly;
+  ``(B, n)`` of the encoder's ``columns``; ``"ids"``: int64 ``(B, F)`` with ``vocab_sizes``;
+  ``"padded_ids"``, for a model with multi-valued fields: int64 ``(B, sum of widths)``, each
+  of ``columns`` taking ``widths[k]`` slots in order, a categorical field one and a
+  multi-valued field its ``max_length``, its ids from the left, padded with ``pad_id`` -1;
+  ids of field k lie in ``[0, vocab_sizes[k])``).
+  Kinds are the extension point for new feature types: a reader that does not know a kind
+  refuses the manifest, naming it, rather than feeding the model wrongly (so a manifest
+  with multi-valued fields is still version 1: older readers refuse its kinds by name);
 * ``output``: its name and meaning (``"probability"`` for a binary task, ``"value"`` for
   regression);
 * ``model``: the model's spec (:func:`~crossrank.models.model_spec`), ``table_schema``, the
@@ -57,30 +63,69 @@ __all__ = ["COLUMN_KINDS", "INPUT_KINDS", "MANIFEST", "ColumnSpec", "InputSpec",
 MANIFEST = "serving.json"
 FORMAT = "crossrank-serving"
 VERSION = 1
-COLUMN_KINDS = ("dense", "categorical")
-INPUT_KINDS = ("dense", "ids")
+COLUMN_KINDS = ("dense", "categorical", "multi_valued")
+INPUT_KINDS = ("dense", "ids", "padded_ids")
+PAD_ID = -1  # the padding of a multi-valued field's slots in "padded_ids"
 MODEL_FORMATS = ("onnx", "pt2")
 MEANINGS = {"binary": "probability", "regression": "value"}
 
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """A raw column a row must carry: its name and kind (one of :data:`COLUMN_KINDS`)."""
+    """A raw column a row must carry: its name and kind (one of :data:`COLUMN_KINDS`); a
+    multi-valued column also has its field's options (``multi_valued``: separator, pooling,
+    max_length, keep, as :class:`~crossrank.data.MultiValuedSpec` writes them)."""
 
     name: str
     kind: str
+    multi_valued: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "kind": self.kind}
+        return d if self.multi_valued is None else {**d, **self.multi_valued}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ColumnSpec:
+        if d["kind"] != "multi_valued":
+            return cls(str(d["name"]), str(d["kind"]))
+        options = {k: d[k] for k in ("separator", "pooling", "max_length", "keep")}
+        return cls(str(d["name"]), "multi_valued", options)
 
 
 @dataclass(frozen=True)
 class InputSpec:
     """One model input: name, kind (one of :data:`INPUT_KINDS`), dtype, the encoded columns
-    along its second axis, and (ids) each field's number of ids."""
+    along its second axis, (ids) each field's number of ids and (padded ids) each field's
+    number of slots."""
 
     name: str
     kind: str
     dtype: str
     columns: tuple[str, ...]
     vocab_sizes: tuple[int, ...] | None = None
+    widths: tuple[int, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {**dataclasses.asdict(self), "columns": list(self.columns),
+             "vocab_sizes": None if self.vocab_sizes is None else list(self.vocab_sizes)}
+        del d["widths"]
+        if self.widths is not None:  # padded ids only: the manifests of v1 stay as they were
+            d |= {"widths": list(self.widths), "pad_id": PAD_ID}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InputSpec:
+        def ints(key: str) -> tuple[int, ...] | None:
+            return None if d.get(key) is None else tuple(int(v) for v in d[key])
+
+        spec = cls(str(d["name"]), str(d["kind"]), str(d["dtype"]),
+                   tuple(map(str, d["columns"])), ints("vocab_sizes"), ints("widths"))
+        if spec.kind == "padded_ids" and (spec.widths is None or spec.vocab_sizes is None or
+                                          not len(spec.widths) == len(spec.vocab_sizes)
+                                          == len(spec.columns) or d.get("pad_id") != PAD_ID):
+            raise ValueError(f"input {spec.name!r} of kind 'padded_ids' needs widths and "
+                             f"vocab_sizes for each of its columns and pad_id {PAD_ID}")
+        return spec
 
 
 @dataclass(frozen=True)
@@ -109,11 +154,9 @@ class Manifest:
                 "crossrank_version": self.crossrank_version,
                 "model_file": self.model_file, "model_format": self.model_format,
                 "encoder_dir": self.encoder_dir,
-                "columns": [dataclasses.asdict(c) for c in self.columns],
+                "columns": [c.to_dict() for c in self.columns],
                 "id_column": self.id_column,
-                "inputs": [{**dataclasses.asdict(i), "columns": list(i.columns),
-                            "vocab_sizes": None if i.vocab_sizes is None else list(i.vocab_sizes)}
-                           for i in self.inputs],
+                "inputs": [i.to_dict() for i in self.inputs],
                 "output": self.output, "task": self.task, "model": self.model,
                 "table_schema": self.table_schema, "exporter": self.exporter,
                 "sha256": dict(sorted(self.sha256.items()))}
@@ -125,20 +168,18 @@ class Manifest:
         if d.get("format") != FORMAT or d.get("version") != VERSION:
             raise ValueError(f"not a {FORMAT} v{VERSION} manifest: format={d.get('format')!r}, "
                              f"version={d.get('version')!r}")
-        columns = tuple(ColumnSpec(str(c["name"]), str(c["kind"])) for c in d["columns"])
-        inputs = tuple(InputSpec(str(i["name"]), str(i["kind"]), str(i["dtype"]),
-                                 tuple(map(str, i["columns"])),
-                                 None if i.get("vocab_sizes") is None
-                                 else tuple(int(v) for v in i["vocab_sizes"]))
-                       for i in d["inputs"])
-        for c in columns:
-            if c.kind not in COLUMN_KINDS:
-                raise ValueError(f"column {c.name!r} has kind {c.kind!r}, which this crossrank "
-                                 f"({__version__}) cannot feed (it knows {COLUMN_KINDS})")
-        for i in inputs:
-            if i.kind not in INPUT_KINDS:
-                raise ValueError(f"input {i.name!r} has kind {i.kind!r}, which this crossrank "
-                                 f"({__version__}) cannot feed (it knows {INPUT_KINDS})")
+        for c in d["columns"]:
+            if c["kind"] not in COLUMN_KINDS:
+                raise ValueError(f"column {c['name']!r} has kind {c['kind']!r}, which this "
+                                 f"crossrank ({__version__}) cannot feed (it knows "
+                                 f"{COLUMN_KINDS})")
+        columns = tuple(ColumnSpec.from_dict(c) for c in d["columns"])
+        for i in d["inputs"]:
+            if i["kind"] not in INPUT_KINDS:
+                raise ValueError(f"input {i['name']!r} has kind {i['kind']!r}, which this "
+                                 f"crossrank ({__version__}) cannot feed (it knows "
+                                 f"{INPUT_KINDS})")
+        inputs = tuple(InputSpec.from_dict(i) for i in d["inputs"])
         if d["model_format"] not in MODEL_FORMATS or d["task"] not in MEANINGS:
             raise ValueError(f"model_format must be one of {MODEL_FORMATS} and task one of "
                              f"{tuple(MEANINGS)}, got {d['model_format']!r}, {d['task']!r}")

@@ -5,8 +5,13 @@ one Arrow array per feature column, typed and checked by the file readers' own v
 (:func:`~crossrank.data.validate.validate_columns`), so a value means here exactly what it
 means to ``crossrank predict``: null (or an empty string) is missing, numbers may be given as
 numbers or as numeric text, NaN and infinities are errors, and a categorical value is text or
-an integer, kept as its decimal text. An unseen categorical value is not an error (the encoder
-maps it to the out-of-vocabulary id). Extra keys or columns are ignored.
+an integer, kept as its decimal text. A multi-valued value is a list of texts and integers
+(JSON ``["Action", "Drama"]``) or one text of elements joined by the field's separator
+(``"Action|Drama"``); records make it ``list<string>``, split as the encoder splits, so both
+forms of one column concatenate, and a list over
+:data:`~crossrank.data.multi_valued.MAX_LIST_LENGTH` elements is a bad value. An unseen
+categorical value or element is not an error (the encoder maps it to the out-of-vocabulary
+id). Extra keys or columns are ignored.
 
 The work is per column (one ``pyarrow.array`` and a few vectorised casts each), never per row,
 except where a column fails to convert and its first bad value is looked for.
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from crossrank.data.multi_valued import as_text_lists
 from crossrank.data.schema import TableSchema
 from crossrank.data.validate import show_value, validate_columns
 from crossrank.errors import CrossrankError
@@ -61,7 +67,7 @@ class BadRowsError(CrossrankError, ValueError):
 def feature_schema(schema: TableSchema) -> TableSchema:
     """The schema's feature columns only: no label, no id (scoring reads neither)."""
     return TableSchema(label=None, dense=schema.dense, categorical=schema.categorical,
-                       task=schema.task)
+                       task=schema.task, multi_valued=schema.multi_valued)
 
 
 def _first_bad(values: Sequence[Any], ok: Any) -> int:
@@ -117,6 +123,36 @@ def _record_column(values: list[Any], name: str, kind: str) -> pa.Array:
                        "an integer or null", row=row, column=name)
 
 
+def _is_element(v: Any) -> bool:
+    return v is None or type(v) in (str, int)
+
+
+def _list_column(values: list[Any], name: str, separator: str) -> pa.Array:
+    """One multi-valued column of JSON values (lists of texts and integers, joined texts, single
+    integers or nulls) as ``list<string>``."""
+    try:
+        arr: pa.Array | None = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        arr = None
+    if arr is not None and (pa.types.is_string(arr.type) or pa.types.is_null(arr.type) or
+                            pa.types.is_integer(arr.type) or (
+            pa.types.is_list(arr.type) and (pa.types.is_string(arr.type.value_type) or
+                                            pa.types.is_integer(arr.type.value_type) or
+                                            pa.types.is_null(arr.type.value_type)))):
+        return as_text_lists(arr, separator)
+    for row, v in enumerate(values):  # mixed forms, or a value of neither
+        if not (_is_element(v) or (type(v) is list and all(map(_is_element, v)))):
+            raise BadRowsError("bad_value", f"multi-valued value {show_value(v)} must be a "
+                               "list of texts and integers, a text, an integer or null", row=row,
+                               column=name)
+    joined = [i for i, v in enumerate(values) if type(v) in (str, int)]  # an int: one element
+    split = as_text_lists(pa.array([str(values[i]) for i in joined], pa.string()), separator)
+    out = [v if v is None else [e if e is None else str(e) for e in v] for v in values]
+    for i, elements in zip(joined, split.to_pylist(), strict=True):
+        out[i] = elements
+    return pa.array(out, pa.list_(pa.string()))
+
+
 def from_records(records: Any, schema: TableSchema) -> dict[str, pa.Array]:
     """The feature columns of a list of records (dicts), raising :class:`BadRowsError` for a
     record that is not an object or lacks a column, and for a value of the wrong JSON type.
@@ -139,13 +175,20 @@ def from_records(records: Any, schema: TableSchema) -> dict[str, pa.Array]:
                 raise BadRowsError("missing_column", f"no value for column {name!r} (give "
                                    "null for a missing value)", row=row, column=name) from None
             columns[name] = _record_column(values, name, kind)
+    for spec in schema.multi_valued:
+        if any(spec.name not in r for r in records):
+            raise BadRowsError("missing_column", f"no value for column {spec.name!r} (give "
+                               "null for a missing value)", column=spec.name,
+                               row=_first_bad(records, lambda r, n=spec.name: n in r))
+        values = [row[spec.name] for row in records]
+        columns[spec.name] = _list_column(values, spec.name, spec.separator)
     return columns
 
 
 def from_arrow(table: pa.Table, schema: TableSchema) -> dict[str, pa.Array]:
     """The feature columns of an Arrow table (one array each)."""
     columns = {}
-    for name in schema.dense + schema.categorical:
+    for name in schema.dense + schema.categorical + schema.multi_valued_names:
         if name not in table.column_names:
             raise BadRowsError("missing_column", f"no column {name!r} (the table has "
                                f"{table.column_names})", column=name)
@@ -158,7 +201,7 @@ def from_csv(data: bytes, schema: TableSchema) -> dict[str, pa.Array]:
     """The feature columns of a CSV text with a header row (every field read as text)."""
     import pyarrow.csv as pa_csv
 
-    names = list(schema.dense + schema.categorical)
+    names = list(schema.dense + schema.categorical + schema.multi_valued_names)
     try:
         table = pa_csv.read_csv(
             io.BytesIO(data), read_options=pa_csv.ReadOptions(use_threads=False),

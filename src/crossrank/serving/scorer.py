@@ -5,7 +5,8 @@ Imports pyarrow, numpy and onnxruntime, never torch: a serving image needs only 
 :class:`~crossrank.data.FeatureEncoder`'s, so a score here equals ``crossrank predict``'s for
 the same row (an unseen categorical value -> the out-of-vocabulary id, a missing one -> the
 missing id, a missing dense value -> 0 after the transform, with its indicator if the encoder
-has them).
+has them; a multi-valued value, a list or a joined text, split and padded by the encoder as
+``predict`` does it).
 
 Example:
     >>> scorer = Scorer("export")  # doctest: +SKIP
@@ -71,8 +72,8 @@ class Scorer:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """The columns a row must carry, dense then categorical."""
-        return self.schema.dense + self.schema.categorical
+        """The columns a row must carry: dense, categorical, then multi-valued."""
+        return self.schema.dense + self.schema.categorical + self.schema.multi_valued_names
 
     def score(self, rows: Any) -> np.ndarray:
         """Scores (float64, one per row, in order) of ``rows``.
@@ -109,7 +110,7 @@ class Scorer:
     def encode(self, table: pa.Table) -> dict[str, np.ndarray]:
         """The model's inputs for a typed table, by input name."""
         batch = self.encoder.transform(table)
-        by_kind = {"dense": batch.dense, "ids": batch.sparse}
+        by_kind = {"dense": batch.dense, "ids": batch.sparse, "padded_ids": batch.sparse}
         return {i.name: by_kind[i.kind] for i in self.manifest.inputs}
 
     def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -140,9 +141,18 @@ class Scorer:
 
 
 def _check_encoder(encoder: FeatureEncoder, m: Manifest, source: Path) -> None:
+    lists = encoder.lists
     for spec in m.inputs:
-        names = encoder.dense_names if spec.kind == "dense" else encoder.sparse_names
-        sizes = None if spec.kind == "dense" else tuple(encoder.vocab_sizes)
-        if tuple(names) != spec.columns or (sizes is not None and sizes != spec.vocab_sizes):
+        names, sizes, widths = encoder.sparse_names, tuple(encoder.vocab_sizes), None
+        if spec.kind == "dense":
+            names, sizes = encoder.dense_names, None
+        elif spec.kind == "padded_ids":  # the multi-valued fields' slots after the categorical
+            names += tuple(s.name for s in lists.specs)
+            sizes += lists.sizes
+            widths = (1,) * len(encoder.sparse_names) + lists.widths
+        elif lists.specs:
+            raise ModelFileError(f"{source}: input {spec.name!r} has kind 'ids' but the saved "
+                                 "encoder has multi-valued fields")
+        if tuple(names) != spec.columns or sizes != spec.vocab_sizes or widths != spec.widths:
             raise ModelFileError(f"{source}: input {spec.name!r} does not match the saved "
                                  "encoder's outputs")

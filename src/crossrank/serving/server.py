@@ -9,9 +9,14 @@ Endpoints:
 * ``GET /v1/metadata``: the manifest (columns and kinds, inputs, output, model, versions).
 * ``GET /metrics``: Prometheus text (:mod:`crossrank.serving.metrics`).
 
+A multi-valued column's value is a JSON list of texts and integers (``["Action", "Drama"]``) or
+one text joined by the field's separator (``"Action|Drama"``); in a CSV body, the joined text.
+
 Bad input is the client's error and never stops the server: malformed JSON, a row that is not
 an object, a missing column, a non-numeric, NaN or infinite dense value, a categorical value
-that is neither text nor an integer, more rows than ``max_request_rows``: HTTP 400; a body over
+that is neither text nor an integer, a multi-valued value that is not a list of texts and
+integers (or a text), a list over 10,000 elements, more rows than ``max_request_rows``: HTTP
+400; a body over
 ``max_body_bytes``: 413. The answer is ``{"error": {"kind", "row", "column", "message"}}``. An
 unseen categorical value is not an error. SIGTERM (or Ctrl-C) stops taking connections and
 finishes the requests in flight before the process exits with status 0.
@@ -32,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from crossrank.data.multi_valued import as_text_lists
 from crossrank.serving.batcher import Batcher
 from crossrank.serving.config import ServeConfig
 from crossrank.serving.metrics import CONTENT_TYPE, Metrics
@@ -108,6 +114,8 @@ def build_app(export_dir: str | Path, config: ServeConfig | None = None) -> Star
                 if problems is not None:
                     raise problems.errors[0]
                 columns = {name: typed.column(name).combine_chunks() for name in columns}
+                for spec in schema.multi_valued:  # as records give them, so requests concatenate
+                    columns[spec.name] = as_text_lists(columns[spec.name], spec.separator)
             else:
                 rows = _json_rows(body)
                 if isinstance(rows, list) and len(rows) > cfg.max_request_rows:
