@@ -147,7 +147,7 @@ def _list_column(values: list[Any], name: str, separator: str) -> pa.Array:
                                column=name)
     joined = [i for i, v in enumerate(values) if type(v) in (str, int)]  # an int: one element
     split = as_text_lists(pa.array([str(values[i]) for i in joined], pa.string()), separator)
-    out = [v if v is None else [e if e is None else str(e) for e in v] for v in values]
+    out = [[e if e is None else str(e) for e in v] if type(v) is list else None for v in values]
     for i, elements in zip(joined, split.to_pylist(), strict=True):
         out[i] = elements
     return pa.array(out, pa.list_(pa.string()))
