@@ -1,6 +1,9 @@
 """Every registered model and variant of the model contract tests exports, to ONNX and to a
 ``torch.export`` program, with the eager model's scores (to PARITY_ATOL in float32) at batch
 1 and 4,096; a model newly added to the registry is covered through the contract's VARIANTS.
+Each variant is exported twice: with one-id categorical fields only, and with multi-valued
+fields too (sum, mean and max pooling; padded ids with rows of every length 0..width, row 0
+all padding).
 
 The variants are exported together, as the outputs of one module (one export of each kind
 instead of one per variant keeps this fast), and checked one by one."""
@@ -15,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from crossrank.models import build_model
+from crossrank.models import FeatureSchema, build_model
 from crossrank.serving.export import PARITY_ATOL, sample_inputs, scoring_graph
 
 _CONTRACT = Path(__file__).resolve().parents[1] / "models" / "test_contract.py"
@@ -23,52 +26,77 @@ _spec = importlib.util.spec_from_file_location("model_contract_variants", _CONTR
 contract = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(contract)
 VARIANTS = contract.VARIANTS
+# the contract's multi-valued schema with a mean-pooled field added: every pooling
+_M = contract.MULTI
+MULTI = FeatureSchema(dense=_M.dense, categorical=_M.categorical, vocab_sizes=_M.vocab_sizes,
+                      embedding_dim=_M.embedding_dim,
+                      multi_valued=_M.multi_valued + ("tags",),
+                      multi_valued_sizes=_M.multi_valued_sizes + (5,),
+                      multi_valued_widths=_M.multi_valued_widths + (6,),
+                      pooling=_M.pooling + ("mean",))
+SCHEMAS = {"categorical": contract.SCHEMA, "multi-valued": MULTI}
 # torch 2.13's own pytree code warns about its own deprecated LeafSpec check
 pytestmark = pytest.mark.filterwarnings("ignore:.*LeafSpec.*:FutureWarning")
 
 
 class _Every(nn.Module):
-    def __init__(self, graphs):
+    """Every graph of the categorical schema on ``ids``, then every one of the multi-valued
+    schema on ``padded``."""
+
+    def __init__(self, graphs, padded_graphs):
         super().__init__()
         self.graphs = nn.ModuleList(graphs)
+        self.padded_graphs = nn.ModuleList(padded_graphs)
 
-    def forward(self, dense, ids):
-        return tuple(g(dense, ids) for g in self.graphs)
+    def forward(self, dense, ids, padded):
+        return tuple(g(dense, ids) for g in self.graphs) + \
+            tuple(g(dense, padded) for g in self.padded_graphs)
 
 
 @pytest.fixture(scope="module")
 def exported():
     """(eager models, ONNX Runtime session, loaded ExportedProgram) of every variant."""
-    models, graphs = [], []
-    for i, (name, config, task) in enumerate(VARIANTS):
-        torch.manual_seed(i)
-        model = build_model(name, contract.SCHEMA, config, task=task)
-        with torch.no_grad():  # weights away from init, so scores spread over the link's range
-            for p in model.parameters():
-                p.add_(torch.randn_like(p) * 0.3)
-        graph, kinds = scoring_graph(model)  # what crossrank export exports: reference ops
-        assert kinds == ("dense", "ids")
-        models.append(model.eval())
-        graphs.append(graph)
-    every = _Every(graphs).eval()
-    example = sample_inputs(models[0], ("dense", "ids"), 8)
+    models, graphs = {}, {}
+    for schema_name, schema in SCHEMAS.items():
+        models[schema_name], graphs[schema_name] = [], []
+        for i, (name, config, task) in enumerate(VARIANTS):
+            torch.manual_seed(i)
+            model = build_model(name, schema, config, task=task)
+            with torch.no_grad():  # weights away from init: scores spread over the link's range
+                for p in model.parameters():
+                    p.add_(torch.randn_like(p) * 0.3)
+            graph, kinds = scoring_graph(model)  # what crossrank export exports: reference ops
+            assert kinds == ("dense", "padded_ids" if schema.multi_valued else "ids")
+            models[schema_name].append(model.eval())
+            graphs[schema_name].append(graph)
+    every = _Every(graphs["categorical"], graphs["multi-valued"]).eval()
+    names = ["dense", "ids", "padded"]
+
+    def inputs(rows, seed=0):
+        dense, ids = sample_inputs(models["categorical"][0], ("dense", "ids"), rows, seed=seed)
+        _, padded = sample_inputs(models["multi-valued"][0], ("dense", "padded_ids"), rows,
+                                  seed=seed)
+        return dense, ids, padded
+
+    example = inputs(8)
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
-        program = torch.export.export(every, example, dynamic_shapes=({0: batch}, {0: batch}))
+        program = torch.export.export(every, example, dynamic_shapes=({0: batch},) * 3)
     buffer = io.BytesIO()
     torch.export.save(program, buffer)
     buffer.seek(0)
     loaded = torch.export.load(buffer).module()
-    onnx = torch.onnx.export(program, example, dynamo=True, input_names=["dense", "ids"],
-                             verbose=False)
+    onnx = torch.onnx.export(program, example, dynamo=True, input_names=names, verbose=False)
     session = ort.InferenceSession(onnx.model_proto.SerializeToString(),
                                    providers=["CPUExecutionProvider"])
     outputs = {}
     for rows in (1, 4096):
-        dense, ids = sample_inputs(models[0], ("dense", "ids"), rows, seed=rows)
-        outputs[rows] = (dense, ids, session.run(None, {"dense": dense.numpy(),
-                                                        "ids": ids.numpy()}),
-                         [t.detach().numpy() for t in loaded(dense, ids)])
+        given = inputs(rows, seed=rows)
+        onnx_scores = session.run(None, {n: t.numpy() for n, t in zip(names, given)})
+        pt2_scores = [t.detach().numpy() for t in loaded(*given)]
+        k = len(VARIANTS)  # the categorical graphs' outputs, then the multi-valued ones'
+        outputs[rows] = {"categorical": (given[0], given[1], onnx_scores[:k], pt2_scores[:k]),
+                         "multi-valued": (given[0], given[2], onnx_scores[k:], pt2_scores[k:])}
     return models, outputs
 
 
@@ -77,11 +105,15 @@ def _ids(variant):
     return f"{name}-{task}-" + ",".join(f"{k}={v}" for k, v in sorted(config.items()))
 
 
+@pytest.mark.parametrize("schema", list(SCHEMAS))
 @pytest.mark.parametrize("index", range(len(VARIANTS)), ids=[_ids(v) for v in VARIANTS])
-def test_every_variant_exports_to_onnx_and_pt2_with_the_eager_scores(exported, index):
+def test_every_variant_exports_to_onnx_and_pt2_with_the_eager_scores(exported, index, schema):
     models, outputs = exported
-    model = models[index]
-    for rows, (dense, ids, onnx_scores, pt2_scores) in outputs.items():
+    model = models[schema][index]
+    for rows, by_schema in outputs.items():
+        dense, ids, onnx_scores, pt2_scores = by_schema[schema]
+        if schema == "multi-valued":  # every length 0..width of every field, row 0 empty
+            assert (ids[0, 2:] == -1).all() and (ids[:, 2:] == -1).any()
         with torch.no_grad():
             logits = model(dense, ids).double()
         # the link in float64: sigmoid for binary, identity for regression

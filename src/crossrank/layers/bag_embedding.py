@@ -134,11 +134,14 @@ class BagEmbedding(nn.Module):
                                padding_idx=size)  # (B, D)
 
     def _reference(self, rows: Tensor, table: nn.Embedding, mode: str, size: int) -> Tensor:
-        emb = table(rows)  # (B, W, D); the padding row is zero
+        emb = table(rows)  # (B, W, D)
         if self.l2 and self.training and emb.requires_grad:
             emb = RowL2.apply(emb, self.l2)
         present = rows != size  # (B, W)
         count = present.sum(dim=1, keepdim=True)  # (B, 1)
+        # the padding row is kept at zero, but weights set by hand need not be; embedding_bag
+        # ignores it whatever it holds, and so must this
+        emb = emb.masked_fill(~present.unsqueeze(2), 0.0)  # (B, W, D)
         if mode == "sum":
             return emb.sum(dim=1)  # (B, D)
         if mode == "mean":
