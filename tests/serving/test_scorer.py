@@ -55,9 +55,11 @@ def test_scores_equal_crossrank_predict_from_a_file_rows_and_a_table(criteo_expo
     assert scorer.score([]).shape == (0,)
 
 
-def test_the_scoring_path_imports_no_torch(criteo_export):
-    """In a process where importing torch raises, the Scorer scores; torch stays unloaded."""
-    model_dir, export_dir, data = criteo_export
+@pytest.mark.parametrize("export", ["criteo_export", "genres_export"])
+def test_the_scoring_path_imports_no_torch(export, request):
+    """In a process where importing torch raises, the Scorer scores; torch stays unloaded
+    (a model with a multi-valued field too)."""
+    model_dir, export_dir, data = request.getfixturevalue(export)
     code = f"""
 import importlib.abc, json, sys
 class NoTorch(importlib.abc.MetaPathFinder):
@@ -184,3 +186,80 @@ def test_criteo_sample_scores_equal_predict(shared_data, tmp_path):
     expected = _predicted(tmp_path / "m", sample, tmp_path / "scores.csv")
     np.testing.assert_allclose(Scorer(tmp_path / "e").score_file(sample), expected, rtol=0,
                                atol=PREDICT_ATOL)
+
+
+def _genres_records(data):
+    """The CSV's rows as dicts, genres the joined text (None where the field is empty)."""
+    import pyarrow.csv as pa_csv
+
+    table = pa_csv.read_csv(data, convert_options=pa_csv.ConvertOptions(
+        column_types={"city": pa.string(), "genres": pa.string()}, strings_can_be_null=True))
+    return table.drop_columns(["label"]).to_pylist()
+
+
+def test_multi_valued_scores_equal_crossrank_predict_as_lists_or_joined_text(genres_export,
+                                                                             tmp_path):
+    model_dir, export_dir, data = genres_export
+    expected = _predicted(model_dir, data, tmp_path / "scores.csv")
+    scorer = Scorer(export_dir, threads=1)
+    joined = _genres_records(data)
+    lists = [dict(r, genres=None if r["genres"] is None else r["genres"].split("|"))
+             for r in joined]
+    # missing values, empty elements, duplicates, more than max_length=4 elements, and
+    # elements unseen in training (g8..g10) are all in the file
+    assert any(r["genres"] is None for r in lists)
+    assert any("" in r["genres"] for r in lists if r["genres"])
+    assert any(len(r["genres"]) > 4 for r in lists if r["genres"])
+    assert any(e in ("g8", "g9", "g10") for r in lists if r["genres"] for e in r["genres"])
+    assert expected.std() > 1e-3  # the comparison is not between constants
+    mixed = [lists[i] if i % 2 else joined[i] for i in range(len(joined))]
+    list_table = pa.Table.from_pylist(lists)  # a list<string> column, as Parquet gives one
+    assert list_table.schema.field("genres").type == pa.list_(pa.string())
+    for got in (scorer.score_file(data), scorer.score(joined), scorer.score(lists),
+                scorer.score(mixed), scorer.score(pa.Table.from_pylist(joined)),
+                scorer.score(list_table)):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=PREDICT_ATOL)
+    for i in range(5):  # one row alone scores as it does in a batch, an empty list as missing
+        np.testing.assert_allclose(scorer.score(lists[i:i + 1]), expected[i:i + 1], rtol=0,
+                                   atol=PREDICT_ATOL)
+    missing = [dict(lists[0], genres=v) for v in (None, [], "", [""], [None])]
+    np.testing.assert_array_equal(scorer.score(missing), scorer.score(missing[:1] * 5))
+    # integers are elements as their decimal text, as the readers make them
+    np.testing.assert_array_equal(scorer.score([dict(lists[0], genres=[7, "x"])]),
+                                  scorer.score([dict(lists[0], genres="7|x")]))
+
+
+def test_a_multi_valued_manifest_lays_out_the_ids(genres_export):
+    _, export_dir, _ = genres_export
+    manifest = read_manifest(export_dir)
+    assert [(c.name, c.kind) for c in manifest.columns] == [
+        ("price", "dense"), ("city", "categorical"), ("genres", "multi_valued")]
+    assert manifest.columns[2].multi_valued == {"separator": "|", "pooling": "mean",
+                                                "max_length": 4, "keep": "last"}
+    ids = manifest.inputs[1]
+    assert (ids.name, ids.kind, ids.columns, ids.widths) == ("ids", "padded_ids",
+                                                              ("city", "genres"), (1, 4))
+    scorer = Scorer(export_dir)
+    assert scorer.session.get_inputs()[1].name == "ids"
+    assert scorer.session.get_inputs()[1].shape[1] == 5  # 1 + 4 slots
+    encoded = scorer.encode(pa.table({"price": [1.0], "city": ["c1"],
+                                      "genres": ["g1|g2|g3|g4|g5"]}))["ids"]
+    vocab = scorer.encoder.lists._vocabs["genres"].values.to_pylist()
+    assert [vocab[i - 2] for i in encoded[0, 1:]] == ["g2", "g3", "g4", "g5"]  # the last 4
+
+
+@pytest.mark.parametrize("value, detail", [
+    ([["a"]], "must be a list of texts and integers"),
+    ([1.5], "must be a list of texts and integers"),
+    ({"a": 1}, "must be a list of texts and integers"),
+    (["g1"] * 10_001, "more than 10,000 elements"),
+    ("|".join(["g1"] * 10_001), "more than 10,000 elements"),
+])
+def test_a_bad_multi_valued_value_is_named_by_row_and_column(genres_export, value, detail):
+    _, export_dir, data = genres_export
+    records = _genres_records(data)[:4]
+    records[2]["genres"] = value
+    with pytest.raises(BadRowsError, match=detail) as caught:
+        Scorer(export_dir).score(records)
+    assert (caught.value.kind, caught.value.row, caught.value.column) == ("bad_value", 2,
+                                                                          "genres")

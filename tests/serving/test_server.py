@@ -50,9 +50,8 @@ def _records(model_dir, data):
     return read_table(data, fmt="criteo", schema=schema).drop_columns([schema.label]).to_pylist()
 
 
-@pytest.fixture(scope="module")
-def server(criteo_export):
-    model_dir, export_dir, data = criteo_export
+def _start(export_dir):
+    """(url, process) of ``crossrank serve export_dir`` once it answers /healthz."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", WITHOUT_TORCH, "serve", str(export_dir), "--port", str(port),
@@ -71,6 +70,13 @@ def server(criteo_export):
             proc.kill()
             pytest.fail(f"the server did not start: {proc.communicate()[0]}")
         time.sleep(0.2)
+    return url, proc
+
+
+@pytest.fixture(scope="module")
+def server(criteo_export):
+    model_dir, export_dir, data = criteo_export
+    url, proc = _start(export_dir)
     records = _records(model_dir, data)
     yield url, proc, records, Scorer(export_dir).score(records)
     if proc.poll() is None:
@@ -230,3 +236,53 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(server):
     assert head.startswith(b"HTTP/1.1 200"), reply
     np.testing.assert_allclose(json.loads(payload)["scores"], expected[:5], rtol=0, atol=1e-7)
     assert proc.wait(timeout=30) == 0
+
+
+def test_multi_valued_rows_as_lists_joined_text_or_csv(genres_export):
+    """A multi-valued column given as JSON lists, as joined text or in a CSV body, the forms
+    mixed in concurrent requests (so in one model call), scores as the Scorer does; a list of
+    non-scalars or over the length limit is a 400 naming row and column."""
+    model_dir, export_dir, data = genres_export
+    import pyarrow.csv as pa_csv
+
+    table = pa_csv.read_csv(data, convert_options=pa_csv.ConvertOptions(
+        column_types={"city": pa.string(), "genres": pa.string()}, strings_can_be_null=True))
+    joined = table.drop_columns(["label"]).to_pylist()
+    lists = [dict(r, genres=None if r["genres"] is None else r["genres"].split("|"))
+             for r in joined]
+    expected = Scorer(export_dir).score_file(data)
+    text = data.read_text().splitlines()
+    header, lines = text[0].split(",", 1)[1], [t.split(",", 1)[1] for t in text[1:]]
+    url, proc = _start(export_dir)
+    try:
+        def send(k):
+            rows = list(range(5 * k, 5 * k + 5))
+            with httpx.Client() as client:
+                if k % 3 == 2:
+                    got = client.post(url + "/v1/score", headers={"content-type": "text/csv"},
+                                      content="\n".join([header] + [lines[i] for i in rows]))
+                else:
+                    form = lists if k % 3 else joined
+                    got = client.post(url + "/v1/score", json={"rows": [form[i] for i in rows]})
+            return rows, got.status_code, got.json()
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, range(len(lines) // 5)))
+        for rows, status, body in answers:
+            assert status == 200, body
+            np.testing.assert_allclose(body["scores"], expected[rows], rtol=0, atol=1e-7)
+        for value, detail in (([{"a": 1}], "must be a list of texts"),
+                              (["g1"] * 10_001, "more than 10,000 elements")):
+            got = httpx.post(url + "/v1/score", json={"rows": [lists[0],
+                                                               dict(lists[1], genres=value)]})
+            error = got.json()["error"]
+            assert got.status_code == 400 and (error["row"], error["column"]) == (1, "genres")
+            assert detail in error["message"] and "row 1, column 'genres'" in error["message"]
+        meta = httpx.get(url + "/v1/metadata").json()
+        assert meta["columns"][2] == {"name": "genres", "kind": "multi_valued",
+                                      "separator": "|", "pooling": "mean", "max_length": 4,
+                                      "keep": "last"}
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
