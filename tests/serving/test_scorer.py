@@ -136,9 +136,13 @@ def test_the_export_directory_is_checked(criteo_export, tmp_path):
         with pytest.raises(ModelFileError, match=match):
             read_manifest(copy)
     d = json.loads((export_dir / "serving.json").read_text())
-    d["inputs"][1]["kind"] = "padded_ids"
+    d["inputs"][1]["kind"] = "ragged_ids"
     (copy / "serving.json").write_text(json.dumps(d))
-    with pytest.raises(ModelFileError, match="kind 'padded_ids'"):
+    with pytest.raises(ModelFileError, match="kind 'ragged_ids', which this crossrank"):
+        read_manifest(copy)
+    d["inputs"][1]["kind"] = "padded_ids"  # a known kind without its layout
+    (copy / "serving.json").write_text(json.dumps(d))
+    with pytest.raises(ModelFileError, match="'padded_ids' needs widths"):
         read_manifest(copy)
 
 

@@ -143,12 +143,14 @@ class Scorer:
 def _check_encoder(encoder: FeatureEncoder, m: Manifest, source: Path) -> None:
     lists = encoder.lists
     for spec in m.inputs:
-        names, sizes, widths = encoder.sparse_names, tuple(encoder.vocab_sizes), None
+        names = encoder.sparse_names
+        sizes: tuple[int, ...] | None = tuple(encoder.vocab_sizes)
+        widths: tuple[int, ...] | None = None
         if spec.kind == "dense":
             names, sizes = encoder.dense_names, None
         elif spec.kind == "padded_ids":  # the multi-valued fields' slots after the categorical
             names += tuple(s.name for s in lists.specs)
-            sizes += lists.sizes
+            sizes = tuple(encoder.vocab_sizes) + lists.sizes
             widths = (1,) * len(encoder.sparse_names) + lists.widths
         elif lists.specs:
             raise ModelFileError(f"{source}: input {spec.name!r} has kind 'ids' but the saved "
