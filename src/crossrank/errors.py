@@ -52,6 +52,9 @@ REASONS: dict[str, str] = {
     "non_finite": "NaN or infinite value in a numeric column",
     "invalid_utf8": "invalid UTF-8",
     "missing_id": "missing id",
+    "missing_weight": "missing weight",
+    "bad_weight": "weight negative or not finite",
+    "missing_group": "missing group (--group-by) value",
     "empty_file": "empty file (no data rows)",
     "bad_file": "unreadable or damaged file (the rest of it unread), or missing columns",
 }

@@ -39,7 +39,8 @@ class EncodedDataset:
 
     Shape:
         dense (N, D_out) float32; sparse (N, F) int32 or int64; label (N,) float32 or None;
-        ids (N,) or None.
+        ids (N,) or None; weight (N,) float32 or None (the rows' weights, when the data has
+        a weight column).
 
     The epoch order's window (see :class:`~crossrank.data.order.EpochOrder`) is
     ``block_rows * window_blocks`` rows, 4,096 * 64 = 262,144 by default;
@@ -70,8 +71,10 @@ class EncodedDataset:
         files: dict[str, NpyRows] | None = None,
         block_rows: int = DEFAULT_BLOCK_ROWS,
         window_blocks: int = DEFAULT_WINDOW_BLOCKS,
+        weight: np.ndarray | None = None,
     ) -> None:
         self._dense, self._sparse, self._label, self._ids = dense, sparse, label, ids
+        self._weight = weight
         self._meta = meta
         self._index = index  # row map of an index view
         self._span = span if span is not None else (0, len(sparse))  # range view
@@ -107,9 +110,10 @@ class EncodedDataset:
         dense, sparse = load("dense"), load("sparse")
         if dense is None or sparse is None:
             raise ValueError(f"{str(manifest_path)!r} names no dense or sparse file")
-        readers = {key: NpyRows.of(paths[key]) for key in ("dense", "sparse", "label")
+        readers = {key: NpyRows.of(paths[key]) for key in ("dense", "sparse", "label", "weight")
                    if key in paths}
-        ds = cls(dense, sparse, load("label"), load("ids"), meta=meta, files=readers)
+        ds = cls(dense, sparse, load("label"), load("ids"), meta=meta, files=readers,
+                 weight=load("weight"))
         ds._check()
         if len(ds) != meta.get("num_rows"):
             raise ValueError(f"cache {str(cache_dir)!r} has {len(ds)} rows, manifest says "
@@ -127,8 +131,10 @@ class EncodedDataset:
         dense_names: Sequence[str] | None = None,
         sparse_names: Sequence[str] | None = None,
         vocab_sizes: Sequence[int] | None = None,
+        weight: np.ndarray | None = None,
     ) -> EncodedDataset:
-        """An in-memory dataset; ``sparse`` must hold integers (ids are never floats)."""
+        """An in-memory dataset; ``sparse`` must hold integers (ids are never floats);
+        ``weight``: the rows' weights (finite, >= 0), or None."""
         dense = np.asarray(dense)
         sparse = np.asarray(sparse)
         if dense.dtype.kind != "f":
@@ -136,6 +142,10 @@ class EncodedDataset:
         if sparse.dtype.kind not in "iu":
             raise TypeError(f"sparse must hold integer ids, got dtype {sparse.dtype}")
         label = None if label is None else np.asarray(label, dtype=np.float32)
+        if weight is not None:
+            weight = np.asarray(weight, dtype=np.float32)
+            if not (weight >= 0).all() or not np.isfinite(weight).all():
+                raise ValueError("weight must hold finite values >= 0")
         if ids is not None:
             ids = np.asarray(ids)
             if ids.dtype.kind not in "iuU":
@@ -149,7 +159,8 @@ class EncodedDataset:
             "sparse_names": list(sparse_names or []),
             "vocab_sizes": None if vocab_sizes is None else [int(v) for v in vocab_sizes],
         }
-        ds = cls(dense.astype(np.float32, copy=False), sparse, label, ids, meta=meta)
+        ds = cls(dense.astype(np.float32, copy=False), sparse, label, ids, meta=meta,
+                 weight=weight)
         ds._check()
         return ds
 
@@ -168,6 +179,7 @@ class EncodedDataset:
         return cls.from_arrays(
             batch.dense, batch.sparse, batch.label, batch.ids,
             dense_names=dense_names, sparse_names=sparse_names, vocab_sizes=vocab_sizes,
+            weight=batch.weight,
         )
 
     def _check(self) -> None:
@@ -175,7 +187,8 @@ class EncodedDataset:
         if self._dense.ndim != 2 or self._sparse.ndim != 2:
             raise ValueError(f"dense and sparse must be 2-D, got shapes {self._dense.shape} "
                              f"and {self._sparse.shape}")
-        for name, a in (("dense", self._dense), ("label", self._label), ("ids", self._ids)):
+        for name, a in (("dense", self._dense), ("label", self._label), ("ids", self._ids),
+                        ("weight", self._weight)):
             if a is not None and len(a) != n:
                 raise ValueError(f"{name} has {len(a)} rows, sparse has {n}")
         if self._label is not None and self._label.ndim != 1:
@@ -223,6 +236,11 @@ class EncodedDataset:
     def ids(self) -> np.ndarray | None:
         """The id column (N,), or None."""
         return self._view(self._ids)
+
+    @property
+    def weight(self) -> np.ndarray | None:
+        """float32 (N,) row weights, or None for data without a weight column."""
+        return self._view(self._weight)
 
     @property
     def dense_names(self) -> tuple[str, ...]:
@@ -278,7 +296,8 @@ class EncodedDataset:
         block_rows, window_blocks = self._window
         return EncodedDataset(self._dense, self._sparse, self._label, self._ids,
                               meta=self._meta, index=index, span=span, files=self._files,
-                              block_rows=block_rows, window_blocks=window_blocks)
+                              block_rows=block_rows, window_blocks=window_blocks,
+                              weight=self._weight)
 
     # ----------------------------------------------------------------- batches
     def iter_batches(
@@ -291,7 +310,7 @@ class EncodedDataset:
         stop: int | None = None,
         drop_last: bool = False,
     ) -> Iterator[Batch]:
-        """Batches of ``(dense, sparse, label)`` tensors covering each row once.
+        """Batches of ``(dense, sparse, label, weight)`` tensors covering each row once.
 
         The epoch's order is :class:`~crossrank.data.order.EpochOrder` (the windowed block
         shuffle; ``numpy.random.default_rng(seed).permutation(N)`` when N fits in one window)
@@ -301,7 +320,7 @@ class EncodedDataset:
 
         Shape:
             dense (B, D_out) float32, sparse (B, F) int64, label (B,) float32 or None when the
-            data has no label.
+            data has no label, weight (B,) float32 or None when it has no weight column.
         """
         for _, batch in self._epoch(batch_size, shuffle=shuffle, seed=seed, start=start,
                                     stop=stop, drop_last=drop_last, rank=0, world_size=1):
@@ -329,7 +348,8 @@ class EncodedDataset:
         pages, only make more reads.)
 
         Shape:
-            (weight, (dense (n_r, D_out), sparse (n_r, F) int64, label (n_r,) or None)), with
+            (weight, (dense (n_r, D_out), sparse (n_r, F) int64, label (n_r,) or None,
+            row weights (n_r,) or None)), with
             n_r the share's rows of the global batch (1 for an empty share's stand-in).
         """
         yield from self._epoch(batch_size, shuffle=shuffle, seed=seed, start=start, stop=stop,
@@ -359,4 +379,5 @@ class EncodedDataset:
         """A reader of the rows at positions ``chunk`` of this view (C,), in that order."""
         base = self._base_rows(chunk)
         assert isinstance(base, np.ndarray)
-        return window_reader(base, self._dense, self._sparse, self._label, self._files)
+        return window_reader(base, self._dense, self._sparse, self._label, self._files,
+                             weight=self._weight)

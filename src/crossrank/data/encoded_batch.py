@@ -15,7 +15,8 @@ class EncodedBatch:
 
     Shape:
         dense: float32 (B, D_out); sparse: int64 (B, F); label: float32 (B,) or None;
-        ids: (B,) int64 or unicode (``numpy.str_``) or None.
+        ids: (B,) int64 or unicode (``numpy.str_``) or None; weight: float32 (B,) or None
+        (the schema's weight column, finite and >= 0).
 
     Example:
         >>> b = EncodedBatch(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.int64), None, None)
@@ -27,6 +28,7 @@ class EncodedBatch:
     sparse: np.ndarray
     label: np.ndarray | None
     ids: np.ndarray | None
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sparse.shape[0])

@@ -262,7 +262,14 @@ class FeatureEncoder:
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
             ids = _ids(column(table, self.schema.id_column))
-        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids)
+        weight = None
+        if self.schema.weight is not None and self.schema.weight in table.column_names:
+            weight = as_float64(column(table, self.schema.weight), self.schema.weight)
+            if not (weight >= 0).all():  # NaN (missing) fails too
+                raise ValueError(f"weight column {self.schema.weight!r} has missing or "
+                                 "negative values")
+            weight = weight.astype(np.float32)
+        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, weight=weight)
 
     def _field_ids(self, j: int, values: pa.Array) -> np.ndarray:
         if pa.types.is_dictionary(values.type):

@@ -1,7 +1,8 @@
 """Table schemas: which columns are the label, the dense features, the categorical fields, the id.
 
 A :class:`TableSchema` names columns; it never holds data. Its column order
-``(id_column?, label?, *dense, *categorical)`` is the order every reader yields. The JSON form
+``(id_column?, label?, *dense, *categorical, weight?, group?)`` is the order every reader
+yields (the group column only when it is not already one of the others). The JSON form
 (:meth:`TableSchema.to_dict`, :func:`load_schema`, :func:`save_schema`) is what the command
 line takes and what is saved beside a model.
 """
@@ -47,6 +48,9 @@ class TableSchema:
         categorical: categorical feature columns (F fields); a missing value is allowed.
         id_column: optional row id passed through unchanged (prediction output).
         task: ``"binary"`` (labels in {0, 1}) or ``"regression"`` (any finite label).
+        weight: optional per-row weight column (finite, >= 0) of every loss and metric.
+        group: optional column grouping rows for the group AUC (a user, a query); it may be
+            a feature or the id column too, never the label or the weight.
 
     Example:
         >>> s = TableSchema(label="y", dense=("age",), categorical=("city", "ad"))
@@ -61,12 +65,16 @@ class TableSchema:
     categorical: tuple[str, ...]
     id_column: str | None = None
     task: Task = "binary"
+    weight: str | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label", _optional_name(self.label, "label"))
         object.__setattr__(self, "dense", _names(self.dense, "dense"))
         object.__setattr__(self, "categorical", _names(self.categorical, "categorical"))
         object.__setattr__(self, "id_column", _optional_name(self.id_column, "id_column"))
+        object.__setattr__(self, "weight", _optional_name(self.weight, "weight"))
+        object.__setattr__(self, "group", _optional_name(self.group, "group"))
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if not self.dense and not self.categorical:
@@ -74,6 +82,7 @@ class TableSchema:
         seen: dict[str, str] = {}
         roles = [("id_column", self.id_column), ("label", self.label)]
         roles += [("dense", n) for n in self.dense] + [("categorical", n) for n in self.categorical]
+        roles.append(("weight", self.weight))
         for role, name in roles:
             if name is None:
                 continue
@@ -82,12 +91,17 @@ class TableSchema:
                     f"column {name!r} appears twice in the schema (as {seen[name]} and as {role})"
                 )
             seen[name] = role
+        if self.group is not None and seen.get(self.group) in ("label", "weight"):
+            raise ValueError(f"the group column {self.group!r} is the {seen[self.group]} column")
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        """Every column in reader order: id, label, dense, categorical (absent ones left out)."""
+        """Every column in reader order: id, label, dense, categorical, weight, group (absent
+        ones left out, the group when it is already another role's)."""
         head = tuple(n for n in (self.id_column, self.label) if n is not None)
-        return head + self.dense + self.categorical
+        names = head + self.dense + self.categorical
+        names += (self.weight,) if self.weight is not None else ()
+        return names + ((self.group,) if self.group not in (None, *names) else ())
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -95,8 +109,8 @@ class TableSchema:
         return self.dense + self.categorical
 
     def without_label(self) -> TableSchema:
-        """The same schema for unlabelled data (prediction input)."""
-        return replace(self, label=None)
+        """The same schema for unlabelled data (prediction input): no label, no weight."""
+        return replace(self, label=None, weight=None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; :meth:`from_dict` inverts it."""
@@ -106,6 +120,8 @@ class TableSchema:
             "categorical": list(self.categorical),
             "id_column": self.id_column,
             "task": self.task,
+            **({"weight": self.weight} if self.weight is not None else {}),
+            **({"group": self.group} if self.group is not None else {}),
         }
 
     @classmethod
@@ -113,7 +129,7 @@ class TableSchema:
         """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
         if not isinstance(d, Mapping):
             raise TypeError(f"d must be a mapping, got {type(d).__name__}")
-        known = {"label", "dense", "categorical", "id_column", "task"}
+        known = {"label", "dense", "categorical", "id_column", "task", "weight", "group"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown schema keys {unknown}; known keys are {sorted(known)}")
@@ -126,6 +142,8 @@ class TableSchema:
             categorical=_names(d["categorical"], "categorical"),
             id_column=d.get("id_column"),
             task=d.get("task", "binary"),
+            weight=d.get("weight"),
+            group=d.get("group"),
         )
 
 

@@ -15,7 +15,8 @@ all through :func:`recalibrate`, which takes a numpy array or a torch tensor.
 from __future__ import annotations
 
 import math
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -69,3 +70,15 @@ def log_rate_shift(rate: float) -> float:
         -0.693147
     """
     return math.log(check_sampling_rate(rate))
+
+
+def sampling_rate_from_metadata(meta: Mapping[str, Any]) -> float:
+    """The ``negative_sampling_rate`` a ``model.json`` records (1.0 when it records none, as a
+    model trained before the option existed), checked to be in (0, 1].
+
+    Example:
+        >>> sampling_rate_from_metadata({"negative_sampling_rate": 0.1}), \
+        ...     sampling_rate_from_metadata({})
+        (0.1, 1.0)
+    """
+    return check_sampling_rate(meta.get("negative_sampling_rate", 1.0))

@@ -11,6 +11,7 @@ from crossrank.data import EncodedBatch, FeatureEncoder, RejectsLog, TableSchema
 from crossrank.data.files import infer_format
 from crossrank.data.readers import OnBadRows
 from crossrank.models import RankingModel
+from crossrank.models.recalibration import sampling_rate_from_metadata
 from crossrank.safe_io import file_error
 from crossrank.train.checkpoint import load_model
 
@@ -32,6 +33,15 @@ def load_model_dir(model_dir: str | Path) -> tuple[RankingModel, dict[str, Any],
         raise file_error(meta_path, err, key="table_schema") from None
     encoder = FeatureEncoder.load(Path(model_dir) / "encoder")
     return model, meta, encoder, schema
+
+
+def sampling_rate(meta: dict[str, Any], model_dir: Path) -> float:
+    """The model's negative sampling rate (1 when model.json records none); a bad value is
+    one ModelFileError line naming model.json."""
+    try:
+        return sampling_rate_from_metadata(meta)
+    except ValueError as err:
+        raise file_error(model_dir / "model.json", err, key="negative_sampling_rate") from None
 
 
 def encoded_batches(data: str, fmt: str | None, schema: TableSchema, encoder: FeatureEncoder,

@@ -37,7 +37,11 @@ def resolve_table_schema(section: SchemaConfig, path: str,
     """The table schema of ``path`` (see the module doc), and the inference report when the
     columns were inferred from a sample of the file (CSV, Parquet)."""
     task = cast(Task, section.task or "binary")
+    weight = section.weight_column
     if fmt == "criteo":
+        if weight is not None:
+            raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26) "
+                              f"without a weight column: got schema.weight_column={weight!r}")
         if section.file is not None:
             raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
                               "give no schema file")
@@ -47,15 +51,26 @@ def resolve_table_schema(section: SchemaConfig, path: str,
     if section.file is not None:
         found = load_schema(section.file)
         _conflicts(section, found, f"the schema file {section.file!r}")
-        return found, None
+        if weight is not None and found.weight not in (None, weight):
+            raise ConfigError(f"schema.weight_column is {weight!r} but the schema file "
+                              f"{section.file!r} says {found.weight!r}: give it in one place")
+        return dataclasses.replace(found, weight=weight or found.weight), None
     # named columns take the role they are given; every other column is inferred
+    exclude = section.exclude + ((weight,) if weight not in (None, *section.exclude) else ())
     inferred = infer_schema(path, fmt, label=section.label or "label",
                             id_column=section.id_column, dense=section.dense,
-                            categorical=section.categorical, exclude=section.exclude, task=task)
+                            categorical=section.categorical, exclude=exclude, task=task)
+    if weight is not None:  # read with the row, never a feature
+        try:
+            schema = dataclasses.replace(inferred.schema, weight=weight)
+        except ValueError as err:
+            raise ConfigError(f"schema.weight_column: {err}") from None
+        inferred = dataclasses.replace(inferred, schema=schema)
     return inferred.schema, inferred
 
 
 def resolved_section(section: SchemaConfig, schema: TableSchema) -> SchemaConfig:
     """The schema section with every role named, as the run used it."""
     return SchemaConfig(label=schema.label, dense=schema.dense, categorical=schema.categorical,
-                        id_column=schema.id_column, exclude=section.exclude, task=schema.task)
+                        id_column=schema.id_column, exclude=section.exclude, task=schema.task,
+                        weight_column=schema.weight)

@@ -118,6 +118,7 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
     checksums = _encoder_checksums(out / "encoder") if world.is_main else {}
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose,
                       metadata={"table_schema": schema.to_dict(), "data_format": fmt,
+                                "negative_sampling_rate": run.data.negative_sampling_rate,
                                 "run_config": resolved.to_dict(), CHECKSUMS: checksums,
                                 "inferred_schema": inferred.to_dict() if inferred else None})
     return trainer.fit(train, valid, resume=resume)

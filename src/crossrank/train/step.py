@@ -40,7 +40,8 @@ class TrainStep:
 
     For a batch (x, y) at update ``step`` of ``total_steps``::
 
-        loss  = task_loss(net(x), y)                  the reported loss (log-loss or MSE)
+        loss  = task_loss(net(x), y)                  the reported loss (log-loss or MSE;
+                                                      with row weights v, sum v l / sum v)
         total = w * loss + model.regularization()     what is differentiated
         g     = grad(total), dense gradients clipped to a norm of config.grad_clip
         lr    = config.lr (sparse_lr for sparse tables) * the part's config.lr_scales
@@ -72,7 +73,7 @@ class TrainStep:
 
     Shape:
         dense: (B, n_dense) float; sparse: (B, F) int64, or None for a dense-only model;
-        label: (B,) -> the task loss, a detached scalar.
+        label: (B,), sample_weight: (B,) or None -> the task loss, a detached scalar.
 
     Example:
         >>> from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema
@@ -94,10 +95,12 @@ class TrainStep:
             weight_decay=config.weight_decay, lr_scales=config.lr_scales)
 
     def __call__(self, dense: Tensor, sparse: Tensor | None, label: Tensor, *, step: int,
-                 total_steps: int, weight: float | None = None) -> Tensor:
+                 total_steps: int, weight: float | None = None,
+                 sample_weight: Tensor | None = None) -> Tensor:
         """Update on one batch as update number ``step`` (from 0) of ``total_steps`` (the LR
-        schedule's clock); ``weight``: this rank's share weight under DDP, else None.
-        Returns the task loss, detached, without the regularizer."""
+        schedule's clock); ``weight``: this rank's share weight under DDP, else None;
+        ``sample_weight``: the rows' weights, or None. Returns the task loss, detached,
+        without the regularizer."""
         cfg, model, opt = self.config, self.model, self.optimizer
         device = cfg.device
         dense, label = dense.to(device), label.to(device)
@@ -105,7 +108,9 @@ class TrainStep:
             sparse = sparse.to(device)
         opt.set_lr_factor(lr_factor(cfg.schedule, step, total_steps,
                                     warmup_steps=cfg.warmup_steps))
-        loss = loss_fn(model.task, self.net(dense, sparse), label)
+        if sample_weight is not None:
+            sample_weight = sample_weight.to(device)
+        loss = loss_fn(model.task, self.net(dense, sparse), label, sample_weight)
         total = (loss if weight is None else loss * weight) + model.regularization()
         # x 1, or x NaN when total is not finite: every gradient is then NaN, also where the
         # loss overflowed but its gradient did not (MSE), and DDP's all-reduce carries that to
