@@ -77,8 +77,9 @@ def sampling_rate_from_metadata(meta: Mapping[str, Any]) -> float:
     model trained before the option existed), checked to be in (0, 1].
 
     Example:
-        >>> sampling_rate_from_metadata({"negative_sampling_rate": 0.1}), \
-        ...     sampling_rate_from_metadata({})
-        (0.1, 1.0)
+        >>> sampling_rate_from_metadata({"negative_sampling_rate": 0.1})
+        0.1
+        >>> sampling_rate_from_metadata({})
+        1.0
     """
     return check_sampling_rate(meta.get("negative_sampling_rate", 1.0))
