@@ -52,8 +52,9 @@ def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
     from crossrank.pipeline.evaluate_config import EvaluateConfig
 
     for name, tp, help_text, default, _ in describe_fields(EvaluateConfig):
+        metavar = {"group_by": "COLUMN", "plots": "DIR"}.get(name, _metavar(tp))
         p.add_argument("--" + name.replace("_", "-"), dest="eval:" + name, default=default,
-                       metavar=_metavar(tp), help=f"{help_text} (default: {_show(default)})")
+                       metavar=metavar, help=f"{help_text} (default: {_show(default)})")
 
 
 def _resumable() -> str:
@@ -116,10 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "evaluate", help="metrics of a trained model on labelled data",
         description="Metrics over every row at once, in float64, weighted by the model's "
-                    "weight column if it has one: logloss, auc, accuracy, ne (normalized "
-                    "entropy: log-loss divided by the entropy of the evaluated rows' weighted "
-                    "mean label, positive_rate), calibration (sum of predictions / sum of "
-                    "labels), rmse/mae for regression. Probabilities are first recalibrated "
+                    "weight column if it has one: logloss, auc, accuracy, positive_rate (the "
+                    "weighted mean label), ne (normalized entropy: logloss / H(positive_rate), "
+                    "H the binary entropy of the evaluated rows' own mean label, not the "
+                    "training set's), calibration (sum of predictions / sum of labels); rmse "
+                    "and mae for regression. Probabilities are first recalibrated "
                     "for the model's negative_sampling_rate, p / (p + (1 - p) / rate).")
     evaluate.add_argument("model_dir", help="directory written by crossrank train")
     _add_data_args(evaluate, required=True, rejects_default="rejects.jsonl in the current "

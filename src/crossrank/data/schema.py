@@ -101,7 +101,9 @@ class TableSchema:
         head = tuple(n for n in (self.id_column, self.label) if n is not None)
         names = head + self.dense + self.categorical
         names += (self.weight,) if self.weight is not None else ()
-        return names + ((self.group,) if self.group not in (None, *names) else ())
+        if self.group is not None and self.group not in names:
+            names += (self.group,)
+        return names
 
     @property
     def feature_names(self) -> tuple[str, ...]:

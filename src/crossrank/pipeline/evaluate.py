@@ -69,7 +69,8 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     if not scores:
         raise ValueError(f"{data}: no rows to evaluate")
     s, y = np.concatenate(scores), np.concatenate(labels)
-    w = None if weights[0] is None else np.concatenate(weights)
+    w = None if any(x is None for x in weights) else np.concatenate(
+        [x for x in weights if x is not None])
     if model.task == "binary" and rate != 1.0:
         s = recalibrate(s, rate)
     metrics = compute_metrics(model.task, s, y, w)

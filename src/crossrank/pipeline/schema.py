@@ -57,13 +57,16 @@ def resolve_table_schema(section: SchemaConfig, path: str,
         return dataclasses.replace(found, weight=weight or found.weight), None
     # named columns take the role they are given; every other column is inferred
     if weight is not None:
-        roles = {section.label or "label": "label", section.id_column: "id column",
-                 **{n: "dense" for n in section.dense},
-                 **{n: "categorical" for n in section.categorical}}
+        roles: dict[str | None, str] = {
+            section.label or "label": "label", section.id_column: "id column",
+            **{n: "dense" for n in section.dense},
+            **{n: "categorical" for n in section.categorical}}
         if weight in roles:
             raise ConfigError(f"schema.weight_column {weight!r} is also a {roles[weight]} "
                               "column: a weight is read with the row, never a feature or label")
-    exclude = section.exclude + ((weight,) if weight not in (None, *section.exclude) else ())
+    exclude = section.exclude
+    if weight is not None and weight not in exclude:
+        exclude += (weight,)
     inferred = infer_schema(path, fmt, label=section.label or "label",
                             id_column=section.id_column, dense=section.dense,
                             categorical=section.categorical, exclude=exclude, task=task)

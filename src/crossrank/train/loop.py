@@ -240,7 +240,7 @@ class Trainer:
             except NonFiniteUpdate as err:  # not applied: stop, or skip and count
                 budget.spend(err.why, update=i + 1)
             else:
-                n = label.shape[0] if weight else 0
+                n = float(label.shape[0]) if weight else 0.0
                 if rows_w is not None:  # the reported loss is the weighted mean
                     n = float(rows_w.sum()) if weight else 0.0
                 running += float(loss) * n
