@@ -72,3 +72,24 @@ def test_trainer_reports_the_weighted_mean_loss():
                      sparse=ids.repeat_interleave(k, 0)), None)
     assert weighted.history[0]["train_loss"] == pytest.approx(
         repeated.history[0]["train_loss"], rel=RTOL, abs=ATOL)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_quality_flags_count_weighted_rows_as_repeats(task):
+    import numpy as np
+
+    from crossrank.train.health import quality_flags
+    from crossrank.train.metrics import compute_metrics
+
+    labels = np.array([1.0, 0.0, 0.0, 0.0])
+    weights = np.array([5.0, 1.0, 1.0, 1.0])  # weighted mean label 5/8, unweighted 1/4
+    # the first worse than predicting 5/8 for every row; the second better than that, though
+    # worse than predicting the unweighted 1/4 (log-loss 0.625 vs H(1/4) = 0.562; RMSE 0.465
+    # vs the unweighted spread 0.433)
+    for scores in (np.full(4, 0.3), np.array([0.5, 0.4, 0.4, 0.4])):
+        flags = quality_flags(task, scores, labels,
+                              compute_metrics(task, scores, labels, weights), weights)
+        k = weights.astype(int)
+        rs, ry = np.repeat(scores, k), np.repeat(labels, k)
+        assert flags == quality_flags(task, rs, ry, compute_metrics(task, rs, ry))
+        assert flags.get("worse_than_constant", False) == (scores[0] == 0.3)

@@ -166,7 +166,8 @@ class Trainer:
                     scores, labels, weights = score(model, valid, device=cfg.device,
                                                     world=self.world)
                     record["valid"] = compute_metrics(model.task, scores, labels, weights)
-                    record.update(health.quality_flags(model.task, scores, labels, record["valid"]))
+                    record.update(health.quality_flags(model.task, scores, labels,
+                                                       record["valid"], weights))
                     value = record["valid"][self.monitor]
                 else:
                     value = -train_loss if higher else train_loss
