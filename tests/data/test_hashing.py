@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crossrank.data import stable_hash64
 
@@ -112,3 +113,18 @@ def test_a_20_mb_value_hashes_the_same_in_pieces_of_any_size(monkeypatch):
     assert stable_hash64(arr).tolist() == h.tolist()
     assert stable_hash64(pa.array([b"short", value, value[:-1]], pa.large_binary())).tolist() == (
         h.tolist())
+
+
+def test_a_few_bytes_hash_alike_by_the_small_path_and_the_vectorised_one(monkeypatch):
+    from crossrank.data import hashing
+
+    rng = random.Random(1)
+    values = [None if rng.random() < 0.1 else
+              "".join(rng.choice("ab7é€😀\t") for _ in range(rng.randint(0, 9)))
+              for _ in range(40)]
+    arr = pa.array(values)
+    expected = [reference_hash(v or "") for v in values]
+    assert int(pc.sum(pc.binary_length(arr)).as_py()) <= hashing._SMALL
+    assert stable_hash64(arr).tolist() == expected  # the small path
+    monkeypatch.setattr(hashing, "_SMALL", 0)
+    assert stable_hash64(arr).tolist() == expected  # the vectorised passes

@@ -1,8 +1,10 @@
 """The package's shape: imports point one way, no cycles, small files, a light ``import crossrank``.
 
 Dependencies point ``ops <- layers <- models <- (data, train, explain, serving) <- pipeline <- cli``
-(``errors``, ``safe_io`` and ``distributed`` are leaves anyone may use). The import graph is read from the
-source with ``ast`` (function-level imports included), so a lazy import cannot hide an edge.
+(``errors``, ``safe_io`` and ``distributed`` are leaves anyone may use); serving's scoring path
+(all of it but the exporter) uses no model code at all, and ``import crossrank`` no torch. The
+import graph is read from the source with ``ast`` (function-level imports included), so a lazy
+import cannot hide an edge.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ FORBIDDEN = {
                 "ops", "distributed"),
     "train": ("cli", "pipeline"),
     "explain": ("cli", "pipeline", "train"),
+    "serving": ("cli", "pipeline", "train", "explain"),
 }
+# the scoring path (everything in serving but the exporter) runs without torch: no model code
+SCORING_PATH_FORBIDS = ("models", "layers", "ops", "train", "distributed")
 # data preparation (fit + encode the training files) is used by the pipeline, not by the rooms
 PREPARATION = "crossrank.data.prepare"
 
@@ -92,6 +97,14 @@ def test_no_room_imports_upward():
     assert not wrong, "\n".join(sorted(wrong))
 
 
+def test_the_scoring_path_imports_no_model_code():
+    graph = _graph()
+    wrong = [f"{module} imports {target}" for module, targets in graph.items()
+             if module.startswith("crossrank.serving") and module != "crossrank.serving.export"
+             for target in targets if _room(target) in SCORING_PATH_FORBIDS]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
 def test_no_import_cycles():
     graph = _graph()
     cycles: list[list[str]] = []
@@ -135,6 +148,7 @@ def test_files_stay_small(path):
 
 def test_import_crossrank_is_light():
     code = ("import sys, crossrank; heavy = [m for m in ('pyarrow', 'matplotlib', 'triton', "
-            "'sklearn') if m in sys.modules]; print(','.join(heavy))")
+            "'sklearn', 'torch', 'onnx', 'onnxruntime', 'optuna', 'starlette') "
+            "if m in sys.modules]; print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"import crossrank pulled in {out.stdout.strip()}"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from crossrank.models.recalibration import log_rate_shift, recalibrate
+from crossrank.data.negative_sampling import log_rate_shift, recalibrate
 from crossrank.train.calibration import reliability_bins
 from tolerances import TOLERANCES
 

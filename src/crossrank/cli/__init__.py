@@ -10,16 +10,19 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from crossrank.cli.parser import build_parser
+from crossrank.cli.parser import build_parser, build_serve_parser
 from crossrank.errors import CrossrankError
 
 __all__ = ["build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:1] == ["serve"]:  # without the other commands' parsers, which import torch
+        args = build_serve_parser().parse_args(given[1:])
+    else:
+        args = build_parser().parse_args(given)
+    args.argv = given
     try:
         return int(args.func(args))
     except (CrossrankError, ValueError, OSError) as err:

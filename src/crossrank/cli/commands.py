@@ -145,6 +145,23 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from crossrank.pipeline import export_model_dir
+
+    manifest = export_model_dir(args.model_dir, out=args.out, fmt=args.format)
+    print(f"exported {args.model_dir} to {args.out}/{manifest.model_file} with its encoder and "
+          f"serving.json ({manifest.exporter['exporter']})")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from crossrank.cli.options import options_given
+    from crossrank.serving.config import ServeConfig
+    from crossrank.serving.server import serve
+
+    return serve(args.export_dir, options_given(args, ServeConfig))
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from crossrank.train.throughput import run_training_benchmark
 

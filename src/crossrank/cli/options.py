@@ -131,3 +131,42 @@ def model_options_epilog() -> str:
             lines.append(f"    {key} = {_show(tuple(value) if isinstance(value, list) else value)}"
                          f"{text}")
     return "\n".join(lines)
+
+
+def add_option_flags(parser: argparse.ArgumentParser, cls: type, *, title: str) -> None:
+    """One flag per option of the flat config ``cls`` (``max_wait_ms`` -> ``--max-wait-ms``),
+    with the field's help, default and choices; :func:`options_given` reads them back."""
+    group = parser.add_argument_group(title)
+    for key, tp, help_text, default, choices in describe_fields(cls):
+        shown = [c for c in choices if c is not None] if choices else None
+        group.add_argument("--" + key.replace("_", "-"), dest="opt:" + key,
+                           default=argparse.SUPPRESS, choices=shown,
+                           metavar=None if shown else _metavar(tp),
+                           help=f"{help_text} (default: {_show(default)})")
+
+
+def options_given(namespace: argparse.Namespace, cls: type) -> Any:
+    """The config ``cls`` of the flags typed over its defaults (see :func:`add_option_flags`);
+    a value of the wrong type is a ConfigError naming the option."""
+    from crossrank.options import from_dict
+
+    types = {key: tp for key, tp, *_ in describe_fields(cls)}
+    given = {dest[4:]: _scalar(value, types[dest[4:]])
+             for dest, value in vars(namespace).items() if dest.startswith("opt:")}
+    return from_dict(cls, given)
+
+
+def _scalar(text: str, tp: Any) -> Any:
+    """A flag's text as a value of a scalar option (``none`` where None is allowed); the config
+    checks the type. Light on purpose: ``crossrank serve`` runs where torch is not installed."""
+    import json
+
+    args = typing.get_args(tp)
+    if tp is str or str in args:
+        return text
+    if type(None) in args and text.strip().lower() in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

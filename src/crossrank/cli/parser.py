@@ -10,7 +10,9 @@ from crossrank.cli.commands import (
     _cmd_demo,
     _cmd_evaluate,
     _cmd_explain,
+    _cmd_export,
     _cmd_predict,
+    _cmd_serve,
     _cmd_train,
 )
 
@@ -63,6 +65,30 @@ def _resumable() -> str:
 
     names = [key.split(".", 1)[1] for key in RESUMABLE]
     return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+_SERVE_HELP = "serve an ONNX export over HTTP (POST /v1/score)"
+_SERVE_DESCRIPTION = ("Score rows over HTTP: POST /v1/score with {\"rows\": [{...}, ...]} or a "
+                      "CSV body (Content-Type: text/csv); GET /healthz, /v1/metadata, /metrics. "
+                      "Concurrent requests share model calls. SIGTERM finishes the requests "
+                      "in flight, then exits.")
+
+
+def _add_serve(serve: argparse.ArgumentParser) -> None:
+    from crossrank.cli.options import add_option_flags
+    from crossrank.serving.config import ServeConfig
+
+    serve.add_argument("export_dir", help="directory written by crossrank export --format onnx")
+    add_option_flags(serve, ServeConfig, title="server options")
+    serve.set_defaults(func=_cmd_serve, command="serve")
+
+
+def build_serve_parser() -> argparse.ArgumentParser:
+    """``crossrank serve``'s parser alone: the full parser reads the model registry (for
+    ``train``'s options), which imports torch, and a serving image has none."""
+    serve = argparse.ArgumentParser(prog="crossrank serve", description=_SERVE_DESCRIPTION)
+    _add_serve(serve)
+    return serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +178,22 @@ def build_parser() -> argparse.ArgumentParser:
                          help="block norm ||W[f,g]||_F (the DCN-V2 paper's), or rms: divided by "
                               "sqrt(block size), fair between 1-column dense and D-column fields")
     explain.set_defaults(func=_cmd_explain)
+
+    export = sub.add_parser(
+        "export", help="export a trained model to ONNX or torch.export, with its encoder",
+        description="Write OUT: model.onnx (or model.pt2, a torch.export program), the "
+                    "encoder and serving.json, a directory that scores rows on its own "
+                    "(crossrank serve, crossrank.serving.Scorer). Inputs: the encoded dense "
+                    "(float32) and ids (int64) tensors, dynamic batch; output: the score "
+                    "after the task's link.")
+    export.add_argument("model_dir", help="directory written by crossrank train")
+    export.add_argument("--format", choices=("onnx", "pt2"), default="onnx",
+                        help="onnx: model.onnx from torch.onnx.export(dynamo=True); pt2: a "
+                             "torch.export ExportedProgram (default: onnx)")
+    export.add_argument("--out", required=True, help="export directory (new or empty)")
+    export.set_defaults(func=_cmd_export)
+
+    _add_serve(sub.add_parser("serve", help=_SERVE_HELP, description=_SERVE_DESCRIPTION))
 
     bench = sub.add_parser("bench", help="CPU training speed of DLRM-DCN, measured now")
     bench.add_argument("--steps", type=int, default=30, help="timed steps")

@@ -45,10 +45,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crossrank.data.columns import as_float64, as_text, column
+from crossrank.data.columns import as_float64, as_text, column, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
+from crossrank.data.oov_share import expected_shares
 from crossrank.data.schema import TableSchema
 from crossrank.data.vocabulary import (
     MISSING_ID,
@@ -139,6 +140,8 @@ class FeatureEncoder:
         self._mean = np.zeros(len(schema.dense))
         self._std = np.ones(len(schema.dense))
         self._vocabs: list[Vocabulary] | None = None if hash_buckets is None else []
+        # per vocabulary field, the out-of-vocabulary share new rows should show (oov_share.py)
+        self.expected_oov: dict[str, float] | None = None
         self._fitted = False
 
     # ----------------------------------------------------------------- properties
@@ -218,7 +221,10 @@ class FeatureEncoder:
             self._mean = mean
             self._std = np.where(std > 0, std, 1.0)
         if self.hash_buckets is None:
-            self._vocabs = [self._select(stats.value_counts(f)) for f in self.schema.categorical]
+            counts = {f: stats.value_counts(f) for f in self.schema.categorical}
+            self._vocabs = [self._select(counts[f]) for f in self.schema.categorical]
+            self.expected_oov = expected_shares(counts, rows=stats.num_rows, min_count=self.min_count,
+                                                max_vocab_size=self.max_vocab_size)
         self._fitted = True
         return self
 
@@ -262,14 +268,7 @@ class FeatureEncoder:
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
             ids = _ids(column(table, self.schema.id_column))
-        weight = None
-        if self.schema.weight is not None and self.schema.weight in table.column_names:
-            weight = as_float64(column(table, self.schema.weight), self.schema.weight)
-            if not (weight >= 0).all():  # NaN (missing) fails too
-                raise ValueError(f"weight column {self.schema.weight!r} has missing or "
-                                 "negative values")
-            weight = weight.astype(np.float32)
-        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, weight=weight)
+        return EncodedBatch(dense, sparse, label, ids, row_weights(table, self.schema.weight))
 
     def _field_ids(self, j: int, values: pa.Array) -> np.ndarray:
         if pa.types.is_dictionary(values.type):
@@ -303,6 +302,7 @@ class FeatureEncoder:
             "num_rows_fit": self.num_rows_fit,
             "dense_mean": [float(v) for v in self._mean],
             "dense_std": [float(v) for v in self._std],
+            "expected_oov_share": self.expected_oov,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -325,7 +325,7 @@ class FeatureEncoder:
         if not isinstance(d, dict):
             raise TypeError(f"d must be a dict, got {type(d).__name__}")
         known = {"format", "version", "schema", "options", "num_rows_fit", "dense_mean",
-                 "dense_std", "vocabularies", "vocab_file", "vocab_lengths"}
+                 "dense_std", "vocabularies", "vocab_file", "vocab_lengths", "expected_oov_share"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown encoder keys {unknown}; known keys are {sorted(known)}")
@@ -338,6 +338,7 @@ class FeatureEncoder:
         enc.num_rows_fit = int(d["num_rows_fit"])
         enc._mean = np.asarray(d["dense_mean"], dtype=np.float64)
         enc._std = np.asarray(d["dense_std"], dtype=np.float64)
+        enc.expected_oov = d.get("expected_oov_share")  # absent from encoders saved before it
         if len(enc._mean) != len(enc.schema.dense) or len(enc._std) != len(enc.schema.dense):
             raise ValueError("dense_mean/dense_std do not match the schema's dense columns")
         if enc.hash_buckets is None:

@@ -11,19 +11,23 @@ gathers only its share (:func:`~crossrank.distributed.shards.batch_share`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import EpochOrder
-from crossrank.distributed.shards import batch_share
+
+if TYPE_CHECKING:
+    import torch
 
 # one window's or batch's rows: dense (b, D_out), sparse (b, F), label (b,) or None,
 # weight (b,) or None
 RowArrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
 WindowReader = Callable[[int, int], RowArrays]
-Batch = tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"]
+# torch (and crossrank.distributed, which imports it) are imported where batches are made, so
+# that importing crossrank.data (the encoders the torch-free scoring path uses) does not
+Batch = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None", "torch.Tensor | None"]
 
 
 def epoch_shares(
@@ -61,6 +65,8 @@ def epoch_shares(
         >>> [(w, b[1][:, 0].tolist()) for w, b in shares]
         [(1.0, [0, 1]), (1.0, [2, 3]), (1.0, [4])]
     """
+    from crossrank.distributed.shards import batch_share
+
     batch_lo = start  # the next global batch to finish
     parts: list[RowArrays] = []  # this rank's rows of it read so far
     chunk_lo = start
@@ -131,6 +137,8 @@ def window_reader(
 
 def _tensors(parts: list[RowArrays]) -> Batch:
     """One batch's parts (1 or 2, from consecutive windows) as new tensors."""
+    import torch
+
     def join(k: int, dtype: type) -> np.ndarray:
         # the parts are fancy-indexed copies (never views of a read-only mapping), so they
         # can back tensors as they are

@@ -306,7 +306,7 @@ class TextFile:
         columns = {c: by_name[c] for c in self.schema.column_names}
         table, issues = validate_columns(
             columns, self.schema, num_rows=batch.num_rows, row_fields=fields,
-            check_line_breaks=self.fmt == "csv",
+            check_line_breaks=self.fmt == "csv", empties_are_null=True,  # null_values=[""]
         )
         return table, issues, fields
 

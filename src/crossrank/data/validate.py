@@ -259,6 +259,7 @@ def validate_columns(
     num_rows: int,
     row_fields: Sequence[pa.Array] | None = None,
     check_line_breaks: bool = False,
+    empties_are_null: bool = False,
 ) -> tuple[pa.Table, RowIssues | None]:
     """Type and check one batch.
 
@@ -269,6 +270,8 @@ def validate_columns(
         row_fields: every field of the row as read (text formats) for the blank-row check; a
             row whose fields are all null is a blank line and is bad.
         check_line_breaks: flag text values holding CR or LF (CSV quoting gone wrong).
+        empties_are_null: the reader already made every empty text value null (the CSV
+            parser does), so the pass that would (:func:`empty_as_missing`) is skipped.
 
     Returns:
         The typed table (all rows, bad ones included) in schema order and the issues, or
@@ -309,7 +312,8 @@ def validate_columns(
         problem = column_type_problem(role, columns[name].type)
         if problem is not None:
             raise TypeError(f"{role} column {name!r} {problem}")
-    columns = {n: empty_as_missing(columns[n]) for n in roles}
+    if not empties_are_null:
+        columns = {n: empty_as_missing(columns[n]) for n in roles}
     typed: dict[str, pa.Array] = {}
     if schema.id_column is not None:
         ids = columns[schema.id_column]

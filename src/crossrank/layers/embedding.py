@@ -105,7 +105,9 @@ class FieldEmbedding(nn.Module):
         if ids.dim() != 2 or ids.shape[1] != self.num_fields:
             raise ValueError(f"sparse ids must have shape (B, {self.num_fields}), "
                              f"got {tuple(ids.shape)}")
-        if self.check_ids:
+        # An exported graph cannot raise on data (crossrank.serving's encoder makes only
+        # in-range ids); eager calls, training included, are always checked.
+        if self.check_ids and not torch.compiler.is_exporting():
             self._check_range(ids)
         emb = self.table(ids + self.offsets)  # (B, F, D)
         if self.l2 and self.training and emb.requires_grad:

@@ -12,11 +12,18 @@ import pyarrow as pa
 from crossrank.data import EncodedDataset, check_columns, iter_tables
 from crossrank.data.columns import column
 from crossrank.data.files import infer_format
+from crossrank.data.negative_sampling import recalibrate
 from crossrank.data.readers import OnBadRows
 from crossrank.errors import ConfigError
-from crossrank.models.recalibration import recalibrate
 from crossrank.pipeline.evaluate_config import EvaluateConfig
-from crossrank.pipeline.model_dir import load_model_dir, open_rejects, report_rejects, sampling_rate
+from crossrank.pipeline.model_dir import (
+    load_model_dir,
+    oov_tally,
+    open_rejects,
+    report_oov,
+    report_rejects,
+    sampling_rate,
+)
 from crossrank.train.calibration import reliability_bins
 from crossrank.train.gauc import group_auc
 from crossrank.train.metrics import compute_metrics
@@ -35,7 +42,7 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     many rows were read and skipped (``rows`` counts the rows scored).
 
     Probabilities are recalibrated for the model's negative downsampling first
-    (:func:`~crossrank.models.recalibration.recalibrate`, ``negative_sampling_rate`` in
+    (:func:`~crossrank.data.negative_sampling.recalibrate`, ``negative_sampling_rate`` in
     ``model.json``). ``options.group_by`` adds the group AUC
     (:func:`~crossrank.train.gauc.group_auc`: gauc, uauc, gauc_groups, gauc_groups_skipped,
     gauc_rows_skipped); ``options.plots`` writes the reliability diagram there.
@@ -57,15 +64,19 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     check_columns(data, format_, schema, need_label=True)
     rejects = open_rejects(on_bad_rows, rejects_path, Path.cwd())  # not in the model dir
     scores, labels, weights, groups = [], [], [], []
+    tally = oov_tally(encoder)
     for table in iter_tables(data, fmt=format_, schema=schema, on_bad_rows=on_bad_rows,
                              rejects=rejects):
-        s, y, w = score(model, EncodedDataset.from_batch(encoder.transform(table)))
+        batch = encoder.transform(table)
+        tally.add(batch.sparse)
+        s, y, w = score(model, EncodedDataset.from_batch(batch))
         scores.append(s)
         labels.append(y)
         weights.append(w)
         if options.group_by is not None:
             groups.append(_group_values(column(table, options.group_by)))
     report_rejects(rejects)
+    report_oov(tally, encoder)  # a warning on stderr, the metrics stay numbers
     if not scores:
         raise ValueError(f"{data}: no rows to evaluate")
     s, y = np.concatenate(scores), np.concatenate(labels)

@@ -3,15 +3,17 @@ and the encoded batches of new files read with that schema."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from crossrank.data import EncodedBatch, FeatureEncoder, RejectsLog, TableSchema, iter_tables
 from crossrank.data.files import infer_format
+from crossrank.data.negative_sampling import sampling_rate_from_metadata
+from crossrank.data.oov_share import OOVTally, oov_warnings
 from crossrank.data.readers import OnBadRows
 from crossrank.models import RankingModel
-from crossrank.models.recalibration import sampling_rate_from_metadata
 from crossrank.safe_io import file_error
 from crossrank.train.checkpoint import load_model
 
@@ -70,3 +72,18 @@ def open_rejects(on_bad_rows: OnBadRows, rejects_path: str | Path | None,
 def report_rejects(rejects: RejectsLog | None) -> None:
     if rejects is not None and rejects.total:
         print(f"skipped {rejects.total} bad rows ({rejects.summary()}); see {rejects.path}")
+
+
+def oov_tally(encoder: FeatureEncoder) -> OOVTally:
+    """A tally of out-of-vocabulary values over the fields the encoder has vocabularies for."""
+    return OOVTally(encoder.sparse_names if encoder.hash_buckets is None else ())
+
+
+def report_oov(tally: OOVTally, encoder: FeatureEncoder) -> list[str]:
+    """Warn on stderr, one line per field, where far more values are out of the vocabulary
+    than the training data leads one to expect (:mod:`crossrank.data.oov_share`); returns
+    the lines."""
+    lines = oov_warnings(tally, encoder.expected_oov) if tally.fields else []
+    for line in lines:
+        print(f"warning: {line}", file=sys.stderr)
+    return lines

@@ -1,7 +1,7 @@
 """Scores of a saved model for the rows of files: exactly one line per input row, in input order.
 
 Probabilities are recalibrated for the model's negative downsampling
-(``negative_sampling_rate`` in ``model.json``; :func:`~crossrank.models.recalibration.recalibrate`).
+(``negative_sampling_rate`` in ``model.json``; :func:`~crossrank.data.negative_sampling.recalibrate`).
 
 The output is CSV with ``\\n`` line ends and the columns ``[id column,] score, status``: a
 scored row has status ``ok``; a row that cannot be scored (``--on-bad-rows skip``) keeps its
@@ -35,11 +35,18 @@ import torch
 
 from crossrank.data import RejectsLog, TableSchema, check_columns, iter_tables
 from crossrank.data.files import infer_format, list_shards
+from crossrank.data.negative_sampling import recalibrate
 from crossrank.data.readers import OnBadRows
 from crossrank.errors import BadInputError
 from crossrank.models import predict
-from crossrank.models.recalibration import recalibrate
-from crossrank.pipeline.model_dir import load_model_dir, open_rejects, report_rejects, sampling_rate
+from crossrank.pipeline.model_dir import (
+    load_model_dir,
+    oov_tally,
+    open_rejects,
+    report_oov,
+    report_rejects,
+    sampling_rate,
+)
 
 REST_UNREAD = "rest_of_file_unread"  # the status of a text file's unreadable rest
 _PLACE = "__crossrank_place__"  # the readers' positions column: not a name a file uses
@@ -53,10 +60,13 @@ class Predicted:
         lines: data lines (after the header): one per input row, except that a text file cut
             short has one line for all its unread rest.
         scored: lines with a score (status ``ok``).
+        oov_warnings: fields with far more out-of-vocabulary values than training leads one
+            to expect (:mod:`crossrank.data.oov_share`), also printed on stderr.
     """
 
     lines: int
     scored: int
+    oov_warnings: tuple[str, ...] = ()
 
 
 class _RowWriter(Protocol):  # csv.writer's (its class is private before Python 3.13)
@@ -162,6 +172,7 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
     has_label = [check_columns(f, format_, schema, need_label=False) for f in files]
     rejects = open_rejects(on_bad_rows, rejects_path, Path(out_path).parent)  # beside --out
     placed = None if rejects is None else _Placed(rejects)
+    tally = oov_tally(encoder)
     out = Path(out_path)
     tmp = out.with_name(f".{out.name}.tmp")
     try:
@@ -178,6 +189,7 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
                                          skip_label=skip_label, on_bad_rows=on_bad_rows,
                                          rejects=placed, positions=_PLACE):
                     batch = encoder.transform(table)
+                    tally.add(batch.sparse)
                     with torch.no_grad():
                         logits = model(torch.from_numpy(batch.dense),
                                        torch.from_numpy(batch.sparse))
@@ -194,7 +206,7 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
         if rejects is not None:
             rejects.close()
     report_rejects(rejects)
-    return Predicted(lines.lines, lines.scored)
+    return Predicted(lines.lines, lines.scored, tuple(report_oov(tally, encoder)))
 
 
 def _label_unread(schema: TableSchema, labelled: bool) -> tuple[TableSchema, bool]:

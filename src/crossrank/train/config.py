@@ -19,6 +19,7 @@ from crossrank.train.optim import OPTIMIZERS
 
 SCHEDULES = ("constant", "cosine")
 ON_NONFINITE = ("stop", "skip")
+PRECISIONS = ("float32", "bf16")
 # "skip" stops the run all the same once more than this share of an epoch's updates (and more
 # than one) were skipped: a run that skips that often is not training any more.
 MAX_SKIPPED_FRACTION = 0.01
@@ -63,8 +64,17 @@ class TrainConfig:
     valid_fraction: float = option(0.1, help="last fraction of the training rows held out for "
                                    "validation")
     seed: int = option(0, help="seed (runs are deterministic on the CPU)")
-    threads: int | None = option(None, help="torch CPU threads (none: torch's default)")
+    threads: int | None = option(
+        None, help="torch CPU threads (none: measured while training: all cores, half or one, "
+                   "whichever trains fastest on the machine's load now; results are the same)")
     device: str = option("cpu", help="cpu, cuda or cuda:N (checked to be available)")
+    precision: str = option("float32", help="arithmetic of the training step's matrix products: "
+                            "bf16 runs them in bfloat16 (torch.autocast) with float32 weights, "
+                            "gradients and optimizer; fast only where the hardware has bf16 "
+                            "(AVX512-BF16 or AMX CPUs, recent GPUs)", choices=PRECISIONS)
+    compile: bool = option(False, help="torch.compile the model for the training step "
+                           "(fuses its elementwise work; the first steps wait ~1 min for the "
+                           "compiler, and the thread count stays fixed)")
     progress: bool = option(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
@@ -76,6 +86,8 @@ class TrainConfig:
             raise ConfigError(f"on_nonfinite must be one of {ON_NONFINITE}, "
                               f"got {self.on_nonfinite!r}")
         _check_device(self.device)
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("lr", "batch_size", "epochs"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -18,6 +18,7 @@ from crossrank.models.base import RankingModel
 from crossrank.models.task import loss_fn
 from crossrank.train.config import TrainConfig
 from crossrank.train.optim import MultiOptimizer, build_optimizer, lr_factor
+from crossrank.train.threads import governor_for
 
 
 class NonFiniteUpdate(DivergedError):
@@ -44,6 +45,8 @@ class TrainStep:
                                                       with row weights v, sum v l / sum v)
         total = w * loss + model.regularization()     what is differentiated
         g     = grad(total), dense gradients clipped to a norm of config.grad_clip
+                (with precision "bf16", net's matrix products run in bfloat16 under
+                torch.autocast; weights, gradients, loss and optimizer stay float32)
         lr    = config.lr (sparse_lr for sparse tables) * the part's config.lr_scales
                 * lr_factor(config.schedule, step, total_steps)
         optimizer step (config.optimizer; sparse tables get sparse updates)
@@ -67,7 +70,9 @@ class TrainStep:
     Args:
         model: the model whose parameters are updated.
         config: optimizer, lr, sparse_lr, weight_decay, lr_scales, schedule, warmup_steps,
-            grad_clip and device are read; the rest is the loop's business.
+            grad_clip, device, precision and threads (None: chosen by measurement while
+            training, see :mod:`crossrank.train.threads`) are read; the rest is the loop's
+            business.
         net: what the forward pass calls, when it is not ``model`` itself (the
             ``DistributedDataParallel`` wrapper of ``model``).
 
@@ -90,9 +95,14 @@ class TrainStep:
                  net: nn.Module | None = None) -> None:
         self.model, self.config = model, config
         self.net: nn.Module = model if net is None else net
+        if config.compile:  # scoring and saving keep using `model` itself
+            self.net = torch.compile(self.net)  # type: ignore[assignment]
         self.optimizer: MultiOptimizer = build_optimizer(
             model, config.optimizer, config.lr, sparse_lr=config.sparse_lr,
             weight_decay=config.weight_decay, lr_scales=config.lr_scales)
+        # config.threads None: the CPU thread count is measured step by step (threads.py)
+        self.threads = governor_for(config.threads, config.device, model,
+                                    precision=config.precision, compiled=config.compile)
 
     def __call__(self, dense: Tensor, sparse: Tensor | None, label: Tensor, *, step: int,
                  total_steps: int, weight: float | None = None,
@@ -102,6 +112,8 @@ class TrainStep:
         ``sample_weight``: the rows' weights, or None. Returns the task loss, detached,
         without the regularizer."""
         cfg, model, opt = self.config, self.model, self.optimizer
+        if self.threads is not None:
+            self.threads.begin()
         device = cfg.device
         dense, label = dense.to(device), label.to(device)
         if sparse is not None:
@@ -110,7 +122,13 @@ class TrainStep:
                                     warmup_steps=cfg.warmup_steps))
         if sample_weight is not None:
             sample_weight = sample_weight.to(device)
-        loss = loss_fn(model.task, self.net(dense, sparse), label, sample_weight)
+        # bf16: the products in bfloat16, the loss, weights and updates in float32
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
+                            enabled=cfg.precision == "bf16"):
+            logits = self.net(dense, sparse)
+        if cfg.precision == "bf16":  # a float64 model keeps its float64 loss
+            logits = logits.float()
+        loss = loss_fn(model.task, logits, label, sample_weight)
         total = (loss if weight is None else loss * weight) + model.regularization()
         # x 1, or x NaN when total is not finite: every gradient is then NaN, also where the
         # loss overflowed but its gradient did not (MSE), and DDP's all-reduce carries that to
@@ -131,6 +149,8 @@ class TrainStep:
                        "rank's loss, or the backward pass, was not)")
             raise NonFiniteUpdate(why, step=step, loss=value)
         opt.step()
+        if self.threads is not None:
+            self.threads.end(rows=label.shape[0])
         return loss.detach()
 
     def _gradient_norm(self) -> Tensor:

@@ -3,25 +3,29 @@ negatives kept, mapped back to the rates of the full data.
 
 Keeping each negative with probability r multiplies the odds of a click by 1/r, so the
 model's ``p`` estimates ``q / (q + r (1 - q))`` for the full data's ``q``. Inverting it (He et
-al. 2014, section 6.2)::
+al. 2014, "Practical Lessons from Predicting Clicks on Ads at Facebook")::
 
     q = p / (p + (1 - p) / r)
 
-the identity for ``r = 1``; on logits, ``logit(q) = logit(p) + log r``. The rate is recorded in ``model.json``
-(``negative_sampling_rate``) and applied by ``predict``, ``evaluate`` and the serving export,
-all through :func:`recalibrate`, which takes a numpy array or a torch tensor.
+the identity for ``r = 1``; on logits, ``logit(q) = logit(p) + log r``. The rate is recorded
+in ``model.json`` (``negative_sampling_rate``) and applied by ``predict`` and ``evaluate``
+(and is there for an exported model's scorer to apply), all through :func:`recalibrate`,
+which takes a numpy array or a torch tensor. This module imports no torch, so that the
+torch-free scoring path of an export can use it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import torch
 
-ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
+if TYPE_CHECKING:
+    import torch
+
+ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
 
 def check_sampling_rate(rate: float, *, name: str = "negative_sampling_rate") -> float:
@@ -48,18 +52,18 @@ def recalibrate(probabilities: ArrayT, rate: float) -> ArrayT:
     Example:
         >>> recalibrate(np.array([0.0, 0.5, 1.0]), 0.1).round(6).tolist()
         [0.0, 0.090909, 1.0]
+        >>> import torch
         >>> recalibrate(torch.tensor([0.5]), 0.1)
         tensor([0.0909])
     """
     r = check_sampling_rate(rate)
     if r == 1.0:
         return probabilities
-    if isinstance(probabilities, torch.Tensor):
-        p = probabilities
-        return p / (p + (1 - p) / r)
-    p = np.asarray(probabilities)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return p / (p + (1 - p) / r)
+    if not isinstance(probabilities, np.ndarray):  # a torch tensor: the same arithmetic
+        q = probabilities
+        return q / (q + (1 - q) / r)
+    p = probabilities
+    return p / (p + (1 - p) / r)
 
 
 def log_rate_shift(rate: float) -> float:

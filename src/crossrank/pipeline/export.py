@@ -1,0 +1,17 @@
+"""``crossrank export``: a model directory written by ``crossrank train`` to an export
+directory (:mod:`crossrank.serving.export` says what it holds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crossrank.pipeline.model_dir import load_model_dir
+from crossrank.serving.export import export_model
+from crossrank.serving.manifest import Manifest
+
+
+def export_model_dir(model_dir: str | Path, *, out: str | Path, fmt: str = "onnx") -> Manifest:
+    """Export the model of ``model_dir`` (its files checked first) to ``out`` as ``fmt``
+    (``"onnx"`` or ``"pt2"``), with its encoder and ``serving.json``."""
+    model, _, encoder, schema = load_model_dir(model_dir)
+    return export_model(model, encoder, schema, out, fmt=fmt)
