@@ -53,3 +53,9 @@ def test_recalibrated_downsampled_model_is_calibrated_on_the_full_data(tmp_path,
     assert q.sum() / y.sum() == pytest.approx(metrics["calibration"], rel=1e-5)
     raw = q / (q + RATE * (1 - q))  # the model's own p, from q = p / (p + (1 - p) / r)
     assert raw.sum() / y.sum() > 2.5
+    # the export recalibrates inside its graph: the scorer gives predict's scores
+    from crossrank.serving import Scorer
+
+    assert main(["export", str(tmp_path / "m"), "--out", str(tmp_path / "e")]) == 0
+    served = Scorer(tmp_path / "e").score_file(tmp_path / "full.csv")
+    np.testing.assert_allclose(served, q, rtol=0, atol=1e-5)
