@@ -53,6 +53,9 @@ REASONS: dict[str, str] = {
     "invalid_utf8": "invalid UTF-8",
     "missing_id": "missing id",
     "list_too_long": "a multi-valued value over the length limit",
+    "missing_weight": "missing weight",
+    "bad_weight": "weight negative or not finite",
+    "missing_group": "missing group (--group-by) value",
     "empty_file": "empty file (no data rows)",
     "bad_file": "unreadable or damaged file (the rest of it unread), or missing columns",
 }

@@ -101,7 +101,7 @@ def test_existing_directories_are_protected(tmp_path, clicks, encoder):
 def _rows_seen(ds: EncodedDataset, **kwargs) -> list[int]:
     """Row identities in batch order: the first sparse column holds the row number."""
     out = []
-    for dense, sparse, label in ds.iter_batches(**kwargs):
+    for dense, sparse, label, _ in ds.iter_batches(**kwargs):
         assert dense.dtype == torch.float32 and sparse.dtype == torch.int64
         assert label.dtype == torch.float32 and label.shape == (len(sparse),)
         assert dense.shape == (len(sparse), 2) and sparse.shape[1] == 2
@@ -123,7 +123,7 @@ def test_batches_cover_each_row_once_in_order_without_shuffle(numbered):
     assert sizes == [10] * 10 + [3]
     sizes = [len(b[1]) for b in numbered.iter_batches(10, shuffle=False, drop_last=True)]
     assert sizes == [10] * 10
-    for dense, sparse, label in numbered.iter_batches(16, shuffle=True, seed=1):
+    for dense, sparse, label, _ in numbered.iter_batches(16, shuffle=True, seed=1):
         # the row's values travel together
         np.testing.assert_array_equal(dense[:, 0].numpy(), sparse[:, 0].numpy())
         np.testing.assert_array_equal(label.numpy(), (sparse[:, 0] % 2).numpy())

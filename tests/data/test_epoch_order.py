@@ -124,7 +124,7 @@ def test_batches_follow_the_order_across_windows(n, batch_size):
     batches = [b[1][:, 0].tolist() for b in ds.iter_batches(batch_size, shuffle=True, seed=4)]
     assert [len(b) for b in batches] == [min(batch_size, n - i) for i in range(0, n, batch_size)]
     assert sum(batches, []) == order.tolist()
-    for dense, sparse, label in ds.iter_batches(batch_size, shuffle=True, seed=4):
+    for dense, sparse, label, _ in ds.iter_batches(batch_size, shuffle=True, seed=4):
         np.testing.assert_array_equal(dense[:, 0].numpy(), sparse[:, 0].numpy())  # rows intact
         np.testing.assert_array_equal(label.numpy(), (sparse[:, 0] % 2).numpy())
     # resume mid-epoch and take a range of positions, across window boundaries
@@ -212,12 +212,12 @@ def test_a_cache_reads_the_same_rows_as_arrays(tmp_path):
     for c, a in pairs:
         for x, y in zip(c.iter_batches(64, shuffle=True, seed=1),
                         a.iter_batches(64, shuffle=True, seed=1), strict=True):
-            assert all(torch.equal(u, v) for u, v in zip(x, y))
+            assert all(u is v is None or torch.equal(u, v) for u, v in zip(x, y))
         for rank in range(3):
             for (w, x), (v, y) in zip(
                     c.iter_shares(64, shuffle=True, seed=1, rank=rank, world_size=3),
                     shard_batches(a.iter_batches(64, shuffle=True, seed=1), rank=rank,
                                   world_size=3), strict=True):
-                assert w == v and all(torch.equal(s, t) for s, t in zip(x, y))
+                assert w == v and all(s is t is None or torch.equal(s, t) for s, t in zip(x, y))
     with pytest.raises(ValueError, match="block_rows"):
         cache.with_window_shuffle(block_rows=0, window_blocks=2)

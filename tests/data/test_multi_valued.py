@@ -148,7 +148,7 @@ def test_the_cache_stores_jagged_lists_and_batches_pad_them(tmp_path):
     memory = EncodedDataset.from_batch(enc.transform(t))
     for source in (ds, ds.with_window_shuffle(block_rows=16, window_blocks=2), memory):
         seen = {}
-        for _, sparse, _label in source.iter_batches(32, shuffle=True, seed=3):
+        for _, sparse, _label, _weight in source.iter_batches(32, shuffle=True, seed=3):
             for row in sparse.numpy():
                 seen.setdefault(tuple(row), 0)
                 seen[tuple(row)] += 1
@@ -163,7 +163,7 @@ def test_the_cache_stores_jagged_lists_and_batches_pad_them(tmp_path):
     # a data-parallel rank's share of each global batch is its rows of that batch
     shares = [list(ds.iter_shares(64, shuffle=True, seed=2, rank=r, world_size=3))
               for r in range(3)]
-    for k, (_, whole_batch, _) in enumerate(ds.iter_batches(64, shuffle=True, seed=2)):
+    for k, (_, whole_batch, _, _) in enumerate(ds.iter_batches(64, shuffle=True, seed=2)):
         parts = [shares[r][k][1][1] for r in range(3) if shares[r][k][0] > 0]
         assert (np.concatenate(parts) == whole_batch.numpy()).all()
     # caches of consecutive parts join into the cache of the whole

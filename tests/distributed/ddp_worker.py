@@ -24,15 +24,17 @@ BLOCK_ROWS, WINDOW_BLOCKS = 4, 3
 SCHEMA = FeatureSchema(dense=("row", "x"), categorical=("u", "v"), vocab_sizes=(20, 30), embedding_dim=4)
 
 
-def make_data(rows: int, seed: int) -> EncodedDataset:
-    """Dense column 0 is the row's position (exact in float32), so a model can report what it saw."""
+def make_data(rows: int, seed: int, weighted: bool = False) -> EncodedDataset:
+    """Dense column 0 is the row's position (exact in float32), so a model can report what it saw;
+    ``weighted``: row weights 0..3."""
     rng = np.random.default_rng(seed)
     sparse = np.stack([rng.integers(0, 20, rows), rng.integers(0, 30, rows)], 1)
     dense = np.stack([np.arange(rows) / 64.0, rng.random(rows)], 1).astype(np.float32)
     logit = 3.0 * (sparse[:, 0] % 2 == sparse[:, 1] % 2) - 1.5 + dense[:, 1]
     label = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.float32)
+    weight = rng.integers(0, 4, rows).astype(np.float32) if weighted else None
     # 12-row shuffle windows: batches straddle windows, as they do on large data
-    return EncodedDataset.from_arrays(dense, sparse, label).with_window_shuffle(
+    return EncodedDataset.from_arrays(dense, sparse, label, weight=weight).with_window_shuffle(
         block_rows=BLOCK_ROWS, window_blocks=WINDOW_BLOCKS)
 
 
@@ -68,7 +70,9 @@ def main(spec_path: str) -> None:
     out = Path(spec_path).parent
     ctx = init_distributed()
     try:
-        train, valid = make_data(spec["rows"], 0), make_data(spec["valid_rows"], 1)
+        weighted = spec.get("weighted", False)
+        train, valid = make_data(spec["rows"], 0, weighted), make_data(spec["valid_rows"], 1,
+                                                                       weighted)
         model = make_model()
         steps = record_rows(model)
         # "out_dir": one directory for all ranks (as a shared file system), for resume

@@ -58,8 +58,10 @@ def _launch_once(tmp_path: Path, spec: dict) -> list[dict]:
 
 def _one_process(tmp_path: Path, spec: dict):
     model = make_model()
+    weighted = spec.get("weighted", False)
     result = Trainer(model, make_config(spec), out_dir=tmp_path / "single",
-                     verbose=False).fit(make_data(spec["rows"], 0), make_data(spec["valid_rows"], 1))
+                     verbose=False).fit(make_data(spec["rows"], 0, weighted),
+                                        make_data(spec["valid_rows"], 1, weighted))
     return model, result
 
 
@@ -130,6 +132,21 @@ def test_two_processes_equal_one_with_the_global_batch(tmp_path):
     assert (tmp_path / "run0" / "metrics.jsonl").is_file()
     assert (tmp_path / "run0" / "model.safetensors").is_file()
     assert not (tmp_path / "run1").exists()
+
+
+def test_two_processes_equal_one_with_row_weights(tmp_path):
+    # row weights 0..3: each rank's share weighs W s_r / S (an all-reduce per update), so the
+    # update is one process's weighted mean over the global batch; metrics on gathered weights
+    spec = {"rows": 45, "valid_rows": 23, "batch_size": 8, "epochs": 2, "lr": 0.02,
+            "optimizer": "adam", "patience": 10, "weighted": True}
+    reports = _check_against_one_process(tmp_path, spec)
+    rtol, atol = TOLERANCES[torch.float32]
+    valid = make_data(spec["valid_rows"], 1, True)
+    for rep in reports:
+        gathered, local = rep["gathered_metrics"], rep["local_metrics"]
+        assert gathered["weight_sum"] == float(valid.weight.sum())
+        for key, value in local.items():
+            assert gathered[key] == pytest.approx(value, rel=rtol, abs=atol), key
 
 
 def test_empty_share_and_early_stopping_agree_across_ranks(tmp_path):
@@ -222,7 +239,7 @@ def test_sources_without_a_per_rank_reader_get_the_same_shares():
         direct = list(iter_shares(data, 8, **kwargs))
         assert [w for w, _ in fallback] == [w for w, _ in direct]
         for (_, a), (_, b) in zip(fallback, direct):
-            assert all(torch.equal(x, y) for x, y in zip(a, b))
+            assert all(x is y is None or torch.equal(x, y) for x, y in zip(a, b))
 
 
 def test_single_process_fallbacks(monkeypatch):

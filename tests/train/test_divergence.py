@@ -30,7 +30,7 @@ class FixedOrder:
     def iter_batches(self, batch_size, *, shuffle, seed):
         for start in range(0, len(self), batch_size):
             yield (self.dense[start:start + batch_size], None,
-                   self.label[start:start + batch_size])
+                   self.label[start:start + batch_size], None)
 
 
 def _data(rows=ROWS, seed=0, poison=()):

@@ -56,7 +56,7 @@ def test_reported_loss_is_the_mean_task_loss_without_the_regularizer():
     # the same epoch by hand: plain SGD on task loss + penalty, in the source's order
     opt = torch.optim.SGD(replica.parameters(), lr=0.01)
     task_sum = penalty_sum = 0.0
-    for dense, sparse, label in TensorSource(x, y, seed=5).iter_batches(16, shuffle=True,
+    for dense, sparse, label, _ in TensorSource(x, y, seed=5).iter_batches(16, shuffle=True,
                                                                          seed=5):
         assert sparse is None
         task = loss_fn("regression", replica(dense), label)
@@ -140,7 +140,7 @@ def test_tensor_source_orders_depend_only_on_the_seed():
     x = torch.arange(10.0).unsqueeze(1)
 
     def order(source, seed):
-        return [int(v) for d, _, _ in source.iter_batches(4, shuffle=True, seed=seed)
+        return [int(v) for d, _, _, _ in source.iter_batches(4, shuffle=True, seed=seed)
                 for v in d[:, 0]]
 
     in_turn = TensorSource(x, x[:, 0], seed=2)

@@ -32,7 +32,7 @@ class ArrayData:
                  else np.arange(len(self)))
         for start in range(0, len(self), batch_size):
             idx = torch.from_numpy(order[start:start + batch_size])
-            yield self.dense[idx], self.sparse[idx], self.label[idx]
+            yield self.dense[idx], self.sparse[idx], self.label[idx], None
 
 
 def _data(rows=600, seed=0):

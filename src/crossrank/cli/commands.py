@@ -131,10 +131,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from crossrank.options import describe_fields, from_dict
     from crossrank.pipeline import evaluate_on_data
+    from crossrank.pipeline.config_file import parse_value
+    from crossrank.pipeline.evaluate_config import EvaluateConfig
 
+    types = {name: tp for name, tp, *_ in describe_fields(EvaluateConfig)}
+    given = {k[5:]: v if not isinstance(v, str) else parse_value(v, types[k[5:]])
+             for k, v in vars(args).items() if k.startswith("eval:")}
+    options = from_dict(EvaluateConfig, given, where="")
     metrics = evaluate_on_data(args.model_dir, data=args.data, fmt=args.format,
-                               on_bad_rows=args.on_bad_rows, rejects_path=args.rejects)
+                               on_bad_rows=args.on_bad_rows, rejects_path=args.rejects,
+                               options=options)
     print(json.dumps(metrics, indent=1))
     return 0
 

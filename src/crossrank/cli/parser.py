@@ -50,6 +50,18 @@ def _add_data_args(p: argparse.ArgumentParser, *, required: bool, rejects_defaul
                         "directory, which may be read-only)")
 
 
+def _add_evaluate_args(p: argparse.ArgumentParser) -> None:
+    """One flag per EvaluateConfig field (the one source of its help and default)."""
+    from crossrank.cli.options import _metavar, _show
+    from crossrank.options import describe_fields
+    from crossrank.pipeline.evaluate_config import EvaluateConfig
+
+    for name, tp, help_text, default, _ in describe_fields(EvaluateConfig):
+        metavar = {"group_by": "COLUMN", "plots": "DIR"}.get(name, _metavar(tp))
+        p.add_argument("--" + name.replace("_", "-"), dest="eval:" + name, default=default,
+                       metavar=metavar, help=f"{help_text} (default: {_show(default)})")
+
+
 def _resumable() -> str:
     """The options a resumed run may change (run_dir.RESUMABLE), in words."""
     from crossrank.pipeline.run_dir import RESUMABLE
@@ -185,10 +197,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_tune_parser(sub)
 
-    evaluate = sub.add_parser("evaluate", help="metrics of a trained model on labelled data")
+    evaluate = sub.add_parser(
+        "evaluate", help="metrics of a trained model on labelled data",
+        description="Metrics over every row at once, in float64, weighted by the model's "
+                    "weight column if it has one: logloss, auc, accuracy, positive_rate (the "
+                    "weighted mean label), ne (normalized entropy: logloss / H(positive_rate), "
+                    "H the binary entropy of the evaluated rows' own mean label, not the "
+                    "training set's), calibration (sum of predictions / sum of labels); rmse "
+                    "and mae for regression. Probabilities are first recalibrated "
+                    "for the model's negative_sampling_rate, p / (p + (1 - p) / rate).")
     evaluate.add_argument("model_dir", help="directory written by crossrank train")
     _add_data_args(evaluate, required=True, rejects_default="rejects.jsonl in the current "
                                                             "directory")
+    _add_evaluate_args(evaluate)
     evaluate.set_defaults(func=_cmd_evaluate)
 
     pred = sub.add_parser(

@@ -7,6 +7,7 @@ A cache directory holds::
     dense.npy       float32 (N, D_out)
     sparse.npy      int32 (N, F) when every vocab size fits in int32, else int64
     label.npy       float32 (N,)             (absent for unlabelled data)
+    weight.npy      float32 (N,)             (only with a weight column)
     ids.npy         int64 or unicode (N,)    (only with an id column)
     multi{k}.values.npy, multi{k}.offsets.npy
                     multi-valued field k, jagged: int32 (or int64) element ids (E_k,) and int64
@@ -40,7 +41,8 @@ from crossrank.data.encoders import FeatureEncoder
 from crossrank.safe_io import atomic_write_text, read_json_object
 
 _HEADER_BYTES = 128  # fixed .npy header size, so the row count can be written at the end
-_FILES = ("manifest.json", "dense.npy", "sparse.npy", "label.npy", "ids.npy", "ids.tmp.arrow")
+_FILES = ("manifest.json", "dense.npy", "sparse.npy", "label.npy", "ids.npy", "ids.tmp.arrow",
+          "weight.npy")
 
 
 def _npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -153,6 +155,7 @@ def encode_to_cache(
     sparse = _NpyAppender(cache_dir / "sparse.npy", sparse_dtype, (num_fields,))
     lists = _JaggedAppenders(cache_dir, encoder.lists.sizes)
     label: _NpyAppender | None = None
+    weight: _NpyAppender | None = None
     int_ids: _NpyAppender | None = None
     str_ids: pa.ipc.RecordBatchStreamWriter | None = None
     id_width = 1
@@ -165,8 +168,14 @@ def encode_to_cache(
                 has_label, has_ids = batch.label is not None, batch.ids is not None
                 if has_label:
                     label = _NpyAppender(cache_dir / "label.npy", np.float32, ())
-            if (batch.label is not None) != has_label or (batch.ids is not None) != has_ids:
-                raise ValueError("every table must have the label and id columns, or none must")
+                if batch.weight is not None:
+                    weight = _NpyAppender(cache_dir / "weight.npy", np.float32, ())
+            if (batch.label is not None) != has_label or (batch.ids is not None) != has_ids or \
+                    (batch.weight is not None) != (weight is not None):
+                raise ValueError("every table must have the label, id and weight columns, or "
+                                 "none must")
+            if weight is not None and batch.weight is not None:
+                weight.append(batch.weight)
             dense.append(batch.dense)
             sparse.append(batch.sparse[:, :num_fields])  # multi-valued ids stored jagged
             lists.append(batch.multi_valued)
@@ -189,7 +198,7 @@ def encode_to_cache(
                     id_width = max(id_width, batch.ids.dtype.itemsize // 4)
                     str_ids.write_table(pa.table({"id": pa.array(batch.ids, pa.string())}))
     finally:
-        for appender in (dense, sparse, label, int_ids, *lists.appenders):
+        for appender in (dense, sparse, label, int_ids, weight, *lists.appenders):
             if appender is not None:
                 appender.close()
         if str_ids is not None:
@@ -208,6 +217,7 @@ def encode_to_cache(
             "sparse": "sparse.npy",
             "label": "label.npy" if label is not None else None,
             "ids": "ids.npy" if has_ids else None,
+            **({"weight": "weight.npy"} if weight is not None else {}),
         },
     }
     if encoder.schema.multi_valued:
@@ -300,16 +310,18 @@ def concatenate_caches(
             raise ValueError(f"cache {str(path)!r} has other columns or vocab sizes than "
                              f"{str(parts[0])!r}")
     full = [k for k, ds in enumerate(opened) if len(ds)] or [0]
-    labels = {metas[k]["files"]["label"] is None for k in full}
+    labels = {(metas[k]["files"]["label"] is None, metas[k]["files"].get("weight") is None)
+              for k in full}
     id_kinds = {None if ids is None else ids.dtype.kind for ids in (opened[k].ids for k in full)}
     if len(labels) > 1 or len(id_kinds) > 1:
-        raise ValueError("the parts differ in having a label or in the type of their ids")
+        raise ValueError("the parts differ in having a label or weights, or in the type of "
+                         "their ids")
     cache_dir = Path(cache_dir)
     _clear(cache_dir, overwrite)
     first = opened[full[0]]
     files = dict(metas[full[0]]["files"])
     rows = 0
-    for key in ("dense", "sparse", "label", "ids"):
+    for key in ("dense", "sparse", "label", "ids", "weight"):
         array = getattr(first, key)
         if files.get(key) is None or array is None:
             continue

@@ -123,6 +123,10 @@ def check_columns(
         wanted += [("dense", n) for n in schema.dense]
         wanted += [("categorical", n) for n in schema.categorical]
         wanted += [("multi-valued", n) for n in schema.multi_valued_names]
+        if need_label and schema.weight is not None:
+            wanted.append(("weight", schema.weight))
+        if schema.group is not None:
+            wanted.append(("group column", schema.group))
         missing = [(what, n) for what, n in wanted if n not in names]
         if missing:
             raise BadInputError(

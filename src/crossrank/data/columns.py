@@ -47,3 +47,19 @@ def as_text(arr: pa.Array) -> pa.Array:
     if pa.types.is_floating(t):
         raise TypeError(f"categorical values must be integers or text, got type {t}")
     return pc.cast(arr, pa.string())
+
+
+def row_weights(table: pa.Table, name: str | None) -> np.ndarray | None:
+    """The weight column ``name`` of ``table`` as float32, or None (no weight column, or a
+    table without it: unlabelled data). A missing or negative weight raises naming it.
+
+    Example:
+        >>> row_weights(pa.table({"w": [2, 0]}), "w").tolist(), row_weights(pa.table({}), "w")
+        ([2.0, 0.0], None)
+    """
+    if name is None or name not in table.column_names:
+        return None
+    weight = as_float64(column(table, name), name)
+    if not (weight >= 0).all():  # NaN (missing) fails too
+        raise ValueError(f"weight column {name!r} has missing or negative values")
+    return weight.astype(np.float32)

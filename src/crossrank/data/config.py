@@ -39,10 +39,18 @@ class DataConfig:
     rejects: str | None = option(None, help="where skipped rows go (none: rejects.jsonl in the "
                                  "output directory)")
     synthetic_rows: int = option(50_000, help="rows of synthetic data when no data path is given")
+    negative_sampling_rate: float = option(
+        1.0, help="the fraction of negatives (label 0) kept when the training data was made; "
+        "predict and evaluate recalibrate probabilities p to p / (p + (1 - p) / rate) "
+        "(recorded in model.json; 1: no downsampling)")
 
     def __post_init__(self) -> None:
         if self.synthetic_rows < 1:
             raise ConfigError(f"synthetic_rows must be positive, got {self.synthetic_rows!r}")
+        rate = self.negative_sampling_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
+            raise ConfigError("negative_sampling_rate must be in (0, 1] (the fraction of "
+                              f"negatives kept), got {rate!r}")
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,9 @@ class SchemaConfig:
     task: str | None = option(None, help="log-loss on 0/1 labels (binary) or MSE "
                               "(regression); none: the schema file's, else binary",
                               choices=(None, *TASKS))
+    weight_column: str | None = option(None, help="per-row weight column (finite, >= 0; "
+                                       "missing or negative: a bad row): every loss and "
+                                       "metric is weighted, weight 0 rows count for nothing")
 
     def __post_init__(self) -> None:
         self.multi_valued_specs()  # a bad spec is an error now, not when the data is read

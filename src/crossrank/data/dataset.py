@@ -25,6 +25,7 @@ import numpy as np
 
 from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.epoch_batches import Bag, Batch, WindowReader, epoch_shares, window_reader
+from crossrank.data.multi_valued import open_cached_lists
 from crossrank.data.npy_rows import NpyRows
 from crossrank.data.order import DEFAULT_BLOCK_ROWS, DEFAULT_WINDOW_BLOCKS, EpochOrder
 from crossrank.errors import ModelFileError
@@ -39,7 +40,8 @@ class EncodedDataset:
 
     Shape:
         dense (N, D_out) float32; sparse (N, F) int32 or int64; label (N,) float32 or None;
-        ids (N,) or None.
+        ids (N,) or None; weight (N,) float32 or None (the rows' weights, when the data has
+        a weight column).
 
     The epoch order's window (see :class:`~crossrank.data.order.EpochOrder`) is
     ``block_rows * window_blocks`` rows, 4,096 * 64 = 262,144 by default;
@@ -71,9 +73,11 @@ class EncodedDataset:
         block_rows: int = DEFAULT_BLOCK_ROWS,
         window_blocks: int = DEFAULT_WINDOW_BLOCKS,
         bags: tuple[Bag, ...] = (),
+        weight: np.ndarray | None = None,
     ) -> None:
         self._dense, self._sparse, self._label, self._ids = dense, sparse, label, ids
         self._bags = bags  # a cache's multi-valued fields, jagged, padded into batches
+        self._weight = weight
         self._meta = meta
         self._index = index  # row map of an index view
         self._span = span if span is not None else (0, len(sparse))  # range view
@@ -109,10 +113,11 @@ class EncodedDataset:
         dense, sparse = load("dense"), load("sparse")
         if dense is None or sparse is None:
             raise ValueError(f"{str(manifest_path)!r} names no dense or sparse file")
-        readers = {key: NpyRows.of(paths[key]) for key in ("dense", "sparse", "label")
+        readers = {key: NpyRows.of(paths[key]) for key in ("dense", "sparse", "label", "weight")
                    if key in paths}
-        bags = _open_bags(meta, cache_dir, manifest_path, len(sparse))
-        ds = cls(dense, sparse, load("label"), load("ids"), meta=meta, files=readers, bags=bags)
+        bags = open_cached_lists(meta, cache_dir, manifest_path, len(sparse))
+        ds = cls(dense, sparse, load("label"), load("ids"), meta=meta, files=readers, bags=bags,
+                 weight=load("weight"))
         ds._check()
         if len(ds) != meta.get("num_rows"):
             raise ValueError(f"cache {str(cache_dir)!r} has {len(ds)} rows, manifest says "
@@ -130,8 +135,10 @@ class EncodedDataset:
         dense_names: Sequence[str] | None = None,
         sparse_names: Sequence[str] | None = None,
         vocab_sizes: Sequence[int] | None = None,
+        weight: np.ndarray | None = None,
     ) -> EncodedDataset:
-        """An in-memory dataset; ``sparse`` must hold integers (ids are never floats)."""
+        """An in-memory dataset; ``sparse`` must hold integers (ids are never floats);
+        ``weight``: the rows' weights (finite, >= 0), or None."""
         dense = np.asarray(dense)
         sparse = np.asarray(sparse)
         if dense.dtype.kind != "f":
@@ -139,6 +146,10 @@ class EncodedDataset:
         if sparse.dtype.kind not in "iu":
             raise TypeError(f"sparse must hold integer ids, got dtype {sparse.dtype}")
         label = None if label is None else np.asarray(label, dtype=np.float32)
+        if weight is not None:
+            weight = np.asarray(weight, dtype=np.float32)
+            if not (weight >= 0).all() or not np.isfinite(weight).all():
+                raise ValueError("weight must hold finite values >= 0")
         if ids is not None:
             ids = np.asarray(ids)
             if ids.dtype.kind not in "iuU":
@@ -152,7 +163,8 @@ class EncodedDataset:
             "sparse_names": list(sparse_names or []),
             "vocab_sizes": None if vocab_sizes is None else [int(v) for v in vocab_sizes],
         }
-        ds = cls(dense.astype(np.float32, copy=False), sparse, label, ids, meta=meta)
+        ds = cls(dense.astype(np.float32, copy=False), sparse, label, ids, meta=meta,
+                 weight=weight)
         ds._check()
         return ds
 
@@ -171,6 +183,7 @@ class EncodedDataset:
         return cls.from_arrays(
             batch.dense, batch.sparse, batch.label, batch.ids,
             dense_names=dense_names, sparse_names=sparse_names, vocab_sizes=vocab_sizes,
+            weight=batch.weight,
         )
 
     def _check(self) -> None:
@@ -178,7 +191,8 @@ class EncodedDataset:
         if self._dense.ndim != 2 or self._sparse.ndim != 2:
             raise ValueError(f"dense and sparse must be 2-D, got shapes {self._dense.shape} "
                              f"and {self._sparse.shape}")
-        for name, a in (("dense", self._dense), ("label", self._label), ("ids", self._ids)):
+        for name, a in (("dense", self._dense), ("label", self._label), ("ids", self._ids),
+                        ("weight", self._weight)):
             if a is not None and len(a) != n:
                 raise ValueError(f"{name} has {len(a)} rows, sparse has {n}")
         if self._label is not None and self._label.ndim != 1:
@@ -227,6 +241,11 @@ class EncodedDataset:
     def ids(self) -> np.ndarray | None:
         """The id column (N,), or None."""
         return self._view(self._ids)
+
+    @property
+    def weight(self) -> np.ndarray | None:
+        """float32 (N,) row weights, or None for data without a weight column."""
+        return self._view(self._weight)
 
     @property
     def dense_names(self) -> tuple[str, ...]:
@@ -283,7 +302,7 @@ class EncodedDataset:
         return EncodedDataset(self._dense, self._sparse, self._label, self._ids,
                               meta=self._meta, index=index, span=span, files=self._files,
                               block_rows=block_rows, window_blocks=window_blocks,
-                              bags=self._bags)
+                              bags=self._bags, weight=self._weight)
 
     # ----------------------------------------------------------------- batches
     def iter_batches(
@@ -296,7 +315,7 @@ class EncodedDataset:
         stop: int | None = None,
         drop_last: bool = False,
     ) -> Iterator[Batch]:
-        """Batches of ``(dense, sparse, label)`` tensors covering each row once.
+        """Batches of ``(dense, sparse, label, weight)`` tensors covering each row once.
 
         The epoch's order is :class:`~crossrank.data.order.EpochOrder` (the windowed block
         shuffle; ``numpy.random.default_rng(seed).permutation(N)`` when N fits in one window)
@@ -306,7 +325,7 @@ class EncodedDataset:
 
         Shape:
             dense (B, D_out) float32, sparse (B, F) int64, label (B,) float32 or None when the
-            data has no label.
+            data has no label, weight (B,) float32 or None when it has no weight column.
         """
         for _, batch in self._epoch(batch_size, shuffle=shuffle, seed=seed, start=start,
                                     stop=stop, drop_last=drop_last, rank=0, world_size=1):
@@ -334,7 +353,8 @@ class EncodedDataset:
         pages, only make more reads.)
 
         Shape:
-            (weight, (dense (n_r, D_out), sparse (n_r, F) int64, label (n_r,) or None)), with
+            (weight, (dense (n_r, D_out), sparse (n_r, F) int64, label (n_r,) or None,
+            row weights (n_r,) or None)), with
             n_r the share's rows of the global batch (1 for an empty share's stand-in).
         """
         yield from self._epoch(batch_size, shuffle=shuffle, seed=seed, start=start, stop=stop,
@@ -365,24 +385,4 @@ class EncodedDataset:
         base = self._base_rows(chunk)
         assert isinstance(base, np.ndarray)
         return window_reader(base, self._dense, self._sparse, self._label, self._files,
-                             bags=self._bags)
-
-
-def _open_bags(meta: dict[str, Any], cache_dir: Path, manifest: Path, rows: int) -> tuple[Bag, ...]:
-    """A cache's multi-valued fields (values, offsets, width), memory-mapped."""
-    entries = meta.get("multi_valued", [])
-    if not isinstance(entries, list):
-        raise ModelFileError(f"{manifest}: key 'multi_valued' must be a list")
-    bags = []
-    for k, entry in enumerate(entries):
-        where = f"multi_valued[{k}]"
-        values = np.load(cache_dir / plain_name(entry["values"], source=manifest,
-                                                key=f"{where}.values"), mmap_mode="r")
-        offsets = np.load(cache_dir / plain_name(entry["offsets"], source=manifest,
-                                                 key=f"{where}.offsets"), mmap_mode="r")
-        if len(offsets) != rows + 1 or (rows and int(offsets[-1]) != len(values)):
-            raise ModelFileError(f"{manifest}: {where} ({entry['name']!r}) has "
-                                 f"{len(offsets) - 1} rows of {int(offsets[-1])} elements, the "
-                                 f"cache {rows} rows and {len(values)} elements")
-        bags.append((values, offsets, int(entry["width"])))
-    return tuple(bags)
+                             bags=self._bags, weight=self._weight)

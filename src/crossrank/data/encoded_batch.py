@@ -15,7 +15,8 @@ class EncodedBatch:
 
     Shape:
         dense: float32 (B, D_out); sparse: int64 (B, F); label: float32 (B,) or None;
-        ids: (B,) int64 or unicode (``numpy.str_``) or None. With multi-valued fields,
+        ids: (B,) int64 or unicode (``numpy.str_``) or None; weight: float32 (B,) or None
+        (the schema's weight column, finite and >= 0). With multi-valued fields,
         ``sparse`` is (B, F + sum of their widths): each field's ids padded with -1 after the
         categorical ids (the models' input), and ``multi_valued`` holds each field's jagged
         ids, values (E,) and offsets (B+1,) int64.
@@ -31,6 +32,7 @@ class EncodedBatch:
     label: np.ndarray | None
     ids: np.ndarray | None
     multi_valued: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sparse.shape[0])

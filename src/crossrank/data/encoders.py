@@ -45,7 +45,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crossrank.data.columns import as_float64, as_text, column
+from crossrank.data.columns import as_float64, as_text, column, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.hashing import stable_hash64
@@ -269,7 +269,8 @@ class FeatureEncoder:
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
             ids = _ids(column(table, self.schema.id_column))
-        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, multi_valued=bags)
+        return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, multi_valued=bags,
+                            weight=row_weights(table, self.schema.weight))
 
     def _field_ids(self, j: int, values: pa.Array) -> np.ndarray:
         if pa.types.is_dictionary(values.type):

@@ -22,12 +22,13 @@ from crossrank.data.order import EpochOrder
 if TYPE_CHECKING:
     import torch
 
-# one window's or batch's rows: dense (b, D_out), sparse (b, F), label (b,) or None
-RowArrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None"]
+# one window's or batch's rows: dense (b, D_out), sparse (b, F), label (b,) or None,
+# weight (b,) or None
+RowArrays = tuple[np.ndarray, np.ndarray, "np.ndarray | None", "np.ndarray | None"]
 WindowReader = Callable[[int, int], RowArrays]
 # torch (and crossrank.distributed, which imports it) are imported where batches are made, so
 # that importing crossrank.data (the encoders the torch-free scoring path uses) does not
-Batch = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None"]
+Batch = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor | None", "torch.Tensor | None"]
 # a cache's multi-valued field: values (E,), offsets (N+1,), padded width
 Bag = tuple[np.ndarray, np.ndarray, int]
 
@@ -57,7 +58,7 @@ def epoch_shares(
 
     Shape:
         (weight, (dense (n_r, D_out) float32, sparse (n_r, F) int64, label (n_r,) float32 or
-        None)), n_r the share's rows of the global batch.
+        None, row weights (n_r,) float32 or None)), n_r the share's rows of the global batch.
 
     Example:
         >>> sparse, dense = np.arange(5).reshape(5, 1), np.zeros((5, 1), np.float32)
@@ -98,34 +99,37 @@ def window_reader(
     label: np.ndarray | None,
     files: dict[str, NpyRows] | None,
     *,
+    weight: np.ndarray | None = None,
     bags: tuple[Bag, ...] = (),
 ) -> WindowReader:
     """A reader of ``base[i:j]``'s rows, from one buffer of the window's rows for a cache.
 
     Args:
         base: the window's row numbers in the arrays (or files), in epoch order.
-        dense, sparse, label: the arrays, gathered from directly when ``files`` is None.
-        files: a cache's ``dense``/``sparse``/``label`` files, read with one read per run of
-            consecutive rows.
+        dense, sparse, label, weight: the arrays, gathered from directly when ``files`` is None.
+        files: a cache's ``dense``/``sparse``/``label`` (/``weight``) files, read with one read
+            per run of consecutive rows.
         bags: a cache's multi-valued fields, gathered row by row from their mappings and
             padded with -1 after the sparse ids (:func:`~crossrank.data.multi_valued.pad_lists`).
 
     Shape:
         base (C,) -> reader(i, j): dense (j-i, D_out), sparse (j-i, F + sum of the bags'
-        widths), label (j-i,) or None.
+        widths), label (j-i,) or None, weight (j-i,) or None.
     """
     if bags:
-        plain = window_reader(base, dense, sparse, label, files)
+        plain = window_reader(base, dense, sparse, label, files, weight=weight)
 
         def with_bags(i: int, j: int) -> RowArrays:
-            d, s, y = plain(i, j)
+            d, s, y, row_weight = plain(i, j)
             jagged = [(values, offsets) for values, offsets, _ in bags]
-            return d, join_padded(s, jagged, [w for *_, w in bags], rows=base[i:j]), y
+            widths = [width for *_, width in bags]
+            return d, join_padded(s, jagged, widths, rows=base[i:j]), y, row_weight
         return with_bags
     if files is None:  # arrays in memory: gather straight from them
         def gather(i: int, j: int) -> RowArrays:
             rows = base[i:j]
-            return dense[rows], sparse[rows], None if label is None else label[rows]
+            return (dense[rows], sparse[rows], None if label is None else label[rows],
+                    None if weight is None else weight[rows])
         return gather
     # The window's rows sorted, as runs of consecutive rows (a window's blocks), each run
     # read with one file read; where[k] is the buffer row of base[k].
@@ -141,7 +145,8 @@ def window_reader(
     def from_buffer(i: int, j: int) -> RowArrays:
         idx = where[i:j]
         label = buffers["label"][idx] if "label" in buffers else None
-        return buffers["dense"][idx], buffers["sparse"][idx], label
+        weights = buffers["weight"][idx] if "weight" in buffers else None
+        return buffers["dense"][idx], buffers["sparse"][idx], label, weights
     return from_buffer
 
 
@@ -157,4 +162,5 @@ def _tensors(parts: list[RowArrays]) -> Batch:
     dense = torch.from_numpy(join(0, np.float32))  # (b, D_out)
     sparse = torch.from_numpy(join(1, np.int64))  # (b, F)
     label = None if parts[0][2] is None else torch.from_numpy(join(2, np.float32))  # (b,)
-    return dense, sparse, label
+    weight = None if parts[0][3] is None else torch.from_numpy(join(3, np.float32))  # (b,)
+    return dense, sparse, label, weight

@@ -30,11 +30,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from crossrank.errors import ModelFileError
+from crossrank.safe_io import plain_name
 
 __all__ = ["KEEPS", "MAX_LIST_LENGTH", "POOLINGS", "MultiValuedSpec", "as_text_lists",
            "encode_lists", "pad_lists", "parse_multi_valued", "split_lists"]
@@ -304,3 +308,24 @@ def join_padded(sparse: np.ndarray, bags: Sequence[tuple[np.ndarray, np.ndarray]
     parts = [np.asarray(sparse, dtype=np.int64)]
     parts += [pad_lists(v, o, rows, w) for (v, o), w in zip(bags, widths, strict=True)]
     return np.concatenate(parts, axis=1)
+
+
+def open_cached_lists(meta: dict[str, Any], cache_dir: Path, manifest: Path,
+                      rows: int) -> tuple[tuple[np.ndarray, np.ndarray, int], ...]:
+    """A cache's multi-valued fields (values, offsets, width), memory-mapped."""
+    entries = meta.get("multi_valued", [])
+    if not isinstance(entries, list):
+        raise ModelFileError(f"{manifest}: key 'multi_valued' must be a list")
+    bags = []
+    for k, entry in enumerate(entries):
+        where = f"multi_valued[{k}]"
+        values = np.load(cache_dir / plain_name(entry["values"], source=manifest,
+                                                key=f"{where}.values"), mmap_mode="r")
+        offsets = np.load(cache_dir / plain_name(entry["offsets"], source=manifest,
+                                                 key=f"{where}.offsets"), mmap_mode="r")
+        if len(offsets) != rows + 1 or (rows and int(offsets[-1]) != len(values)):
+            raise ModelFileError(f"{manifest}: {where} ({entry['name']!r}) has "
+                                 f"{len(offsets) - 1} rows of {int(offsets[-1])} elements, the "
+                                 f"cache {rows} rows and {len(values)} elements")
+        bags.append((values, offsets, int(entry["width"])))
+    return tuple(bags)

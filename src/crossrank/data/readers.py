@@ -73,6 +73,10 @@ def _check_options(
         raise ValueError(
             f"the criteo format has no id column, got schema.id_column={schema.id_column!r}"
         )
+    if fmt == "criteo" and (schema.weight is not None or schema.group not in
+                            (None, *schema.feature_names)):
+        raise ValueError("the criteo format has fixed columns: a weight or group column must "
+                         f"be one of them, got weight={schema.weight!r}, group={schema.group!r}")
 
 
 def iter_tables(
@@ -183,6 +187,10 @@ def empty_table(schema: TableSchema) -> pa.Table:
         types[schema.label] = pa.float64()
     if schema.id_column is not None:
         types[schema.id_column] = pa.string()
+    if schema.weight is not None:
+        types[schema.weight] = pa.float64()
+    if schema.group is not None:
+        types.setdefault(schema.group, pa.string())
     return pa.table({n: pa.array([], types[n]) for n in schema.column_names})
 
 

@@ -1,7 +1,8 @@
 """Table schemas: which columns are the label, the dense features, the categorical fields, the id.
 
 A :class:`TableSchema` names columns; it never holds data. Its column order
-``(id_column?, label?, *dense, *categorical)`` is the order every reader yields. The JSON form
+``(id_column?, label?, *dense, *categorical, weight?, group?)`` is the order every reader
+yields (the group column only when it is not already one of the others). The JSON form
 (:meth:`TableSchema.to_dict`, :func:`load_schema`, :func:`save_schema`) is what the command
 line takes and what is saved beside a model.
 """
@@ -51,6 +52,9 @@ class TableSchema:
         task: ``"binary"`` (labels in {0, 1}) or ``"regression"`` (any finite label).
         multi_valued: multi-valued fields (M of them; see :mod:`crossrank.data.multi_valued`),
             read after the categorical columns.
+        weight: optional per-row weight column (finite, >= 0) of every loss and metric.
+        group: optional column grouping rows for the group AUC (a user, a query); it may be
+            a feature or the id column too, never the label or the weight.
 
     Example:
         >>> s = TableSchema(label="y", dense=("age",), categorical=("city", "ad"))
@@ -66,6 +70,8 @@ class TableSchema:
     id_column: str | None = None
     task: Task = "binary"
     multi_valued: tuple[MultiValuedSpec, ...] = ()
+    weight: str | None = None
+    group: str | None = None
 
     def __post_init__(self) -> None:
         specs = tuple(self.multi_valued)
@@ -76,6 +82,8 @@ class TableSchema:
         object.__setattr__(self, "dense", _names(self.dense, "dense"))
         object.__setattr__(self, "categorical", _names(self.categorical, "categorical"))
         object.__setattr__(self, "id_column", _optional_name(self.id_column, "id_column"))
+        object.__setattr__(self, "weight", _optional_name(self.weight, "weight"))
+        object.__setattr__(self, "group", _optional_name(self.group, "group"))
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if not self.dense and not self.categorical and not self.multi_valued:
@@ -84,6 +92,7 @@ class TableSchema:
         roles = [("id_column", self.id_column), ("label", self.label)]
         roles += [("dense", n) for n in self.dense] + [("categorical", n) for n in self.categorical]
         roles += [("multi_valued", n) for n in self.multi_valued_names]
+        roles.append(("weight", self.weight))
         for role, name in roles:
             if name is None:
                 continue
@@ -92,12 +101,19 @@ class TableSchema:
                     f"column {name!r} appears twice in the schema (as {seen[name]} and as {role})"
                 )
             seen[name] = role
+        if self.group is not None and seen.get(self.group) in ("label", "weight"):
+            raise ValueError(f"the group column {self.group!r} is the {seen[self.group]} column")
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        """Every column in reader order: id, label, dense, categorical (absent ones left out)."""
+        """Every column in reader order: id, label, dense, categorical, weight, group (absent
+        ones left out, the group when it is already another role's)."""
         head = tuple(n for n in (self.id_column, self.label) if n is not None)
-        return head + self.dense + self.categorical + self.multi_valued_names
+        names = head + self.dense + self.categorical + self.multi_valued_names
+        names += (self.weight,) if self.weight is not None else ()
+        if self.group is not None and self.group not in names:
+            names += (self.group,)
+        return names
 
     @property
     def multi_valued_names(self) -> tuple[str, ...]:
@@ -110,8 +126,8 @@ class TableSchema:
         return self.dense + self.categorical + self.multi_valued_names
 
     def without_label(self) -> TableSchema:
-        """The same schema for unlabelled data (prediction input)."""
-        return replace(self, label=None)
+        """The same schema for unlabelled data (prediction input): no label, no weight."""
+        return replace(self, label=None, weight=None)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; :meth:`from_dict` inverts it (``multi_valued`` only when
@@ -122,6 +138,8 @@ class TableSchema:
             "categorical": list(self.categorical),
             "id_column": self.id_column,
             "task": self.task,
+            **({"weight": self.weight} if self.weight is not None else {}),
+            **({"group": self.group} if self.group is not None else {}),
         }
         if self.multi_valued:
             d["multi_valued"] = [m.to_dict() for m in self.multi_valued]
@@ -132,7 +150,8 @@ class TableSchema:
         """Build from :meth:`to_dict` output; unknown keys raise ``ValueError``."""
         if not isinstance(d, Mapping):
             raise TypeError(f"d must be a mapping, got {type(d).__name__}")
-        known = {"label", "dense", "categorical", "id_column", "task", "multi_valued"}
+        known = {"label", "dense", "categorical", "id_column", "task", "multi_valued", "weight",
+                 "group"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown schema keys {unknown}; known keys are {sorted(known)}")
@@ -146,6 +165,8 @@ class TableSchema:
             id_column=d.get("id_column"),
             task=d.get("task", "binary"),
             multi_valued=tuple(MultiValuedSpec.from_dict(m) for m in d.get("multi_valued", ())),
+            weight=d.get("weight"),
+            group=d.get("group"),
         )
 
 

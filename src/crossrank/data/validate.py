@@ -173,7 +173,7 @@ def column_type_problem(role: str, t: pa.DataType) -> str | None:
         return f"has type {t}; a multi-valued list must hold integers or text"
     if _is_text(t) or pa.types.is_integer(t) or pa.types.is_null(t):
         return None
-    if role in ("label", "dense"):
+    if role in ("label", "dense", "weight"):
         if pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t):
             return None
         return f"has type {t}; a {role} column must hold numbers or text"
@@ -181,19 +181,25 @@ def column_type_problem(role: str, t: pa.DataType) -> str | None:
         return f"holds floats ({t}); store ids as integers or text so they stay exact"
     if role == "categorical" and not pa.types.is_nested(t) and not pa.types.is_union(t):
         return None  # booleans, dates, decimals: read as their text
+    if role == "group" and pa.types.is_floating(t):
+        return None
     article = "an" if role == "id" else "a"
     return f"has type {t}; {article} {role} column must hold integers or text"
 
 
 def column_roles(schema: TableSchema) -> dict[str, str]:
-    """Each column the schema reads and its role: label, dense, categorical, multi_valued or
-    id."""
+    """Each column the schema reads and its role: label, dense, categorical, multi_valued, id,
+    weight or group (a group column that is also a feature or the id keeps that role)."""
     roles = {n: "dense" for n in schema.dense} | {n: "categorical" for n in schema.categorical}
     roles |= {n: "multi_valued" for n in schema.multi_valued_names}
     if schema.label is not None:
         roles[schema.label] = "label"
     if schema.id_column is not None:
         roles[schema.id_column] = "id"
+    if schema.weight is not None:
+        roles[schema.weight] = "weight"
+    if schema.group is not None and schema.group not in roles:
+        roles[schema.group] = "group"
     return roles
 
 
@@ -351,6 +357,23 @@ def validate_columns(
             message = "label must be a finite number for task 'regression', got {v}"
         out.add(wrong & ~flagged, schema.label, "bad_label", message, raw)
         typed[schema.label] = values
+    if schema.weight is not None:
+        raw = columns[schema.weight]
+        out.add(_null_mask(raw), schema.weight, "missing_weight", "missing weight", None)
+        values, flagged = _numeric(raw, schema.weight, "weight", out)
+        v = values.fill_null(0.0).to_numpy()
+        out.add(~(np.isfinite(v) & (v >= 0)) & ~flagged, schema.weight, "bad_weight",
+                "weight must be a finite number >= 0, got {v}", raw)
+        typed[schema.weight] = values
+    if schema.group is not None:
+        group = columns[schema.group]
+        out.add(_null_mask(group), schema.group, "missing_group", "missing group", None)
+        if schema.group not in schema.feature_names and schema.group != schema.id_column:
+            if not (pa.types.is_integer(group.type) or pa.types.is_floating(group.type)):
+                group = _to_text(group, schema.group, out)
+                group = pc.cast(group, pa.string()) if not pa.types.is_string(group.type) \
+                    else group
+            typed[schema.group] = group
     for name in schema.dense:
         raw = columns[name]
         values, flagged = _numeric(raw, name, "dense", out)

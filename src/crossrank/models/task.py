@@ -27,21 +27,40 @@ def check_task(task: str) -> str:
     return task
 
 
-def loss_fn(task: str, logits: Tensor, labels: Tensor) -> Tensor:
+def loss_fn(task: str, logits: Tensor, labels: Tensor, weights: Tensor | None = None) -> Tensor:
     """Mean log-loss (``task="binary"``, labels in {0, 1}) or MSE (``"regression"``).
 
+    With row ``weights`` (>= 0) the weighted mean ``sum_i w_i l_i / sum_i w_i``: a row of
+    weight 2 counts as that row twice, weight 0 not at all; 0 when every weight is 0.
+
     Shape:
-        logits, labels: (B,) -> scalar.
+        logits, labels, weights: (B,) -> scalar.
 
     Example:
         >>> round(float(loss_fn("binary", torch.zeros(2), torch.tensor([0.0, 1.0]))), 4)
         0.6931
+        >>> float(loss_fn("regression", torch.zeros(2), torch.tensor([1.0, 2.0]),
+        ...               torch.tensor([3.0, 1.0])))
+        1.75
     """
     if logits.shape != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} differ")
+    target = labels.to(logits.dtype)
+    if weights is None:
+        if check_task(task) == "binary":
+            return functional.binary_cross_entropy_with_logits(logits, target)
+        return functional.mse_loss(logits, target)
+    if weights.shape != logits.shape:
+        raise ValueError(f"weights {tuple(weights.shape)} and logits {tuple(logits.shape)} "
+                         "differ")
     if check_task(task) == "binary":
-        return functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-    return functional.mse_loss(logits, labels.to(logits.dtype))
+        per_row = functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    else:
+        per_row = functional.mse_loss(logits, target, reduction="none")
+    w = weights.to(logits.dtype)
+    total = w.sum()
+    # sum(w l) / sum(w), and 0 (with a zero gradient) when the batch weighs nothing
+    return (w * per_row).sum() / torch.where(total > 0, total, torch.ones_like(total))
 
 
 def predict(task: str, logits: Tensor) -> Tensor:

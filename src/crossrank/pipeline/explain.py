@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ def explain_model_dir(model_dir: str | Path, *, data: str | None = None, fmt: st
     model, meta, encoder, schema = load_model_dir(model_dir)
     x0 = None
     if data is not None:
-        batches = list(encoded_batches(data, fmt, schema, encoder, "error", None))
+        unweighted = dataclasses.replace(schema, weight=None)  # the features are all it needs
+        batches = list(encoded_batches(data, fmt, unweighted, encoder, "error", None))
         dense = torch.from_numpy(np.concatenate([b.dense for b in batches]))
         sparse = torch.from_numpy(np.concatenate([b.sparse for b in batches]))
         with torch.no_grad():

@@ -10,6 +10,7 @@ from typing import Any
 
 from crossrank.data import EncodedBatch, FeatureEncoder, RejectsLog, TableSchema, iter_tables
 from crossrank.data.files import infer_format
+from crossrank.data.negative_sampling import sampling_rate_from_metadata
 from crossrank.data.oov_share import OOVTally, oov_warnings
 from crossrank.data.readers import OnBadRows
 from crossrank.models import RankingModel
@@ -34,6 +35,15 @@ def load_model_dir(model_dir: str | Path) -> tuple[RankingModel, dict[str, Any],
         raise file_error(meta_path, err, key="table_schema") from None
     encoder = FeatureEncoder.load(Path(model_dir) / "encoder")
     return model, meta, encoder, schema
+
+
+def sampling_rate(meta: dict[str, Any], model_dir: Path) -> float:
+    """The model's negative sampling rate (1 when model.json records none); a bad value is
+    one ModelFileError line naming model.json."""
+    try:
+        return sampling_rate_from_metadata(meta)
+    except ValueError as err:
+        raise file_error(model_dir / "model.json", err, key="negative_sampling_rate") from None
 
 
 def encoded_batches(data: str, fmt: str | None, schema: TableSchema, encoder: FeatureEncoder,

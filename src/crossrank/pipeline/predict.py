@@ -1,5 +1,8 @@
 """Scores of a saved model for the rows of files: exactly one line per input row, in input order.
 
+Probabilities are recalibrated for the model's negative downsampling
+(``negative_sampling_rate`` in ``model.json``; :func:`~crossrank.data.negative_sampling.recalibrate`).
+
 The output is CSV with ``\\n`` line ends and the columns ``[id column,] score, status``: a
 scored row has status ``ok``; a row that cannot be scored (``--on-bad-rows skip``) keeps its
 place with an empty id and score and, as status, the reason it was rejected (a key of
@@ -14,7 +17,8 @@ the rest of the damaged row group is unread, and the footer says how many rows t
 record longer than the parser's block) has an unknown number of lines left: its output ends
 with a single line whose status is ``rest_of_file_unread``, standing for all of them.
 
-The label column is never read: a file that has it (right or wrong) scores as one without.
+The label and weight columns are never read: a file that has them (right or wrong) scores as
+one without.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 
 from crossrank.data import RejectsLog, TableSchema, check_columns, iter_tables
 from crossrank.data.files import infer_format, list_shards
+from crossrank.data.negative_sampling import recalibrate
 from crossrank.data.readers import OnBadRows
 from crossrank.errors import BadInputError
 from crossrank.models import predict
@@ -40,6 +45,7 @@ from crossrank.pipeline.model_dir import (
     open_rejects,
     report_oov,
     report_rejects,
+    sampling_rate,
 )
 
 REST_UNREAD = "rest_of_file_unread"  # the status of a text file's unreadable rest
@@ -157,7 +163,9 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
                     rejects_path: str | Path | None = None) -> Predicted:
     """Write one line per input row, in input order, to the CSV ``out_path`` (the module doc
     says which columns and statuses); the header alone for input without rows."""
-    model, _, encoder, schema = load_model_dir(model_dir)
+    model, meta, encoder, schema = load_model_dir(model_dir)
+    schema = dataclasses.replace(schema, weight=None)  # never read, as the label
+    rate = sampling_rate(meta, Path(model_dir)) if model.task == "binary" else 1.0
     format_ = infer_format(data, fmt)
     files = list_shards(data)
     # every file's columns are checked before anything is written
@@ -185,7 +193,8 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
                     with torch.no_grad():
                         logits = model(torch.from_numpy(batch.dense),
                                        torch.from_numpy(batch.sparse))
-                        scores = predict(model.task, logits).double().numpy()
+                        scores = recalibrate(predict(model.task, logits).double(),
+                                             rate).numpy()
                     places = table.column(_PLACE).to_numpy()
                     lines.rows(places, batch.ids, scores)
                 lines.finish()

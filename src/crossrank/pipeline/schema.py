@@ -40,10 +40,14 @@ def resolve_table_schema(section: SchemaConfig, path: str,
     columns were inferred from a sample of the file (CSV, Parquet)."""
     task = cast(Task, section.task or "binary")
     lists = section.multi_valued_specs()
+    weight = section.weight_column
     if fmt == "criteo":
         if lists:
             raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
                               "give no multi-valued field")
+        if weight is not None:
+            raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26) "
+                              f"without a weight column: got schema.weight_column={weight!r}")
         if section.file is not None:
             raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
                               "give no schema file")
@@ -56,21 +60,43 @@ def resolve_table_schema(section: SchemaConfig, path: str,
         if lists and found.multi_valued and lists != found.multi_valued:
             raise ConfigError(f"schema.multi_valued is {section.multi_valued!r} but the schema "
                               f"file {section.file!r} declares others: give them in one place")
-        return (dataclasses.replace(found, multi_valued=lists) if lists else found), None
+        if weight is not None and found.weight not in (None, weight):
+            raise ConfigError(f"schema.weight_column is {weight!r} but the schema file "
+                              f"{section.file!r} says {found.weight!r}: give it in one place")
+        return dataclasses.replace(found, multi_valued=lists or found.multi_valued,
+                                   weight=weight or found.weight), None
     # named columns take the role they are given; every other column is inferred, but never
-    # as multi-valued: those are declared, and left out of the inference
+    # as multi-valued (declared, and left out of the inference) or as the weight (read with
+    # the row, never a feature)
+    if weight is not None:
+        roles: dict[str | None, str] = {
+            section.label or "label": "label", section.id_column: "id column",
+            **{n: "dense" for n in section.dense},
+            **{n: "categorical" for n in section.categorical},
+            **{m.name: "multi-valued" for m in lists}}
+        if weight in roles:
+            raise ConfigError(f"schema.weight_column {weight!r} is also a {roles[weight]} "
+                              "column: a weight is read with the row, never a feature or label")
     names = tuple(m.name for m in lists)
     _check_declared(path, fmt, names)
+    exclude = section.exclude + names
+    if weight is not None and weight not in exclude:
+        exclude += (weight,)
     inferred = infer_schema(path, fmt, label=section.label or "label",
                             id_column=section.id_column, dense=section.dense,
-                            categorical=section.categorical, exclude=section.exclude + names,
-                            task=task)
+                            categorical=section.categorical, exclude=exclude, task=task)
     if lists:
         reports = tuple(dataclasses.replace(r, kind="multi-valued", reason="declared")
                         if r.name in names else r for r in inferred.columns)
         inferred = dataclasses.replace(
             inferred, schema=dataclasses.replace(inferred.schema, multi_valued=lists),
             columns=reports)
+    if weight is not None:
+        try:
+            schema = dataclasses.replace(inferred.schema, weight=weight)
+        except ValueError as err:
+            raise ConfigError(f"schema.weight_column: {err}") from None
+        inferred = dataclasses.replace(inferred, schema=schema)
     return inferred.schema, inferred
 
 
@@ -91,4 +117,5 @@ def resolved_section(section: SchemaConfig, schema: TableSchema) -> SchemaConfig
     """The schema section with every role named, as the run used it."""
     return SchemaConfig(label=schema.label, dense=schema.dense, categorical=schema.categorical,
                         id_column=schema.id_column, exclude=section.exclude, task=schema.task,
-                        multi_valued=tuple(m.to_text() for m in schema.multi_valued))
+                        multi_valued=tuple(m.to_text() for m in schema.multi_valued),
+                        weight_column=schema.weight)

@@ -165,6 +165,7 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose, on_epoch=on_epoch,
                       metadata={"table_schema": schema.to_dict(),
                                 "data_format": resolved.data.format,
+                                "negative_sampling_rate": resolved.data.negative_sampling_rate,
                                 "run_config": resolved.to_dict(), CHECKSUMS: checksums,
                                 "inferred_schema": inferred.to_dict() if inferred else None})
     return trainer.fit(train, valid, resume=resume)

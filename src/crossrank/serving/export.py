@@ -50,6 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from crossrank.data.encoders import FeatureEncoder
+from crossrank.data.negative_sampling import check_sampling_rate, recalibrate
 from crossrank.data.schema import TableSchema
 from crossrank.models import RankingModel, model_from_spec, model_spec, predict
 from crossrank.serving.manifest import ColumnSpec, InputSpec, Manifest, write_manifest
@@ -67,19 +68,24 @@ INPUT_NAMES = {"dense": "dense", "ids": "ids", "padded_ids": "ids"}
 
 class ScoringGraph(nn.Module):
     """``model``'s score after its task's link, from the inputs present (``kinds``: a
-    sub-sequence of ``("dense", "ids" or "padded_ids")``), as positional tensors.
+    sub-sequence of ``("dense", "ids" or "padded_ids")``), as positional tensors; a binary
+    model's probability recalibrated for negative downsampling at ``rate``
+    (:func:`~crossrank.data.negative_sampling.recalibrate`; 1: as it is).
 
     Shape:
         dense (B, n_dense) float32, ids (B, F) int64 (padded ids: (B, F + W)) -> (B,).
     """
 
-    def __init__(self, model: RankingModel, kinds: tuple[str, ...]) -> None:
+    def __init__(self, model: RankingModel, kinds: tuple[str, ...], *,
+                 rate: float = 1.0) -> None:
         super().__init__()
-        self.model, self.kinds = model, kinds
+        self.model, self.kinds, self.rate = model, kinds, check_sampling_rate(rate)
 
     def forward(self, *inputs: Tensor) -> Tensor:
         given = {INPUT_NAMES[k]: x for k, x in zip(self.kinds, inputs, strict=True)}
         logits = self.model(given.get("dense"), given.get("ids"))  # (B,)
+        if self.model.task == "binary":
+            return recalibrate(predict(self.model.task, logits), self.rate)
         return predict(self.model.task, logits)
 
 
@@ -99,13 +105,15 @@ def reference_model(model: RankingModel) -> RankingModel:
     return clone.eval()
 
 
-def scoring_graph(model: RankingModel) -> tuple[ScoringGraph, tuple[str, ...]]:
-    """The module that is exported, and the kinds of its inputs in order."""
+def scoring_graph(model: RankingModel, *,
+                  rate: float = 1.0) -> tuple[ScoringGraph, tuple[str, ...]]:
+    """The module that is exported (recalibrating for negative sampling ``rate``), and the
+    kinds of its inputs in order."""
     schema = model.schema
     ids = "padded_ids" if schema.multi_valued else "ids"
     kinds = tuple(k for k, n in (("dense", schema.num_dense),
                                  (ids, schema.categorical_width)) if n)
-    return ScoringGraph(reference_model(model), kinds).eval(), kinds
+    return ScoringGraph(reference_model(model), kinds, rate=rate).eval(), kinds
 
 
 def sample_inputs(model: RankingModel, kinds: tuple[str, ...], rows: int,
@@ -196,8 +204,12 @@ def _write_model_quietly(tmp: Path, fmt: str, graph: ScoringGraph, kinds: tuple[
 
 
 def export_model(model: RankingModel, encoder: FeatureEncoder, table_schema: TableSchema,
-                 out_dir: str | Path, *, fmt: str = "onnx") -> Manifest:
-    """Write ``out_dir``: the exported model, ``encoder/`` and ``serving.json``.
+                 out_dir: str | Path, *, fmt: str = "onnx",
+                 negative_sampling_rate: float = 1.0) -> Manifest:
+    """Write ``out_dir``: the exported model, ``encoder/`` and ``serving.json``; a binary
+    model's probabilities are recalibrated in the graph for ``negative_sampling_rate`` (the
+    fraction of negatives its training data kept; see
+    :mod:`crossrank.data.negative_sampling`).
 
     The directory is built beside ``out_dir`` under a temporary name and renamed into place
     when whole, so ``out_dir`` never holds a partial export. ``out_dir`` must not exist or be
@@ -223,7 +235,7 @@ def export_model(model: RankingModel, encoder: FeatureEncoder, table_schema: Tab
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not an empty directory; give a "
                               "new --out")
-    graph, kinds = scoring_graph(model)
+    graph, kinds = scoring_graph(model, rate=negative_sampling_rate)
     tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -89,11 +89,13 @@ def check_weights(model: nn.Module, *, epoch: int, lr: float) -> None:
 
 
 def quality_flags(task: str, scores: np.ndarray, labels: np.ndarray,
-                  metrics: dict[str, float]) -> dict[str, bool]:
+                  metrics: dict[str, float], weights: np.ndarray | None = None
+                  ) -> dict[str, bool]:
     """Flags of a model no better than a constant on the validation rows, for the epoch's
     record: ``constant_scores`` (every score the same: it ranks nothing) and
     ``worse_than_constant`` (a log-loss, or RMSE, worse than that of predicting the rows'
-    positive rate, or mean label, for every row). Shape: scores, labels (R,).
+    positive rate, or mean label, for every row; weighted by ``weights`` when given).
+    Shape: scores, labels, weights (R,).
 
     Example:
         >>> quality_flags("regression", np.array([5.0, 5.0]), np.array([0.0, 1.0]),
@@ -104,11 +106,12 @@ def quality_flags(task: str, scores: np.ndarray, labels: np.ndarray,
     if len(scores) > 1 and scores.min() == scores.max():
         flags["constant_scores"] = True
     if task == "binary":
-        p = float(labels.mean())
+        p = float(np.average(labels, weights=weights))
         worse = 0 < p < 1 and not metrics["logloss"] <= -(p * math.log(p)
                                                           + (1 - p) * math.log(1 - p))
     else:
-        spread = float(labels.std())
+        mean = np.average(labels, weights=weights)
+        spread = math.sqrt(float(np.average((labels - mean) ** 2, weights=weights)))
         worse = spread > 0 and not metrics["rmse"] <= spread
     if worse:
         flags["worse_than_constant"] = True

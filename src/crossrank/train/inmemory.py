@@ -25,19 +25,21 @@ class TensorSource:
     Args:
         dense: the dense features; labels: the targets.
         sparse: the categorical ids, or None for a model without categorical fields.
+        weights: the rows' weights (>= 0), or None.
         seed: the seed of the permutation stream.
 
     Shape:
-        dense: (R, n_dense) float; labels: (R,); sparse: (R, F) int64 or None.
+        dense: (R, n_dense) float; labels: (R,); sparse: (R, F) int64 or None; weights: (R,)
+        or None.
 
     Example:
         >>> source = TensorSource(torch.zeros(5, 1), torch.arange(5.0))
-        >>> [label.tolist() for _, _, label in source.iter_batches(2, shuffle=False, seed=0)]
+        >>> [label.tolist() for _, _, label, _ in source.iter_batches(2, shuffle=False, seed=0)]
         [[0.0, 1.0], [2.0, 3.0], [4.0]]
     """
 
     def __init__(self, dense: Tensor, labels: Tensor, *, sparse: Tensor | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, weights: Tensor | None = None) -> None:
         if dense.dim() != 2:
             raise ValueError(f"dense must have shape (R, n_dense), got {tuple(dense.shape)}")
         rows = dense.shape[0]
@@ -47,7 +49,11 @@ class TensorSource:
         if sparse is not None and (sparse.dim() != 2 or sparse.shape[0] != rows):
             raise ValueError(f"sparse must have shape ({rows}, F) or be None, got "
                              f"{tuple(sparse.shape)}")
+        if weights is not None and (weights.shape != (rows,) or not bool((weights >= 0).all())):
+            raise ValueError(f"weights must have shape ({rows},) and hold values >= 0, got "
+                             f"shape {tuple(weights.shape)}")
         self.dense, self.labels, self.sparse, self.seed = dense, labels, sparse, seed
+        self.weights = weights
         self._generator = torch.Generator().manual_seed(seed)
         self._next_draw = 0  # the draw the generator gives next
 
@@ -60,7 +66,7 @@ class TensorSource:
             rows = (slice(start, start + batch_size) if order is None
                     else order[start:start + batch_size])
             yield (self.dense[rows], None if self.sparse is None else self.sparse[rows],
-                   self.labels[rows])
+                   self.labels[rows], None if self.weights is None else self.weights[rows])
 
     def _order(self, seed: int) -> Tensor:
         draw = seed - self.seed

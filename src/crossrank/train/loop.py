@@ -10,28 +10,30 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from crossrank.distributed import (
-    DistContext,
-    all_gather_1d,
     all_reduce_sum,
     broadcast_float,
     broadcast_module,
     current_context,
-    shard_batches,
 )
 from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
-from crossrank.models.task import predict
 from crossrank.train import health
+from crossrank.train.batch_source import (  # noqa: F401 (importable from here as before)
+    Batch,
+    BatchSource,
+    ShardedBatchSource,
+    iter_shares,
+    share_weight,
+)
 from crossrank.train.checkpoint import (
     load_tensors,
     load_training_state,
@@ -41,46 +43,8 @@ from crossrank.train.checkpoint import (
 )
 from crossrank.train.config import TrainConfig
 from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
+from crossrank.train.scoring import evaluate, score  # noqa: F401 (importable from here)
 from crossrank.train.step import NonFiniteUpdate, TrainStep
-
-Batch = tuple[Tensor, Tensor | None, Tensor | None]  # dense, sparse (None: no fields), label
-
-
-class BatchSource(Protocol):
-    """What the loop reads: an encoded dataset (``crossrank.data.EncodedDataset``) or tensors
-    in memory (:class:`~crossrank.train.inmemory.TensorSource`).
-
-    ``iter_batches`` yields (dense, sparse, label) batches in an order that depends only on
-    ``seed`` (the Trainer passes ``config.seed + epoch``); sparse is None for a model without
-    categorical fields, label None for unlabelled data.
-    """
-
-    def __len__(self) -> int: ...
-
-    def iter_batches(self, batch_size: int, *, shuffle: bool, seed: int) -> Iterator[Batch]: ...
-
-
-@runtime_checkable
-class ShardedBatchSource(BatchSource, Protocol):
-    """A source that reads one data-parallel rank's share of every global batch by itself
-    (``crossrank.data.EncodedDataset.iter_shares``), instead of whole global batches."""
-
-    def iter_shares(self, batch_size: int, *, shuffle: bool, seed: int, rank: int,
-                    world_size: int) -> Iterator[tuple[float, Batch]]: ...
-
-
-def iter_shares(data: BatchSource, batch_size: int, *, shuffle: bool, seed: int, rank: int,
-                world_size: int) -> Iterator[tuple[float, Batch]]:
-    """(weight, this rank's share) of every global batch of ``data``'s epoch.
-
-    The source's own per-rank reader when it has one, else whole global batches cut by
-    :func:`~crossrank.distributed.shard_batches`; both give the same shares and weights.
-    """
-    if isinstance(data, ShardedBatchSource):
-        return data.iter_shares(batch_size, shuffle=shuffle, seed=seed, rank=rank,
-                                world_size=world_size)
-    return shard_batches(data.iter_batches(batch_size, shuffle=shuffle, seed=seed), rank=rank,
-                         world_size=world_size)
 
 
 @dataclass
@@ -102,52 +66,6 @@ class FitResult:
     never_improved: bool = False
     skipped_steps: int = 0
     no_better_than_constant: bool = False
-
-
-def score(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
-          device: str = "cpu", world: DistContext | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions and labels over a whole dataset, in row order. Shape: (R,), (R,).
-
-    With a distributed ``world`` (a collective: every rank must call it) each rank scores its
-    share of every batch and all ranks receive all rows' scores and labels, in the order of
-    the ranks' shares (a permutation of row order).
-    """
-    if world is not None and world.is_distributed:
-        shards = (part for weight, part in iter_shares(data, batch_size, shuffle=False, seed=0,
-                                                       rank=world.rank,
-                                                       world_size=world.world_size) if weight)
-        s, y = _score_batches(model, shards, device, len(data))
-        return all_gather_1d(s), all_gather_1d(y)
-    return _score_batches(model, data.iter_batches(batch_size, shuffle=False, seed=0), device,
-                          len(data))
-
-
-def _score_batches(model: RankingModel, batches: Iterator[tuple[Any, ...]], device: str,
-                   rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and labels of ``batches`` (at most ``rows`` rows). Shape: (R,), (R,) float64."""
-    model.eval()
-    # filled in place: a list of per-batch arrays and its concatenation would hold every
-    # score twice at the end (16 more bytes a row)
-    scores, labels = np.empty(rows), np.empty(rows)
-    at = 0
-    with torch.no_grad():
-        for dense, sparse, label in batches:
-            logits = model(dense.to(device), None if sparse is None else sparse.to(device))
-            n = label.shape[0]
-            if at + n > rows:
-                raise ValueError(f"the data yielded more than its {rows} rows")
-            scores[at:at + n] = predict(model.task, logits).double().cpu().numpy()
-            labels[at:at + n] = label.double().numpy()
-            at += n
-    return scores[:at], labels[:at]
-
-
-def evaluate(model: RankingModel, data: BatchSource, *, batch_size: int = 4096,
-             device: str = "cpu", world: DistContext | None = None) -> dict[str, float]:
-    """Metrics over the whole of ``data`` (AUC and log-loss on all rows at once); with a
-    distributed ``world``, over all ranks' gathered predictions (see :func:`score`)."""
-    scores, labels = score(model, data, batch_size=batch_size, device=device, world=world)
-    return compute_metrics(model.task, scores, labels)
 
 
 class Trainer:
@@ -246,9 +164,11 @@ class Trainer:
                 if cfg.on_nonfinite == "skip":
                     record["skipped_steps"] = skipped
                 if valid is not None and has_valid:
-                    scores, labels = score(model, valid, device=cfg.device, world=self.world)
-                    record["valid"] = compute_metrics(model.task, scores, labels)
-                    record.update(health.quality_flags(model.task, scores, labels, record["valid"]))
+                    scores, labels, weights = score(model, valid, device=cfg.device,
+                                                    world=self.world)
+                    record["valid"] = compute_metrics(model.task, scores, labels, weights)
+                    record.update(health.quality_flags(model.task, scores, labels,
+                                                       record["valid"], weights))
                     value = record["valid"][self.monitor]
                 else:
                     value = -train_loss if higher else train_loss
@@ -301,25 +221,31 @@ class Trainer:
         of the batches trained on and how many updates were skipped (non-finite)."""
         cfg, world = self.config, self.world
         self.model.train()
-        running, seen = 0.0, 0
+        running, seen = 0.0, 0.0  # seen: rows, or their weight with row weights
         budget = health.SkipBudget(cfg, epoch=epoch, steps_per_epoch=steps_per_epoch)
         bar = _progress(len(train), f"epoch {epoch + 1}/{cfg.epochs}",
                         cfg.progress and world.is_main)
-        for i, (weight, (dense, sparse, label)) in enumerate(iter_shares(
+        for i, (weight, (dense, sparse, label, rows_w)) in enumerate(iter_shares(
                 train, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch, rank=world.rank,
                 world_size=world.world_size)):
             if label is None:
                 raise ValueError("the training data has no label column")
             # weight n_r W / b: DDP's average over the ranks is then the global batch's mean
             # gradient for any share sizes (0 for a stand-in row when this share is empty)
+            ddp_weight = weight
+            if rows_w is not None and world.is_distributed:  # weighted rows: W s_r / S
+                ddp_weight = share_weight(rows_w, weight, world.world_size)
             try:
                 loss = self.train_step(dense, sparse, label, step=step,
                                        total_steps=total_steps,
-                                       weight=weight if world.is_distributed else None)
+                                       weight=ddp_weight if world.is_distributed else None,
+                                       sample_weight=rows_w)
             except NonFiniteUpdate as err:  # not applied: stop, or skip and count
                 budget.spend(err.why, update=i + 1)
             else:
-                n = label.shape[0] if weight else 0
+                n = float(label.shape[0]) if weight else 0.0
+                if rows_w is not None:  # the reported loss is the weighted mean
+                    n = float(rows_w.sum()) if weight else 0.0
                 running += float(loss) * n
                 seen += n
             step += 1
@@ -330,8 +256,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         if world.is_distributed:
-            running, total_seen = all_reduce_sum([running, float(seen)])
-            seen = int(total_seen)
+            running, seen = all_reduce_sum([running, seen])
         if not seen:
             raise budget.nothing_trained() if budget.skipped else ValueError(
                 "the training set is empty")

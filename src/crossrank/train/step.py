@@ -41,7 +41,8 @@ class TrainStep:
 
     For a batch (x, y) at update ``step`` of ``total_steps``::
 
-        loss  = task_loss(net(x), y)                  the reported loss (log-loss or MSE)
+        loss  = task_loss(net(x), y)                  the reported loss (log-loss or MSE;
+                                                      with row weights v, sum v l / sum v)
         total = w * loss + model.regularization()     what is differentiated
         g     = grad(total), dense gradients clipped to a norm of config.grad_clip
                 (with precision "bf16", net's matrix products run in bfloat16 under
@@ -77,7 +78,7 @@ class TrainStep:
 
     Shape:
         dense: (B, n_dense) float; sparse: (B, F) int64, or None for a dense-only model;
-        label: (B,) -> the task loss, a detached scalar.
+        label: (B,), sample_weight: (B,) or None -> the task loss, a detached scalar.
 
     Example:
         >>> from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema
@@ -104,10 +105,12 @@ class TrainStep:
                                     precision=config.precision, compiled=config.compile)
 
     def __call__(self, dense: Tensor, sparse: Tensor | None, label: Tensor, *, step: int,
-                 total_steps: int, weight: float | None = None) -> Tensor:
+                 total_steps: int, weight: float | None = None,
+                 sample_weight: Tensor | None = None) -> Tensor:
         """Update on one batch as update number ``step`` (from 0) of ``total_steps`` (the LR
-        schedule's clock); ``weight``: this rank's share weight under DDP, else None.
-        Returns the task loss, detached, without the regularizer."""
+        schedule's clock); ``weight``: this rank's share weight under DDP, else None;
+        ``sample_weight``: the rows' weights, or None. Returns the task loss, detached,
+        without the regularizer."""
         cfg, model, opt = self.config, self.model, self.optimizer
         if self.threads is not None:
             self.threads.begin()
@@ -117,11 +120,15 @@ class TrainStep:
             sparse = sparse.to(device)
         opt.set_lr_factor(lr_factor(cfg.schedule, step, total_steps,
                                     warmup_steps=cfg.warmup_steps))
+        if sample_weight is not None:
+            sample_weight = sample_weight.to(device)
         # bf16: the products in bfloat16, the loss, weights and updates in float32
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
                             enabled=cfg.precision == "bf16"):
             logits = self.net(dense, sparse)
-        loss = loss_fn(model.task, logits.float(), label)
+        if cfg.precision == "bf16":  # a float64 model keeps its float64 loss
+            logits = logits.float()
+        loss = loss_fn(model.task, logits, label, sample_weight)
         total = (loss if weight is None else loss * weight) + model.regularization()
         # x 1, or x NaN when total is not finite: every gradient is then NaN, also where the
         # loss overflowed but its gradient did not (MSE), and DDP's all-reduce carries that to

@@ -81,7 +81,7 @@ def measure(model: RankingModel, batches: Sequence[tuple[Tensor, Tensor | None, 
     for i in range(total):
         if i == warmup:
             start, rows = time.perf_counter(), 0
-        dense, sparse, label = batches[i % len(batches)]
+        dense, sparse, label = batches[i % len(batches)][:3]  # a row-weight entry is unused
         train_step(dense, sparse, label, step=i, total_steps=total)
         rows += label.shape[0]
     return rows / (time.perf_counter() - start)
