@@ -72,9 +72,6 @@ class TrainConfig:
                             "bf16 runs them in bfloat16 (torch.autocast) with float32 weights, "
                             "gradients and optimizer; fast only where the hardware has bf16 "
                             "(AVX512-BF16 or AMX CPUs, recent GPUs)", choices=PRECISIONS)
-    compile: bool = option(False, help="torch.compile the model for the training step "
-                           "(fuses its elementwise work; the first steps wait ~1 min for the "
-                           "compiler, and the thread count stays fixed)")
     progress: bool = option(True, help="show a progress bar")
 
     def __post_init__(self) -> None:

@@ -95,14 +95,12 @@ class TrainStep:
                  net: nn.Module | None = None) -> None:
         self.model, self.config = model, config
         self.net: nn.Module = model if net is None else net
-        if config.compile:  # scoring and saving keep using `model` itself
-            self.net = torch.compile(self.net)  # type: ignore[assignment]
         self.optimizer: MultiOptimizer = build_optimizer(
             model, config.optimizer, config.lr, sparse_lr=config.sparse_lr,
             weight_decay=config.weight_decay, lr_scales=config.lr_scales)
         # config.threads None: the CPU thread count is measured step by step (threads.py)
         self.threads = governor_for(config.threads, config.device, model,
-                                    precision=config.precision, compiled=config.compile)
+                                    precision=config.precision)
 
     def __call__(self, dense: Tensor, sparse: Tensor | None, label: Tensor, *, step: int,
                  total_steps: int, weight: float | None = None,

@@ -73,7 +73,7 @@ _NORMS = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.LayerNorm, torch.nn.Gr
 
 
 def governor_for(threads: int | None, device: str, model: torch.nn.Module, *,
-                 precision: str = "float32", compiled: bool = False) -> ThreadGovernor | None:
+                 precision: str = "float32") -> ThreadGovernor | None:
     """The governor of a training run whose ``threads`` option is None (else the user's count
     holds, and None is returned), on the CPU with more than one core to choose from, for a
     model without normalization layers: their mean and variance are reductions that torch
@@ -81,11 +81,8 @@ def governor_for(threads: int | None, device: str, model: torch.nn.Module, *,
     update, and a run's weights would depend on the machine's load (torch's default count
     then holds; ``--threads 1`` is the remedy on a busy machine). The same holds for bfloat16
     products (``precision="bf16"``), whose kernels split some sums between threads too (the
-    mixture cross network's, measured), and for a compiled model (its generated kernels are
-    not checked)."""
+    mixture cross network's, measured)."""
     if threads is not None or torch.device(device).type != "cpu" or precision != "float32":
-        return None
-    if compiled:
         return None
     if any(isinstance(m, _NORMS) for m in model.modules()):
         return None
