@@ -27,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["--model", "dlrm", "--embedding-dim", "16", "--model-option", "bottom_layers=[512,256,16]",
          "--model-option", "top_layers=[512,256]", "--model-option", "interaction=dcn",
-         "--model-option", "cross.num_layers=3", "--model-option", "cross.rank=64"]
+         "--model-option", "cross.num_layers=3", "--model-option", "cross.rank=64",
+         "--model-option", "sparse_gradients=true"]  # the step benchmark's model: make_model(True)
 
 
 def write_tsv(path: Path, rows: int) -> None:
