@@ -12,6 +12,7 @@ if it had not been there. Requests arriving while the model runs wait for the ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -51,10 +52,8 @@ class Batcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):  # how a cancelled task ends
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self._executor.shutdown(wait=True)
 
     async def score(self, columns: dict[str, pa.Array], rows: int) -> np.ndarray:

@@ -48,7 +48,7 @@ __all__ = ["build_app", "serve"]
 
 
 class _TooLarge(Exception):
-    pass
+    """The request body is over the size limit (answered 413)."""
 
 
 async def _body(request: Request, limit: int) -> bytes:

@@ -64,14 +64,7 @@ def binary_logloss(scores: np.ndarray, labels: np.ndarray, *, eps: float = 1e-15
         >>> round(binary_logloss(np.array([0.9, 0.2]), np.array([1, 0])), 6)
         0.164252
     """
-    p = np.asarray(scores, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels, dtype=np.float64).reshape(-1)
-    total = 0.0
-    for lo in range(0, len(p), _CHUNK):
-        q = np.clip(p[lo:lo + _CHUNK], eps, 1 - eps)
-        t = y[lo:lo + _CHUNK]
-        total += float(np.sum(t * np.log(q) + (1 - t) * np.log1p(-q)))
-    return -total / len(p)
+    return weighted_logloss(scores, labels, None, eps=eps)
 
 
 def compute_metrics(task: str, scores: np.ndarray, labels: np.ndarray,

@@ -79,9 +79,10 @@ def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) ->
     return (below + 0.5 * ties) / (w_pos * w_neg)
 
 
-def weighted_logloss(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray, *,
+def weighted_logloss(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None, *,
                      eps: float = 1e-15) -> float:
-    """Weighted mean log-loss, ``p`` clipped to ``[eps, 1 - eps]``.
+    """Weighted mean log-loss, ``p`` clipped to ``[eps, 1 - eps]`` (``weights`` None: every
+    row weighs 1, the plain mean).
 
     Example:
         >>> round(weighted_logloss(np.array([0.9, 0.2]), np.array([1, 0]), np.ones(2)), 6)
@@ -89,13 +90,14 @@ def weighted_logloss(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray
     """
     p = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(labels, dtype=np.float64).reshape(-1)
-    w = np.asarray(weights, dtype=np.float64).reshape(-1)
+    w = None if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
     total = 0.0
     for lo in range(0, len(p), _CHUNK):
         q = np.clip(p[lo:lo + _CHUNK], eps, 1 - eps)
         t = y[lo:lo + _CHUNK]
-        total += float(np.dot(w[lo:lo + _CHUNK], t * np.log(q) + (1 - t) * np.log1p(-q)))
-    return -total / float(w.sum())
+        terms = t * np.log(q) + (1 - t) * np.log1p(-q)  # (chunk,)
+        total += float(np.sum(terms) if w is None else np.dot(w[lo:lo + _CHUNK], terms))
+    return -total / (len(p) if w is None else float(w.sum()))
 
 
 def binary_entropy(q: float) -> float:
