@@ -83,6 +83,7 @@ def movie_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("oov_model")
     assert main(["train", "--data", str(_csv(root / "train.csv", 400)), "--label", "label",
                  "--dense", "price", "--categorical", "movie", "--epochs", "1", "--no-progress",
+                 "--min-count", "1",  # every value in the vocabulary: only spelling makes OOV
                  "--out", str(root / "m"), "--model-option", "deep_layers=[8]"]) == 0
     return root / "m"
 

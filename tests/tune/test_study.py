@@ -98,7 +98,8 @@ def test_a_study_continues_and_refuses_another_configuration(clicks, tmp_path):
 def test_the_data_is_encoded_once_per_encoder_configuration(clicks, tmp_path):
     space = {"default_space": False, "space": {"encoder.min_count": [1, 50],
                                                "training.lr": {"low": 1e-3, "high": 1e-1}}}
-    tune(_base(clicks), space, tmp_path / "s", trials=5, log=lambda line: None)
+    base = merge_tables(_base(clicks), {"encoder": {"min_count": 1}})  # one of the drawn
+    tune(base, space, tmp_path / "s", trials=5, log=lambda line: None)
     used = {r["encoder.min_count"] for r in _rows(tmp_path / "s")}
     encoded = sorted(p.name for p in (tmp_path / "s" / "data").iterdir())
     assert len(encoded) == len(used | {"1"})  # the base's, and one per value drawn

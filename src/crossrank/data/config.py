@@ -7,6 +7,7 @@ Each field is one option of ``crossrank train`` and one key of a config file's `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from crossrank.data.encoders import DENSE_TRANSFORMS
 from crossrank.data.files import FORMATS
@@ -16,7 +17,10 @@ from crossrank.data.schema import TASKS
 from crossrank.errors import ConfigError
 from crossrank.options import option
 
-__all__ = ["DataConfig", "EncoderConfig", "SchemaConfig"]
+__all__ = ["DEFAULT_MIN_COUNT", "DataConfig", "EncoderConfig", "SchemaConfig"]
+
+# encoder.min_count's default with a learned vocabulary (chosen by benchmarks/defaults_study.py)
+DEFAULT_MIN_COUNT = 10
 
 
 @dataclass(frozen=True)
@@ -103,22 +107,47 @@ class SchemaConfig:
 class EncoderConfig:
     """How raw values become model inputs (see :class:`~crossrank.data.FeatureEncoder`).
 
+    ``min_count`` none (the default) is :data:`DEFAULT_MIN_COUNT` with a learned vocabulary
+    and 1 with ``hash_buckets`` (hashing keeps every value); :meth:`encoder_options` resolves
+    it. :class:`~crossrank.data.FeatureEncoder` itself keeps every value by default
+    (``min_count=1``): this default is the command line's and the config file's.
+
     Example:
         >>> EncoderConfig(min_count=10).dense_transform
         'log1p'
+        >>> EncoderConfig().encoder_options()["min_count"]
+        10
+        >>> EncoderConfig(hash_buckets=1000).encoder_options()["min_count"]
+        1
     """
 
     dense_transform: str = option("log1p", help="dense feature transform",
                                   choices=DENSE_TRANSFORMS)
     missing_indicator: bool = option(False, help="add a 0/1 column per dense feature marking "
                                      "missing values")
-    min_count: int = option(1, help="categorical values seen fewer times become "
-                            "out-of-vocabulary")
+    min_count: int | None = option(
+        None, help="categorical values seen fewer times become out-of-vocabulary (none: "
+        f"{DEFAULT_MIN_COUNT} with a vocabulary, 1 with hash_buckets; a value seen a few times gets an embedding "
+        "that memorizes its rows: rare values to one shared id is the regularization that "
+        "mattered most on small data, see README Defaults)")
     hash_buckets: int | None = option(None, help="hash categorical values into this many "
                                       "buckets instead of learning a vocabulary")
 
     def __post_init__(self) -> None:
-        if self.min_count < 1:
-            raise ConfigError(f"min_count must be >= 1, got {self.min_count!r}")
+        if self.min_count is not None and self.min_count < 1:
+            raise ConfigError(f"min_count must be >= 1 (or none), got {self.min_count!r}")
+        if self.hash_buckets is not None and self.min_count not in (None, 1):
+            raise ConfigError(f"min_count={self.min_count!r} with hash_buckets: hashing keeps "
+                              "every value; leave min_count unset (or 1)")
         if self.hash_buckets is not None and self.hash_buckets < 2:
             raise ConfigError(f"hash_buckets must be >= 2 (or none), got {self.hash_buckets!r}")
+
+    def encoder_options(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~crossrank.data.FeatureEncoder`, ``min_count``
+        resolved."""
+        min_count = self.min_count
+        if min_count is None:
+            min_count = 1 if self.hash_buckets is not None else DEFAULT_MIN_COUNT
+        return {"dense_transform": self.dense_transform,
+                "missing_indicator": self.missing_indicator, "min_count": min_count,
+                "hash_buckets": self.hash_buckets}

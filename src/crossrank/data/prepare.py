@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, cast
 
@@ -84,7 +83,7 @@ def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderCo
             yield from iter_tables(file, fmt=cast(Format, fmt), schema=schema,
                                    on_bad_rows=cast(OnBadRows, on_bad_rows), rejects=rejects)
 
-    encoder = FeatureEncoder(schema, **asdict(options))
+    encoder = FeatureEncoder(schema, **options.encoder_options())
 
     def fit_part() -> FitStats:
         # the fit pass sees the bad rows the encode pass sees; only the latter records them

@@ -35,8 +35,11 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {
-    "dcn": ModelEntry(DCN, DCNConfig, {}, "DCN-V2 (full rank by default; cross.rank=r for low "
-                      "rank)"),
+    # a low-rank cross of 2 layers: the full-rank 3-layer default of the paper (cross.rank =
+    # none) fits a few thousand rows' noise (benchmarks/defaults_study.py, README Defaults)
+    "dcn": ModelEntry(DCN, DCNConfig, {"cross": {"rank": 16, "num_layers": 2}},
+                      "DCN-V2 (low rank 16, 2 cross layers by default; cross.rank=none for "
+                      "full rank)"),
     "dcn-mix": ModelEntry(DCN, DCNConfig, {"cross": {"rank": 32, "num_experts": 4}},
                           "DCN-Mix: mixture of low-rank cross experts"),
     "dlrm": ModelEntry(DLRM, DLRMConfig, {}, "DLRM with dot, dcn or projection interaction"),

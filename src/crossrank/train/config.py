@@ -48,7 +48,10 @@ class TrainConfig:
     lr_scales: dict[str, float] = option(default_factory=dict, help="learning-rate multiplier "
                                          "per model part, e.g. first_order = 30")
     batch_size: int = option(512, help="mini-batch size (global, over all processes)")
-    epochs: int = option(10, help="maximum epochs")
+    epochs: int = option(30, help="maximum epochs; early stopping on the validation split "
+                         "(patience) usually ends a run well before, restoring the best epoch's "
+                         "weights (regularized small-data runs took 6-20 epochs, README "
+                         "Defaults)")
     schedule: str = option("constant", help="learning-rate schedule", choices=SCHEDULES)
     warmup_steps: int = option(0, help="steps of linear learning-rate warm-up")
     grad_clip: float | None = option(None, help="clip the gradient norm to this (none: no "
