@@ -61,7 +61,7 @@ CRITEO_CSV = SHARED / "criteo" / "criteo_sample200.csv"
 MOVIELENS = SHARED / "movielens-100k"
 DATA_SETS = ("criteo", "ml-reg", "ml-bin", "synthetic", "criteo-csv")
 
-# The defaults before this study (crossrank 0.2's TrainConfig and DCNConfig), given explicitly
+# The defaults before this study (until 2026-12-01), given explicitly
 # so that they stay measurable after the configs change.
 OLD = {"encoder": {"min_count": 1},
        "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.0,

@@ -61,8 +61,23 @@ def test_resolved_config_round_trips():
     assert run.training.grad_clip == 1.0 and run.training.lr_scales == {"top": 2.0}
 
 
+def test_a_none_whose_default_is_a_value_reads_back_from_run_toml(tmp_path):
+    # DCN's cross is low rank by default: a full-rank one is written rank = "none"
+    from crossrank.pipeline.train_run import write_run_toml
+
+    run = build_run_config({"model": {"cross": {"rank": None}, "terms": {"fm_dim": 4}},
+                            "encoder": {"hash_buckets": 100}})
+    write_run_toml(run, tmp_path / "run.toml")
+    assert 'rank = "none"' in (tmp_path / "run.toml").read_text()
+    again = build_run_config(read_config_file(tmp_path / "run.toml"))
+    assert again == run and again.model.config.cross.rank is None
+    assert again.encoder.encoder_options()["min_count"] == 1  # hashing keeps every value
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--set", "training.lrr=3"], "unknown option 'training.lrr'; did you mean 'training.lr'?"),
+    (["--min-count", "10", "--hash-buckets", "100"],
+     "encoder.min_count=10 (--min-count) with encoder.hash_buckets (--hash-buckets)"),
     (["--set", "trainin.lr=3"], "unknown option 'trainin.lr'; did you mean 'training.lr'?"),
     (["--model-option", "deep_layer=[8]"], "did you mean 'model.deep_layers'?"),
     (["--set", "training.lr=fast"], "option 'training.lr' must be a number, got 'fast'"),

@@ -137,8 +137,9 @@ class EncoderConfig:
         if self.min_count is not None and self.min_count < 1:
             raise ConfigError(f"min_count must be >= 1 (or none), got {self.min_count!r}")
         if self.hash_buckets is not None and self.min_count not in (None, 1):
-            raise ConfigError(f"min_count={self.min_count!r} with hash_buckets: hashing keeps "
-                              "every value; leave min_count unset (or 1)")
+            raise ConfigError(f"encoder.min_count={self.min_count!r} (--min-count) with "
+                              "encoder.hash_buckets (--hash-buckets): hashing keeps every "
+                              "value; leave min_count unset (or 1)")
         if self.hash_buckets is not None and self.hash_buckets < 2:
             raise ConfigError(f"hash_buckets must be >= 2 (or none), got {self.hash_buckets!r}")
 

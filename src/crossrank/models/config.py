@@ -156,8 +156,8 @@ _DROPOUT_WHY = " (default 0.2: regularizes small data; 0 for the unregularized n
 _EMBEDDING_L2 = 1e-4
 _EMBEDDING_L2_WHY = (" (default 1e-4: the penalty falls on the rows a batch touches, so it "
                      "grows with how often a value is seen)")
-_SPARSE_WHY = (" (default on: each step updates only the rows a batch touched, 2-3x faster "
-               "epochs from big tables, and trained as well in the defaults study)")
+_SPARSE_WHY = (" (default on: a step updates only the rows the batch touched, several times "
+               "faster with large tables, and trained as well in the defaults study)")
 _CROSS_HELP = "the cross network"
 
 

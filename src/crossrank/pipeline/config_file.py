@@ -63,8 +63,21 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return _nulls_from_none(data)
 
 
-def _nulls_from_none(data: Any) -> Any:
-    return {k: _nulls_from_none(v) for k, v in data.items()} if isinstance(data, dict) else data
+def _nulls_from_none(data: dict[str, Any]) -> dict[str, Any]:
+    """``"none"`` read back as None where the option may be none and is not a string (how
+    :func:`toml_text` writes a None whose default is a value, e.g. ``cross.rank``)."""
+    types_ = field_types(data)
+
+    def walk(value: Any, key: str) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        if isinstance(value, str) and value.strip().lower() == "none" and key in types_:
+            args = typing.get_args(types_[key])
+            if type(None) in args and str not in args:
+                return None
+        return value
+
+    return walk(data, "")
 
 
 def field_types(run_dict: Mapping[str, Any]) -> dict[str, Any]:
