@@ -40,8 +40,9 @@ def make_data(rows: int, seed: int, weighted: bool = False) -> EncodedDataset:
 
 def make_model():
     torch.manual_seed(0)
+    # embedding_l2 0: the defaults before 2026-12-01, which these runs were written for
     return build_model("dcn", SCHEMA, {"deep_layers": [8], "cross.rank": 2, "dropout": 0.0,
-                                       "sparse_gradients": True})
+                                       "embedding_l2": 0.0, "sparse_gradients": True})
 
 
 def make_config(spec: dict) -> TrainConfig:

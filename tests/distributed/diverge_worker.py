@@ -33,8 +33,10 @@ def make_data(rows: int, seed: int, poison: int | None) -> EncodedDataset:
 
 def make_model():
     torch.manual_seed(0)
-    return build_model("dcn", SCHEMA, {"deep_layers": [8], "cross.rank": 2},
-                       task="regression")
+    # the defaults before 2026-12-01, which these runs were written for
+    return build_model("dcn", SCHEMA, {"deep_layers": [8], "cross.rank": 2, "cross.num_layers": 3,
+                                       "dropout": 0.0, "embedding_l2": 0.0,
+                                       "sparse_gradients": False}, task="regression")
 
 
 def make_config(spec: dict) -> TrainConfig:

@@ -24,6 +24,10 @@ SHARD_ROWS = (2000, 3500, 2500, 3000)  # by bytes: rank 0 gets shards 0-1, rank 
 ARGS = ["--format", "criteo", "--epochs", "1", "--batch-size", "256", "--embedding-dim", "4",
         "--model-option", "cross.rank=2", "--model-option", "deep_layers=[8]", "--threads", "1",
         "--no-progress", "--seed", "0",
+        # the defaults before 2026-12-01: no dropout (its masks differ between 1 and 2
+        # processes), no embedding L2, dense embedding gradients, 3 cross layers
+        "--model-option", "dropout=0", "--model-option", "embedding_l2=0",
+        "--model-option", "sparse_gradients=false", "--model-option", "cross.num_layers=3",
         # SGD: float rounding between 1 and 2 processes stays rounding (Adam's normalisation
         # would blow it up for embedding rows with tiny gradients)
         "--optimizer", "sgd", "--lr", "0.1"]

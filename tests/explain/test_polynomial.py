@@ -27,6 +27,8 @@ def _dense_dcn(n, *, seed=0, **options):
     """A dense-only DCN with random weights; cross options (num_layers, rank, ...) by name."""
     names = tuple(f"x{i + 1}" for i in range(n))
     options.setdefault("structure", "cross_only")
+    options.setdefault("rank", None)  # full rank and 3 layers unless given (DCN's defaults
+    options.setdefault("num_layers", 3)  # are low rank, 2 layers)
     options = {f"cross.{k}" if k in CROSS_OPTIONS else k: v for k, v in options.items()}
     torch.manual_seed(seed)
     model = build_model("dcn", FeatureSchema(dense=names), options, task="regression").double()

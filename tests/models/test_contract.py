@@ -159,7 +159,7 @@ def test_heads():
     ("dcn", {"rank": 2}, "unknown option 'rank'; did you mean 'cross.rank'"),
     ("dcn", {"structure": "serial"}, "structure"),
     ("dcn", {"cross": {"rank": 0}}, "cross.rank must be an integer >= 1"),
-    ("dcn", {"cross.num_experts": 2}, "needs a low cross.rank"),
+    ("dcn", {"cross.num_experts": 2, "cross.rank": None}, "needs a low cross.rank"),
     ("dcn", {"cross": {"kind": "vector", "rank": 2}}, "takes no rank"),
     ("dcn", {"cross": {"activation": "swish"}}, "cross.activation"),
     ("dcn", {"terms": {"fm_dim": -1}}, "fm_dim"),

@@ -45,7 +45,8 @@ def _data(rows=ROWS, seed=0, poison=()):
 def _model():
     torch.manual_seed(0)
     return build_model("dcn", FeatureSchema(dense=("a", "b")),
-                       {"deep_layers": [8], "cross.rank": 2}, task="regression")
+                       {"deep_layers": [8], "cross.rank": 2, "cross.num_layers": 3, "dropout": 0.0},
+                       task="regression")
 
 
 def _config(**overrides):

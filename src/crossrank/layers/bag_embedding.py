@@ -73,7 +73,8 @@ class BagEmbedding(nn.Module):
     Args:
         fields: the fields (:class:`BagFields`).
         embedding_dim: D.
-        sparse: sparse gradients (only the looked-up rows are updated).
+        sparse: sparse gradients (only the looked-up rows are updated); a max-pooled field's
+            table keeps dense gradients (torch's ``embedding_bag`` has no sparse max).
         init_scale: rows start uniform in ``[-init_scale, init_scale]`` (the padding row 0).
         l2: L2 penalty on the looked-up rows, per occurrence, in the backward pass.
         check_ids: raise on ids outside ``[-1, size)``.
@@ -98,8 +99,9 @@ class BagEmbedding(nn.Module):
         scale = check_non_negative("init_scale", init_scale)
         self.check_ids = check_ids
         self.tables = nn.ModuleList()
-        for size in fields.sizes:
-            table = nn.Embedding(size + 1, embedding_dim, padding_idx=size, sparse=sparse)
+        for size, pooling in zip(fields.sizes, fields.pooling, strict=True):
+            table = nn.Embedding(size + 1, embedding_dim, padding_idx=size,
+                                 sparse=sparse and pooling != "max")
             with torch.no_grad():
                 nn.init.uniform_(table.weight, -scale, scale)
                 table.weight[size].zero_()  # the padding row

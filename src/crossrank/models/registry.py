@@ -97,6 +97,24 @@ def merge_options(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict
     return out
 
 
+def family_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` over family ``name``'s registry defaults (:func:`merge_options`), less a
+    default the overrides make impossible: DCN's low-rank default ``cross.rank`` is dropped
+    when ``cross.kind`` is "vector" (DCN v1 has no rank) and the rank was not given.
+
+    Example:
+        >>> family_options("dcn", {"cross.kind": "vector"})
+        {'cross': {'num_layers': 2, 'kind': 'vector'}}
+    """
+    out = merge_options(_entry(name).defaults, overrides)
+    given = merge_options({}, overrides).get("cross")
+    cross = out.get("cross")
+    if isinstance(cross, dict) and cross.get("kind") == "vector" \
+            and not (isinstance(given, Mapping) and "rank" in given):
+        cross.pop("rank", None)
+    return out
+
+
 def build_model(name: str, schema: FeatureSchema, config: Mapping[str, Any] | Any = None, *,
                 task: str = "binary") -> RankingModel:
     """Build model ``name`` for ``task``; ``config`` is a dict of options over the registry's
@@ -113,7 +131,7 @@ def build_model(name: str, schema: FeatureSchema, config: Mapping[str, Any] | An
     cfg: Any
     if config is None or isinstance(config, Mapping):
         _check_names(name, entry.config_cls, config or {})
-        cfg = from_dict(entry.config_cls, merge_options(entry.defaults, config or {}))
+        cfg = from_dict(entry.config_cls, family_options(name, config or {}))
     elif isinstance(config, entry.config_cls):
         cfg = config
     else:

@@ -20,7 +20,12 @@ from typing import Any
 
 from crossrank.data.config import DataConfig, EncoderConfig, SchemaConfig
 from crossrank.errors import ConfigError
-from crossrank.models.registry import TASK_IS_NOT_AN_OPTION, list_models, model_entry
+from crossrank.models.registry import (
+    TASK_IS_NOT_AN_OPTION,
+    family_options,
+    list_models,
+    model_entry,
+)
 from crossrank.options import from_dict, nearest, to_dict
 from crossrank.train.config import TrainConfig
 from crossrank.train.metrics import TASK_METRICS
@@ -77,8 +82,8 @@ def build_model_section(data: Mapping[str, Any]) -> ModelSection:
         raise ConfigError(f"option 'model.embedding_dim' must be a positive integer, got {dim!r}")
     if "task" in data:
         raise ConfigError(TASK_IS_NOT_AN_OPTION)
-    config_cls, defaults = model_entry(name)
-    options = merge_tables(dict(defaults), {k: v for k, v in data.items() if k not in MODEL_KEYS})
+    config_cls, _ = model_entry(name)
+    options = family_options(name, {k: v for k, v in data.items() if k not in MODEL_KEYS})
     return ModelSection(name=name, embedding_dim=dim,
                         config=from_dict(config_cls, options, where="model."))
 
