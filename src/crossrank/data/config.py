@@ -127,9 +127,9 @@ class EncoderConfig:
                                      "missing values")
     min_count: int | None = option(
         None, help="categorical values seen fewer times become out-of-vocabulary (none: "
-        f"{DEFAULT_MIN_COUNT} with a vocabulary, 1 with hash_buckets; a value seen a few times gets an embedding "
-        "that memorizes its rows: rare values to one shared id is the regularization that "
-        "mattered most on small data, see README Defaults)")
+        f"{DEFAULT_MIN_COUNT} with a vocabulary, 1 with hash_buckets; a value seen a few "
+        "times gets an embedding that memorizes its rows: rare values sharing one id helped on "
+        "every data set of README Defaults)")
     hash_buckets: int | None = option(None, help="hash categorical values into this many "
                                       "buckets instead of learning a vocabulary")
 
