@@ -109,3 +109,17 @@ def test_export_traces_the_gather_path():
     ids = torch.tensor([[1, 2, 3, -1, -1, 0, 7, 7, 7]])
     program = torch.export.export(emb, (ids,))
     assert_close(program.module()(ids), emb(ids))
+
+
+def test_sparse_gradients_leave_a_max_pooled_table_dense():
+    # torch's embedding_bag has no sparse max: that table keeps dense gradients, the others
+    # are sparse, and both pool as the reference does
+    layer = BagEmbedding(BagFields((6, 9), (3, 4), ("sum", "max"), ("a", "b")), 2, sparse=True)
+    ids = torch.tensor([[0, 5, -1, 1, 8, -1, -1], [2, -1, -1, 3, 3, 4, 0]])
+    layer(ids).sum().backward()
+    grads = [t.weight.grad for t in layer.tables]
+    assert [g.is_sparse for g in grads] == [True, False]
+    # d(sum of outputs): 1 per present id and dim for the sum (3 ids x D=2), and 1 per row and
+    # dim on the row the max picked (B=2 x D=2)
+    assert float(grads[0].to_dense().sum()) == 6.0
+    assert float(grads[1].sum()) == 4.0
