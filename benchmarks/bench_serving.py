@@ -10,6 +10,9 @@ Printed, as one markdown table:
 * model only, 1 thread: PyTorch eager (the reference ops), ONNX Runtime on model.onnx, and the
   loaded ExportedProgram; batch-1 latency p50/p99 over ``--calls`` calls and rows/s at batch
   4,096 (inputs already encoded);
+* the anchor of issue #14's ONNX target measured in this run (:mod:`serving_anchor`: the same
+  shape as a plain PyTorch module exported to ONNX), alternating with crossrank's
+  ``model.onnx``, and their ratio;
 * ``Scorer`` raw rows -> scores at batch 4,096, encoding included (an Arrow table, and a list
   of dicts as JSON would give), 1 thread;
 * HTTP end to end: ``crossrank serve`` in a subprocess (1 ONNX Runtime thread) and a bounded
@@ -41,6 +44,9 @@ from crossrank.data import FeatureEncoder, criteo_schema, make_synthetic_clicks
 from crossrank.models import FeatureSchema, build_model
 from crossrank.serving import Scorer
 from crossrank.serving.export import export_model, sample_inputs, scoring_graph
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_anchor import compare  # noqa: E402  (the benchmarks folder is not a package)
 
 BATCH = 4096
 
@@ -189,13 +195,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="batch-1 calls per model")
     parser.add_argument("--requests", type=int, default=2000,
                         help="1-row HTTP requests per concurrency (100-row: a fifth)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of the anchor and crossrank's ONNX model")
     parser.add_argument("--quick", action="store_true", help="small counts: checks it runs")
     args = parser.parse_args()
     if args.quick:
-        args.calls, args.requests = 200, 200
+        args.calls, args.requests, args.rounds = 200, 200, 1
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir, pt2_dir, model = build(Path(tmp))
-        rows = model_rows(onnx_dir, pt2_dir, model, args.calls) + scorer_rows(onnx_dir)
+        rows = model_rows(onnx_dir, pt2_dir, model, args.calls)
+        rows += compare(onnx_dir / "model.onnx", rounds=args.rounds, calls=args.calls // 2)
+        rows += scorer_rows(onnx_dir)
         rows += http_rows(onnx_dir, args.requests)
     print(f"\n{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}\n")
