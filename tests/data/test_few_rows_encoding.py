@@ -54,3 +54,13 @@ def test_other_categorical_types_keep_the_vectorised_text_form():
     encoder = FeatureEncoder(schema, min_count=1).fit([pa.table({"flag": [True, False]})])
     got = encoder.transform(pa.table({"flag": [True, None]})).sparse[:, 0].tolist()
     assert got[1] == 0 and got[0] >= 2  # "true" is in the vocabulary
+
+
+def test_empty_text_is_missing_in_a_few_values_as_in_many():
+    from crossrank.data.validate import empty_as_missing
+
+    for values in (["a", "", None], ["", "b"], ["a"], [b"", b"x"], [b"x"]):
+        few = empty_as_missing(pa.array(values))
+        many = empty_as_missing(pa.array(values * 10))
+        assert few.to_pylist() * 10 == many.to_pylist()
+        assert "" not in few.to_pylist() and b"" not in few.to_pylist()

@@ -30,6 +30,9 @@ import pyarrow.compute as pc
 from crossrank.data.multi_valued import MAX_LIST_LENGTH, list_lengths
 from crossrank.data.schema import TableSchema
 
+# at most this many values are checked one by one (see empty_as_missing)
+_FEW_VALUES = 8
+
 
 @dataclass(frozen=True)
 class RowIssues:
@@ -214,6 +217,10 @@ def empty_as_missing(arr: pa.Array) -> pa.Array:
         arr = arr.dictionary_decode()
     if not _is_text(arr.type) or len(arr) == 0:
         return arr
+    if len(arr) <= _FEW_VALUES:  # a row being scored: a Python look costs less than 3 kernels
+        values = arr.to_pylist()
+        if "" not in values and b"" not in values:
+            return arr
     empty = pc.equal(pc.binary_length(arr), 0)
     if not pc.any(empty).as_py():
         return arr
