@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crossrank.data import FeatureEncoder, TableSchema
-from crossrank.data.encoders import _FEW_ROWS
+from crossrank.data.field_ids import FEW_ROWS
 from crossrank.data.hashing import stable_hash64, stable_hash64_one
 from crossrank.data.vocabulary import Vocabulary
 
@@ -24,12 +24,12 @@ numbers = st.one_of(st.none(), st.sampled_from([-3, 0, 7, 2**40]),
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.lists(st.tuples(words, numbers), min_size=1, max_size=_FEW_ROWS))
+@given(rows=st.lists(st.tuples(words, numbers), min_size=1, max_size=FEW_ROWS))
 def test_few_rows_get_the_vectorised_ids(rows):
     table = pa.table({"x": [1.0] * len(rows), "word": pa.array([w for w, _ in rows],
                                                                  pa.string()),
                       "number": pa.array([k for _, k in rows], pa.int64())})
-    copies = _FEW_ROWS // len(rows) + 1  # enough rows for the vectorised path
+    copies = FEW_ROWS // len(rows) + 1  # enough rows for the vectorised path
     for encoder in ENCODERS.values():
         few = encoder.transform(table).sparse
         many = encoder.transform(pa.concat_tables([table] * copies)).sparse[:len(rows)]

@@ -43,12 +43,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from crossrank.data.columns import as_float64, as_text, column, row_weights
+from crossrank.data.columns import as_float64, column, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
+from crossrank.data.field_ids import FEW_ROWS, few_field_ids, field_ids
 from crossrank.data.fit_stats import FitStats
-from crossrank.data.hashing import stable_hash64, stable_hash64_one
 from crossrank.data.multi_valued import join_padded
 from crossrank.data.multi_valued_encoder import MultiValuedEncoder
 from crossrank.data.oov_share import expected_shares
@@ -63,9 +62,6 @@ from crossrank.data.vocabulary import (
     write_vocabularies,
 )
 from crossrank.safe_io import atomic_write_text, file_error, plain_name, read_json_object
-
-# at most this many rows are encoded value by value (see FeatureEncoder._few_ids)
-_FEW_ROWS = 8
 
 __all__ = ["DENSE_TRANSFORMS", "MISSING_ID", "OOV_ID", "DenseTransform", "EncodedBatch",
            "FeatureEncoder"]
@@ -266,8 +262,10 @@ class FeatureEncoder:
         sparse = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
         for j, name in enumerate(self.schema.categorical):
             values = column(table, name)
-            few = self._few_ids(j, values) if n <= _FEW_ROWS else None
-            sparse[:, j] = self._field_ids(j, values) if few is None else few
+            vocab = None if self.hash_buckets is not None or self._vocabs is None \
+                else self._vocabs[j]
+            few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
+            sparse[:, j] = field_ids(values, vocab, self.hash_buckets) if few is None else few
         bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
         if pad_lists:
             sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
@@ -282,41 +280,6 @@ class FeatureEncoder:
             ids = _ids(column(table, self.schema.id_column))
         return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, multi_valued=bags,
                             weight=row_weights(table, self.schema.weight))
-
-    def _few_ids(self, j: int, values: pa.Array) -> np.ndarray | None:
-        """:meth:`_field_ids` of a few text or integer values one by one in Python (a row being
-        scored: ~2 us a value where the vectorised calls cost ~40 us a field); None for other
-        types, which keep the vectorised path's text form."""
-        t = values.type
-        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t)):
-            return None
-        out = np.empty(len(values), dtype=np.int64)
-        for i, value in enumerate(values.to_pylist()):
-            if value is None:
-                out[i] = MISSING_ID
-                continue
-            text = value if isinstance(value, str) else str(value)  # integers: decimal text
-            if self.hash_buckets is not None:
-                out[i] = stable_hash64_one(text.encode("utf-8")) % self.hash_buckets + 1
-            else:
-                assert self._vocabs is not None
-                out[i] = self._vocabs[j].lookup_one(text)
-        return out
-
-    def _field_ids(self, j: int, values: pa.Array) -> np.ndarray:
-        if pa.types.is_dictionary(values.type):
-            encoded = values
-        else:
-            encoded = pc.dictionary_encode(as_text(values))
-        uniques = as_text(encoded.dictionary)
-        if self.hash_buckets is not None:
-            h = stable_hash64(uniques)
-            table = (h % np.uint64(self.hash_buckets)).astype(np.int64) + 1
-        else:
-            assert self._vocabs is not None
-            table = self._vocabs[j].lookup(uniques)
-        table = np.append(table, MISSING_ID)  # null codes point past the end -> MISSING_ID
-        return table[encoded.indices.fill_null(len(uniques)).to_numpy()]
 
     # ----------------------------------------------------------------- persistence
     def _header(self) -> dict[str, Any]:
