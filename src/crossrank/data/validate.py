@@ -222,6 +222,9 @@ def _multi_valued(raw: pa.Array, name: str, separator: str, out: _Collector) -> 
         raw = _to_text(raw, name, out)
         if not pa.types.is_string(raw.type):
             raw = pc.cast(raw, pa.string())
+    if pa.types.is_string(raw.type) and len(raw) and \
+            (pc.max(pc.binary_length(raw)).as_py() or 0) < MAX_LIST_LENGTH:
+        return raw  # a text of L bytes splits into at most L + 1 elements: none is too long
     too_long = list_lengths(raw, separator) > MAX_LIST_LENGTH
     out.add(too_long, name, "list_too_long",
             f"more than {MAX_LIST_LENGTH:,} elements in a multi-valued value", None)
