@@ -138,4 +138,8 @@ def build_run_config(*layers: Mapping[str, Any]) -> RunConfig:
     tasks = run.schema.task_names(len(names))
     resolve_monitor(run.training.monitor, tasks, names)
     check_task_weights(run.training.task_weights, len(names))
+    if len(names) > 1 and run.data.negative_sampling_rate != 1.0:
+        raise ConfigError(f"data.negative_sampling_rate {run.data.negative_sampling_rate} "
+                          "recalibrates one label's probabilities: it takes one label, got "
+                          f"{run.schema.label!r}")
     return run
