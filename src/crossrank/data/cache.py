@@ -166,7 +166,7 @@ def encode_to_cache(
             batch = encoder.transform(table)
             if has_label is None:
                 has_label, has_ids = batch.label is not None, batch.ids is not None
-                if has_label:
+                if batch.label is not None:
                     label = _NpyAppender(cache_dir / "label.npy", np.float32,
                                          tuple(batch.label.shape[1:]))  # (T,) multi-task
                 if batch.weight is not None:

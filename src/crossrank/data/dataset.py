@@ -326,7 +326,8 @@ class EncodedDataset:
 
         Shape:
             dense (B, D_out) float32, sparse (B, F) int64, label (B,) float32 ((B, T) with T
-            tasks, NaN where a label is missing) or None when the data has no label, weight (B,) float32 or None when it has no weight column.
+            tasks, NaN where a label is missing) or None when the data has no label, weight
+            (B,) float32 or None when it has no weight column.
         """
         for _, batch in self._epoch(batch_size, shuffle=shuffle, seed=seed, start=start,
                                     stop=stop, drop_last=drop_last, rank=0, world_size=1):

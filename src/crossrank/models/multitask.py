@@ -33,6 +33,8 @@ class Body(Protocol):
 
     def body(self, dense: Tensor, embedded: Tensor | None) -> Tensor: ...
 
+    def body_cross_input(self, dense: Tensor, embedded: Tensor | None) -> Tensor: ...
+
     def regularization(self) -> Tensor: ...
 
     def cross_network(self) -> CrossNet | None: ...
@@ -122,18 +124,18 @@ class MultiTaskModel(RankingModel):
     def cross_network(self) -> CrossNet | None:
         """The shared body's cross network (shared_bottom); None for mmoe, whose K experts
         each have one and no single network explains the model."""
-        return self.body.cross_network() if self.arch == "shared_bottom" else None
+        return self._bodies()[0].cross_network() if self.arch == "shared_bottom" else None
 
     def cross_field_blocks(self) -> FieldBlocks:
         if self.cross_network() is None:
             raise self._no_cross_network()
-        return self.body.cross_field_blocks()
+        return self._bodies()[0].cross_field_blocks()
 
     def cross_input(self, dense: Tensor | None, categorical: Tensor | None) -> Tensor:
         if self.cross_network() is None:
             raise self._no_cross_network()
         dense, categorical = self.check_inputs(dense, categorical)
-        return self.body.body_cross_input(dense, self._embed(categorical))
+        return self._bodies()[0].body_cross_input(dense, self._embed(categorical))
 
     def _embed(self, categorical: Tensor | None) -> Tensor | None:
         if self.embedding is None or categorical is None:
@@ -144,7 +146,7 @@ class MultiTaskModel(RankingModel):
         dense, categorical = self.check_inputs(dense, categorical)
         embedded = self._embed(categorical)
         if self.arch == "shared_bottom":
-            shared = self.body.body(dense, embedded)  # (B, H)
+            shared = self._bodies()[0].body(dense, embedded)  # (B, H)
             features = [shared] * len(self.tasks)
         else:
             outs = torch.stack([e.body(dense, embedded) for e in self._bodies()],

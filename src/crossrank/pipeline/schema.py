@@ -93,7 +93,8 @@ def resolve_table_schema(section: SchemaConfig, path: str,
             raise ConfigError(f"schema.weight_column {weight!r} is also a {roles[weight]} "
                               "column: a weight is read with the row, never a feature or label")
     names = tuple(m.name for m in lists)
-    _check_declared(path, fmt, names)
+    _check_declared(path, fmt, [("multi-valued", n) for n in names]
+                    + [("label", n) for n in labels[1:]])
     exclude = section.exclude + names + labels[1:]
     if weight is not None and weight not in exclude:
         exclude += (weight,)
@@ -118,13 +119,14 @@ def resolve_table_schema(section: SchemaConfig, path: str,
     return inferred.schema, inferred
 
 
-def _check_declared(path: str, fmt: Format, names: tuple[str, ...]) -> None:
-    """A declared multi-valued column the first file lacks is an error naming it."""
-    if not names:
+def _check_declared(path: str, fmt: Format, roles: list[tuple[str, str]]) -> None:
+    """A declared multi-valued (or later label) column the first file lacks is an error
+    naming it; ``roles``: (role, column name) pairs."""
+    if not roles:
         return
     file = list_shards(path)[0]
     columns = file_columns(file, fmt)
-    absent = [("multi-valued", n) for n in names if n not in columns]
+    absent = [(role, n) for role, n in roles if n not in columns]
     if absent:
         raise BadInputError(f"not in the file: {describe_missing(absent, columns)}; its "
                             f"columns are {show_columns(columns)}", file=str(file),
