@@ -112,3 +112,20 @@ def test_bad_multi_task_values_are_one_line_errors(multi_run, tmp_path, capsys, 
     assert main(args + argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err, err
+
+
+def test_explain_reads_the_shared_body_and_refuses_mmoe_in_one_line(multi_run, tmp_path,
+                                                                      capsys):
+    root, _ = multi_run
+    capsys.readouterr()
+    assert main(["explain", str(root / "m"), "--out", str(tmp_path / "x")]) == 0
+    assert "the shared body of 2 tasks (click, conversion)" in capsys.readouterr().out
+    assert (tmp_path / "x" / "importance.json").is_file()
+    assert main(["train", "--data", str(root / "d.csv"), "--out", str(tmp_path / "mmoe"),
+                 "--label", "click,conversion", "--epochs", "1", "--model-option",
+                 "multitask.arch=mmoe", "--model-option", "multitask.num_experts=2",
+                 *SMALL]) == 0
+    capsys.readouterr()
+    assert main(["explain", str(tmp_path / "mmoe")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "has one per expert" in err and "\n" not in err

@@ -44,5 +44,8 @@ def explain_model_dir(model_dir: str | Path, *, data: str | None = None, fmt: st
     atomic_write_json(out / "source.json", {"model_dir": str(model_dir), "data": data})
     tables = [report["table"]] + ([report["factorization_table"]]
                                   if report["factorization_table"] else [])
+    if shared:
+        tables.insert(0, f"multi-task model: the cross network of{shared[1:]}, read by "
+                         "every task's tower")
     return "\n\n".join(tables) + f"\n\nwritten to {out}: " + ", ".join(
         str(Path(p).name) for p in report["paths"])

@@ -43,9 +43,10 @@ class TensorSource:
         if dense.dim() != 2:
             raise ValueError(f"dense must have shape (R, n_dense), got {tuple(dense.shape)}")
         rows = dense.shape[0]
-        if labels.dim() not in (1, 2) or labels.shape[0] != rows:
-            raise ValueError(f"labels must have shape ({rows},), or ({rows}, T) for T tasks, "
-                             f"like dense's rows, got {tuple(labels.shape)}")
+        if labels.shape != (rows,) and (labels.dim() != 2 or labels.shape[0] != rows
+                                        or labels.shape[1] < 2):
+            raise ValueError(f"labels must have shape ({rows},), or ({rows}, T) for T >= 2 "
+                             f"tasks, like dense's rows, got {tuple(labels.shape)}")
         if sparse is not None and (sparse.dim() != 2 or sparse.shape[0] != rows):
             raise ValueError(f"sparse must have shape ({rows}, F) or be None, got "
                              f"{tuple(sparse.shape)}")
