@@ -78,7 +78,7 @@ class SchemaConfig:
                                       "inference)")
     multi_valued: tuple[str, ...] = option((), help="multi-valued fields, never inferred: "
                                            "NAME:SEP[:KEY=VALUE]... with SEP a separator or "
-                                           "comma/space/tab/pipe/semicolon and KEY one of "
+                                           "comma/space/tab/pipe/semicolon/colon and KEY one of "
                                            "pooling (sum|mean|max), max_length (50), keep "
                                            "(first|last), min_count, hash_buckets, e.g. "
                                            "genres:pipe or history:space:pooling=mean:keep=last")

@@ -236,8 +236,12 @@ class FeatureEncoder:
         return self
 
     # ----------------------------------------------------------------- transform
-    def transform(self, table: pa.Table) -> EncodedBatch:
-        """Encode one table; columns are found by name (extra columns are ignored)."""
+    def transform(self, table: pa.Table, pad_lists: bool = True) -> EncodedBatch:
+        """Encode one table; columns are found by name (extra columns are ignored).
+
+        ``pad_lists=False`` leaves the multi-valued fields out of ``sparse`` (B, F): only their
+        jagged form in ``multi_valued`` (what the cache stores; padding them is wasted work).
+        """
         self._require_fit()
         if not isinstance(table, pa.Table):
             raise TypeError(f"table must be a pyarrow Table, got {type(table).__name__}")
@@ -259,7 +263,8 @@ class FeatureEncoder:
         for j, name in enumerate(self.schema.categorical):
             sparse[:, j] = self._field_ids(j, column(table, name))
         bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
-        sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
+        if pad_lists:
+            sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
         label = row_labels(table, self.schema.labels)
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
