@@ -166,8 +166,9 @@ def encode_to_cache(
             batch = encoder.transform(table, pad_lists=False)
             if has_label is None:
                 has_label, has_ids = batch.label is not None, batch.ids is not None
-                if has_label:
-                    label = _NpyAppender(cache_dir / "label.npy", np.float32, ())
+                if batch.label is not None:
+                    label = _NpyAppender(cache_dir / "label.npy", np.float32,
+                                         tuple(batch.label.shape[1:]))  # (T,) multi-task
                 if batch.weight is not None:
                     weight = _NpyAppender(cache_dir / "weight.npy", np.float32, ())
             if (batch.label is not None) != has_label or (batch.ids is not None) != has_ids or \

@@ -53,8 +53,7 @@ def column_roles(schema: TableSchema) -> dict[str, str]:
     weight or group (a group column that is also a feature or the id keeps that role)."""
     roles = {n: "dense" for n in schema.dense} | {n: "categorical" for n in schema.categorical}
     roles |= {n: "multi_valued" for n in schema.multi_valued_names}
-    if schema.label is not None:
-        roles[schema.label] = "label"
+    roles |= {n: "label" for n in schema.labels}
     if schema.id_column is not None:
         roles[schema.id_column] = "id"
     if schema.weight is not None:

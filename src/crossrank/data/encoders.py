@@ -44,7 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from crossrank.data.columns import as_float64, column, row_weights
+from crossrank.data.columns import as_float64, column, row_labels, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.field_ids import FEW_ROWS, few_field_ids, field_ids
 from crossrank.data.fit_stats import FitStats
@@ -269,12 +269,7 @@ class FeatureEncoder:
         bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
         if pad_lists:
             sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
-        label = None
-        if self.schema.label is not None and self.schema.label in table.column_names:
-            label = as_float64(column(table, self.schema.label), self.schema.label)
-            if np.isnan(label).any():
-                raise ValueError(f"label column {self.schema.label!r} has missing values")
-            label = label.astype(np.float32)
+        label = row_labels(table, self.schema.labels)
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
             ids = _ids(column(table, self.schema.id_column))
@@ -386,3 +381,4 @@ def _ids(arr: pa.Array) -> np.ndarray:
     if pa.types.is_integer(arr.type):
         return arr.to_numpy().astype(np.int64)
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.str_)
+

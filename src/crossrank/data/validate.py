@@ -301,19 +301,20 @@ def validate_columns(
             ids = pc.cast(ids, pa.string()) if pa.types.is_large_string(ids.type) else ids
         out.add(_null_mask(ids), schema.id_column, "missing_id", "missing id", None)
         typed[schema.id_column] = ids
-    if schema.label is not None:
-        raw = columns[schema.label]
-        out.add(_null_mask(raw), schema.label, "missing_label", "missing label", None)
-        values, flagged = _numeric(raw, schema.label, "label", out)
+    for i, (label, task) in enumerate(zip(schema.labels, schema.tasks)):
+        raw = columns[label]
+        if i == 0:  # a multi-task schema's later labels may be missing: that task is masked
+            out.add(_null_mask(raw), label, "missing_label", "missing label", None)
+        values, flagged = _numeric(raw, label, "label", out)
         v = values.fill_null(0.0).to_numpy()
-        if schema.task == "binary":
+        if task == "binary":
             wrong = ~((v == 0.0) | (v == 1.0))
             message = "label must be 0 or 1 for task 'binary', got {v}"
         else:
             wrong = ~np.isfinite(v)
             message = "label must be a finite number for task 'regression', got {v}"
-        out.add(wrong & ~flagged, schema.label, "bad_label", message, raw)
-        typed[schema.label] = values
+        out.add(wrong & ~flagged, label, "bad_label", message, raw)
+        typed[label] = values
     if schema.weight is not None:
         raw = columns[schema.weight]
         out.add(_null_mask(raw), schema.weight, "missing_weight", "missing weight", None)

@@ -11,7 +11,8 @@ whole batch at once (the cross layers as matrix products, never per-sample ``(B,
 batched products).
 
 Shape symbols (one table for the whole package):
-    B batch, F categorical fields, D embedding dim, N cross width, r rank, K experts, L layers.
+    B batch, F categorical fields, D embedding dim, N cross width, r rank, K experts, L layers,
+    T tasks (labels) of a multi-task model, H a body's output width.
 
 Weight layouts (stacked over layers so a kernel sees one pointer; each layer's slice is its
 own parameter data, never shared):

@@ -153,7 +153,7 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
                                  multi_valued_sizes=encoder.lists.sizes,
                                  multi_valued_widths=encoder.lists.widths,
                                  pooling=tuple(m.pooling for m in schema.multi_valued))
-    model = build_model(run.model.name, model_schema, run.model.config, task=schema.task)
+    model = build_model(run.model.name, model_schema, run.model.config, task=schema.tasks)
     model.to(cfg.device)
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
@@ -163,6 +163,7 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     checksums = _encoder_checksums(out / "encoder") if world.is_main and out is not None else {}
     inferred = prepared.inferred
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose, on_epoch=on_epoch,
+                      task_names=schema.labels,
                       metadata={"table_schema": schema.to_dict(),
                                 "data_format": resolved.data.format,
                                 "negative_sampling_rate": resolved.data.negative_sampling_rate,

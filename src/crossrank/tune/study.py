@@ -34,7 +34,7 @@ from crossrank.errors import ConfigError, DivergedError
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock
 from crossrank.pipeline.train_run import PreparedData, fit_prepared, prepare_run_data
-from crossrank.train.metrics import HIGHER_IS_BETTER, default_monitor
+from crossrank.train.multitask_metrics import higher_is_better, resolve_monitor
 from crossrank.tune.report import write_best_toml, write_plots, write_trials_csv
 from crossrank.tune.space import SearchSpace, as_layer, build_space
 
@@ -153,12 +153,12 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         if int(len(first.dataset) * run.training.valid_fraction) < 1:
             raise ConfigError(f"training.valid_fraction {run.training.valid_fraction} of "
                               f"{len(first.dataset)} rows holds out no row to validate on")
-        monitor = run.training.monitor or default_monitor(first.schema.task or "binary")
+        monitor = resolve_monitor(run.training.monitor, first.schema.tasks, first.schema.labels)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = optuna.storages.RDBStorage(f"sqlite:///{(out / 'study.db').resolve()}")
         study = optuna.create_study(
             storage=storage, study_name=STUDY_NAME,
-            direction="maximize" if HIGHER_IS_BETTER[monitor] else "minimize",
+            direction="maximize" if higher_is_better(monitor) else "minimize",
             load_if_exists=True,
             pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
         _check_same_study(study, _fingerprint(run, space), out)
