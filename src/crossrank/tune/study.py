@@ -190,7 +190,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         study.sampler = optuna.samplers.TPESampler(seed=run.training.seed + len(study.trials))
         done = _finished(study)
         log(f"tuning {run.model.name} on valid {monitor} ({study.direction.name.lower()}"
-            + (f", mean of {folds} folds" if folds > 1 else "") + f"), {trials} trials" + (f", {done} already in {out / 'study.db'}" if done else "")
+            + (f", mean of {folds} folds" if folds > 1 else "") + f"), {trials} trials"
+            + (f", {done} already in {out / 'study.db'}" if done else "")
             + "; search space:\n" + space.describe())
         runner = _Runner(study, space, base, data, first, monitor, trials, out, log, folds)
         if done < trials:
