@@ -133,12 +133,14 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _integer(text: str) -> int | str:
-    """A flag's integer, or its text as typed (for the one-line error of the check it fails)."""
+def _integer(text: str) -> int:
+    """``--folds``' integer (its range is checked by tune), or one line saying it is not."""
     try:
         return int(text)
     except ValueError:
-        return text
+        from crossrank.errors import ConfigError
+
+        raise ConfigError(f"--folds must be a positive integer, got {text!r}") from None
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
