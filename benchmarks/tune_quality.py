@@ -13,7 +13,8 @@ family's default space (``crossrank tune --help``), each trial validating on ``-
 splits of the training rows (``crossrank tune --folds``). ``best.toml`` is then trained by
 ``crossrank train --config best.toml --seed S`` for seeds 0..4 and each model scored on the
 test rows by ``crossrank evaluate``. It also checks that ``best.toml`` trained with the
-study's seed gives the best trial's fold-0 validation value exactly.
+study's seed prints the best trial's fold-0 validation value (to the five decimals
+train prints; the tests check it exactly).
 
 Reads ../shared/data (never copied into the repository).
 Run: .venv/bin/python benchmarks/tune_quality.py [--data criteo|movielens|both]
