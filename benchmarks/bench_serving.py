@@ -10,6 +10,9 @@ Printed, as one markdown table:
 * model only, 1 thread: PyTorch eager (the reference ops), ONNX Runtime on model.onnx, and the
   loaded ExportedProgram; batch-1 latency p50/p99 over ``--calls`` calls and rows/s at batch
   4,096 (inputs already encoded);
+* the anchor of issue #14's ONNX target measured in this run (:mod:`serving_anchor`: the same
+  shape as a plain PyTorch module exported to ONNX), alternating with crossrank's
+  ``model.onnx``, and their ratio;
 * ``Scorer`` raw rows -> scores at batch 4,096, encoding included (an Arrow table, and a list
   of dicts as JSON would give), 1 thread;
 * HTTP end to end: ``crossrank serve`` in a subprocess (1 ONNX Runtime thread) and a bounded
@@ -40,7 +43,10 @@ import torch
 from crossrank.data import FeatureEncoder, criteo_schema, make_synthetic_clicks
 from crossrank.models import FeatureSchema, build_model
 from crossrank.serving import Scorer
-from crossrank.serving.export import export_model, sample_inputs, scoring_graph
+from crossrank.serving.export import INPUT_NAMES, export_model, sample_inputs, scoring_graph
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_anchor import compare  # noqa: E402  (the benchmarks folder is not a package)
 
 BATCH = 4096
 
@@ -113,6 +119,56 @@ def scorer_rows(onnx_dir: Path) -> list[list[str]]:
         rate = rows_per_second(lambda r=rows: scorer.score(r), BATCH)
         out.append([f"Scorer, raw rows -> scores, batch 4,096 ({name})", "", "", f"{rate:,.0f}"])
     return out
+
+
+def multi_valued_rows(out: Path, calls: int) -> list[list[str]]:
+    """The benchmark's model with one more field, ``M1``: 5 '|'-joined Zipf ids of 100,000
+    (vocabulary fitted on 200,000 rows, sum pooling), exported to ONNX; the model alone and
+    the Scorer, against the one-hot rows above."""
+    import dataclasses
+
+    import onnxruntime as ort
+    from bench_encode import multi_valued_column
+
+    from crossrank.data.multi_valued import MultiValuedSpec
+
+    schema = dataclasses.replace(criteo_schema(), multi_valued=(MultiValuedSpec("M1", "|"),))
+
+    def rows(n: int, seed: int):  # type: ignore[no-untyped-def]
+        table = make_synthetic_clicks(n, seed=seed)
+        return table.append_column("M1", multi_valued_column(n, seed))
+
+    encoder = FeatureEncoder(schema, hash_buckets=99_999)
+    encoder.fit([rows(200_000, 0)])
+    features = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
+                             vocab_sizes=encoder.vocab_sizes, embedding_dim=16,
+                             multi_valued=schema.multi_valued_names,
+                             multi_valued_sizes=encoder.lists.sizes,
+                             multi_valued_widths=encoder.lists.widths, pooling=("sum",))
+    torch.manual_seed(0)
+    model = build_model("dcn", features, {"structure": "stacked", "deep_layers": [512, 256],
+                                          "cross": {"rank": 64, "num_layers": 3}}).eval()
+    export_model(model, encoder, schema, out / "mv_onnx", fmt="onnx")
+    graph, kinds = scoring_graph(model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    session = ort.InferenceSession(str(out / "mv_onnx" / "model.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+
+    def run(xs):  # type: ignore[no-untyped-def]
+        return session.run(None, {INPUT_NAMES[k]: x.numpy() for k, x in zip(kinds, xs,
+                                                                             strict=True)})
+
+    one, big = (sample_inputs(model, kinds, n, seed=n) for n in (1, BATCH))
+    p50, p99 = latency(lambda: run(one), calls)
+    rate = rows_per_second(lambda: run(big), BATCH)
+    scorer = Scorer(out / "mv_onnx", threads=1)
+    table = rows(BATCH, 3).drop_columns(["label"])
+    scored = rows_per_second(lambda: scorer.score(table), BATCH)
+    return [["with a 5-element multi-valued field: ONNX Runtime (model.onnx), 1 thread",
+             f"{p50:.3f}", f"{p99:.3f}", f"{rate:,.0f}"],
+            ["with a 5-element multi-valued field: Scorer, batch 4,096 (Arrow table)", "", "",
+             f"{scored:,.0f}"]]
 
 
 async def load(port: int, bodies: list[bytes], concurrency: int) -> tuple[np.ndarray, float]:
@@ -189,13 +245,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="batch-1 calls per model")
     parser.add_argument("--requests", type=int, default=2000,
                         help="1-row HTTP requests per concurrency (100-row: a fifth)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of the anchor and crossrank's ONNX model")
     parser.add_argument("--quick", action="store_true", help="small counts: checks it runs")
     args = parser.parse_args()
     if args.quick:
-        args.calls, args.requests = 200, 200
+        args.calls, args.requests, args.rounds = 200, 200, 1
     with tempfile.TemporaryDirectory() as tmp:
         onnx_dir, pt2_dir, model = build(Path(tmp))
-        rows = model_rows(onnx_dir, pt2_dir, model, args.calls) + scorer_rows(onnx_dir)
+        rows = model_rows(onnx_dir, pt2_dir, model, args.calls)
+        rows += compare(onnx_dir / "model.onnx", rounds=args.rounds, calls=args.calls // 2)
+        rows += scorer_rows(onnx_dir) + multi_valued_rows(Path(tmp), args.calls)
         rows += http_rows(onnx_dir, args.requests)
     print(f"\n{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}\n")

@@ -207,3 +207,42 @@ def test_a_failure_travels_between_ranks_as_the_same_error():
     assert type(got) is FileNotFoundError and str(got) == "no data files in 'x'"
     got = travel(MemoryError("out of memory"))
     assert type(got) is RuntimeError and str(got) == "rank 1 failed: MemoryError: out of memory"
+
+
+def test_a_multi_valued_field_trains_on_two_ranks_as_in_one_process(tmp_path):
+    """Jagged multi-valued ids go through the shard encoding (vocabulary merged over both
+    ranks' files), the cache and the ranks' shares of each batch like the other fields."""
+    data = tmp_path / "csv"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    genres = np.array(["Action", "Comedy", "Drama", "Horror", "Romance", "Western", "Noir"])
+    for k, rows in enumerate((700, 900, 600)):
+        lines = ["click,price,user,genres"]
+        for _ in range(rows):
+            picked = rng.choice(genres, rng.integers(0, 6))  # 0..5 elements, repeats allowed
+            click = int(rng.random() < (0.7 if "Action" in picked else 0.25))
+            lines.append(f"{click},{rng.random():.3f},u{rng.integers(0, 30)},{'|'.join(picked)}")
+        (data / f"part-{k}.csv").write_text("\n".join(lines) + "\n")
+    argv = ["--data", str(data), "--format", "csv", "--label", "click",
+            "--multi-valued", "genres:pipe:pooling=mean:max_length=4:keep=last",
+            "--epochs", "2", "--batch-size", "64", "--embedding-dim", "4",
+            "--model-option", "cross.rank=2", "--model-option", "deep_layers=[8]",
+            "--model-option", "sparse_gradients=true", "--threads", "1", "--no-progress",
+            "--optimizer", "sgd", "--lr", "0.1", "--min-count", "2"]
+    ranks = train_on_two_ranks(tmp_path, "ddp", ["--out", str(tmp_path / "ddp"), *argv])
+    for rank in ranks:
+        assert rank["code"] == 0, rank["output"]
+    # each rank parsed its own files, every file once
+    assert all(r["parsed"] for r in ranks)
+    assert sorted(ranks[0]["parsed"] + ranks[1]["parsed"]) == [f"part-{k}.csv" for k in range(3)]
+    assert train_in_this_process(["--out", str(tmp_path / "one"), *argv]) == 0
+    ddp, one = tmp_path / "ddp", tmp_path / "one"
+    same_bytes(ddp / "encoder", one / "encoder")
+    same_bytes(ddp / "cache", one / "cache")
+    manifest = json.loads((ddp / "cache" / "manifest.json").read_text())
+    assert [m["name"] for m in manifest["multi_valued"]] == ["genres"]
+    rtol, atol = TOLERANCES[torch.float32]
+    mine, ref = load_file(ddp / "model.safetensors"), load_file(one / "model.safetensors")
+    assert mine.keys() == ref.keys() and any("bags" in k for k in ref)
+    for name, value in ref.items():
+        np.testing.assert_allclose(mine[name], value, rtol=rtol, atol=atol, err_msg=name)

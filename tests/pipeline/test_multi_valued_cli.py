@@ -3,6 +3,7 @@ CSV with a ``|``-joined column and on Parquet ``list<string>``."""
 
 import csv
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -126,3 +127,37 @@ def test_a_schema_file_declares_them_too_and_a_conflict_is_named(files, tmp_path
                              str(files / "train.csv"), "csv")
     with pytest.raises(ConfigError, match="schema.multi_valued: .*NAME:SEPARATOR"):
         SchemaConfig(multi_valued=("genres",))
+
+
+def test_a_config_file_gives_a_table_per_field(files, tmp_path, capsys):
+    """[schema.multi_valued.NAME] tables train the model the spec string trains."""
+    from crossrank.pipeline.config_file import read_config_file
+
+    config = tmp_path / "run.toml"
+    config.write_text('[schema]\nlabel = "click"\nid_column = "id"\n\n'
+                      '[schema.multi_valued.genres]\nseparator = "|"\npooling = "mean"\n'
+                      'max_length = 3\n')
+    assert read_config_file(config)["schema"]["multi_valued"] == [
+        "genres:pipe:pooling=mean:max_length=3"]
+    out = tmp_path / "table_model"
+    assert main(["train", "--data", str(files / "train.csv"), "--config", str(config),
+                 "--out", str(out), *SMALL]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["table_schema"]["multi_valued"][0] == {
+        "name": "genres", "separator": "|", "pooling": "mean", "max_length": 3,
+        "keep": "first", "min_count": 1, "hash_buckets": None}
+    # a list of tables with names reads the same; a colon separator survives the spec string
+    config.write_text('[schema]\nmulti_valued = [{name = "genres", separator = ":"}]\n')
+    assert read_config_file(config)["schema"]["multi_valued"] == ["genres:colon"]
+    for body, message in [
+        ('[schema.multi_valued.genres]\nseparator = "|"\npoolin = "mean"\n',
+         r"run.toml: schema.multi_valued: unknown multi-valued keys \['poolin'\]"),
+        ('[schema.multi_valued.genres]\npooling = "median"\n',
+         "multi-valued 'genres': pooling must be one of"),
+        ('[schema.multi_valued]\ngenres = "|"\n', "one table per column name"),
+    ]:
+        config.write_text(body)
+        assert main(["train", "--data", str(files / "train.csv"), "--config", str(config),
+                     "--out", str(tmp_path / "bad"), *SMALL]) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and len(err.strip().splitlines()) == 1, err

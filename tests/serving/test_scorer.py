@@ -55,6 +55,28 @@ def test_scores_equal_crossrank_predict_from_a_file_rows_and_a_table(criteo_expo
     assert scorer.score([]).shape == (0,)
 
 
+def test_a_pandas_data_frame_scores_like_the_records(criteo_export, genres_export, tmp_path):
+    """pandas' own missing values (NaN in a float column, None or pd.NA in an object or
+    nullable column) are missing values, a ``category`` column reads as its texts, and the
+    index is ignored."""
+    pd = pytest.importorskip("pandas")
+    model_dir, export_dir, data = criteo_export
+    expected = _predicted(model_dir, data, tmp_path / "scores.csv")
+    scorer = Scorer(export_dir, threads=1)
+    frame = pd.DataFrame(_records(model_dir, data), index=np.arange(5, 5 + len(expected)) * 3)
+    assert frame["I1"].dtype == np.float64 and frame["I1"].isna().any()  # None became NaN
+    assert frame["C3"].isna().any()
+    frame["C1"] = frame["C1"].astype("category")
+    frame["C2"] = frame["C2"].astype("string")  # pandas' nullable text: pd.NA for missing
+    np.testing.assert_allclose(scorer.score(frame), expected, rtol=0, atol=PREDICT_ATOL)
+    model_dir, export_dir, data = genres_export
+    expected = _predicted(model_dir, data, tmp_path / "genres.csv")
+    lists = [dict(r, genres=None if r["genres"] is None else r["genres"].split("|"))
+             for r in _genres_records(data)]
+    got = Scorer(export_dir, threads=1).score(pd.DataFrame(lists))  # an object column of lists
+    np.testing.assert_allclose(got, expected, rtol=0, atol=PREDICT_ATOL)
+
+
 @pytest.mark.parametrize("export", ["criteo_export", "genres_export"])
 def test_the_scoring_path_imports_no_torch(export, request):
     """In a process where importing torch raises, the Scorer scores; torch stays unloaded

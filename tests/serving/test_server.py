@@ -215,6 +215,40 @@ def test_micro_batches_hold_whole_requests_and_isolate_a_bad_one(criteo_export):
     assert metrics.batches == 5 and metrics.batch_rows == 27
 
 
+def test_a_lone_request_is_scored_at_once_and_arriving_ones_are_waited_for(criteo_export):
+    """With a minute's max wait, a request with no other on its way is scored without waiting;
+    while another is being received (``arriving``), the batch waits for it and both share one
+    model call."""
+    model_dir, export_dir, data = criteo_export
+    scorer = Scorer(export_dir, threads=1)
+    records = _records(model_dir, data)[:9]
+    expected = scorer.score(records)
+    a, b, c = (from_records(records[i:i + 3], scorer.schema) for i in range(0, 9, 3))
+
+    async def run():
+        metrics = Metrics()
+        batcher = Batcher(scorer, max_batch_rows=64, max_wait_ms=60_000, metrics=metrics)
+        batcher.start()
+        try:
+            alone = await asyncio.wait_for(batcher.score(a, 3), timeout=20)  # not 60 s
+            assert metrics.batches == 1
+            gate = batcher.arriving()
+            gate.__enter__()  # a request is being received
+            waiting = asyncio.ensure_future(batcher.score(b, 3))
+            await asyncio.sleep(0.3)
+            assert not waiting.done() and metrics.batches == 1  # held for the arriving one
+            late = asyncio.ensure_future(batcher.score(c, 3))
+            gate.__exit__(None, None, None)
+            together = await asyncio.wait_for(asyncio.gather(waiting, late), timeout=20)
+            return alone, together, metrics
+        finally:
+            await batcher.stop()
+
+    alone, (second, third), metrics = asyncio.run(run())
+    np.testing.assert_allclose(np.concatenate([alone, second, third]), expected, atol=1e-7)
+    assert metrics.batches == 2 and metrics.batch_rows == 9
+
+
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(server):
     url, proc, records, expected = server
     port = int(url.rsplit(":", 1)[1])

@@ -145,3 +145,46 @@ def test_a_run_after_another_starts_from_the_processs_thread_count(clicks, tmp_p
         assert torch.get_num_threads() == default
     finally:
         torch.set_num_threads(default)
+
+
+def test_folds_validate_on_disjoint_blocks_and_best_toml_gives_fold_0(clicks, tmp_path):
+    out = tmp_path / "s"
+    result = tune(_base(clicks), SPACE, out, trials=1, folds=3, log=lambda line: None)
+    rows = _rows(out)
+    for row in rows:
+        folds = [float(row[f"fold_{k}"]) for k in range(3)]
+        assert float(row["value"]) == sum(folds) / 3 and len(set(folds)) == 3
+    assert list(result.best_folds) == [float(rows[result.best_number][f"fold_{k}"])
+                                       for k in range(3)]
+    assert "mean of 3 folds" in (out / "best.toml").read_text()
+    # crossrank train --config best.toml validates on fold 0: its value, exactly
+    best = read_config_file(out / "best.toml")
+    fit = train_run(build_run_config(best), tmp_path / "again", verbose=False)
+    assert fit.best_metrics["logloss"] == result.best_folds[0]
+    # fold 1 is a plain run on the rows reordered so that its block (rows 480..540: 600 rows,
+    # 60 a block) comes last: the same training rows in the same order, the same validation
+    # rows, the same vocabulary and scaling (fitted on the same rows)
+    lines = clicks.read_text().splitlines()
+    header, body = lines[0], lines[1:]
+    moved = tmp_path / "fold1.csv"
+    moved.write_text("\n".join([header, *body[:480], *body[540:], *body[480:540]]) + "\n")
+    best["data"]["path"] = str(moved)
+    fit = train_run(build_run_config(best), tmp_path / "fold1", verbose=False)
+    assert fit.best_metrics["logloss"] == result.best_folds[1]
+
+
+def test_a_study_refuses_other_folds_and_folds_that_do_not_fit(clicks, tmp_path):
+    out = tmp_path / "s"
+    tune(_base(clicks), SPACE, out, trials=1, folds=2, log=lambda line: None)
+    with pytest.raises(ConfigError, match="holds a study with other --folds than these"):
+        tune(_base(clicks), SPACE, out, trials=2, log=lambda line: None)
+    assert len(_rows(out)) == 1
+    for folds in (0, 2.0, True, "2"):
+        with pytest.raises(ConfigError, match=f"--folds must be a positive integer, got "
+                                              f"{folds!r}"):
+            tune(_base(clicks), SPACE, tmp_path / "bad", trials=1, folds=folds)
+    with pytest.raises(ConfigError, match=r"--folds 11: 600 rows hold 10 disjoint validation "
+                                          r"blocks of training.valid_fraction 0.1; give "
+                                          r"--folds <= 10"):
+        tune(_base(clicks), SPACE, tmp_path / "bad", trials=1, folds=11)
+    assert not (tmp_path / "bad" / "study.db").exists()  # refused before any trial

@@ -129,3 +129,18 @@ def test_help_says_the_test_data_is_never_read(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "a test file is never an input" in text
     assert "Only the training data is read" in text and "dcn-mix:" in text
+
+
+@pytest.mark.parametrize("folds, message", [
+    ("0", "--folds must be a positive integer, got 0"),
+    ("2.5", "--folds must be a positive integer, got '2.5'"),
+    ("7", "--folds 7: 50 rows hold 5 disjoint validation blocks of training.valid_fraction "
+          "0.2; give --folds <= 5 or a smaller --valid-fraction"),
+])
+def test_bad_folds_are_one_line_before_any_trial(tmp_path, capsys, folds, message):
+    data = write_clicks(tmp_path / "clicks.csv", rows=50)
+    code = main(["tune", "--data", str(data), "--model", "dnn", "--valid-fraction", "0.2",
+                 "--folds", folds, "--out", str(tmp_path / "study")])
+    err = capsys.readouterr().err
+    assert code == 2 and err == f"crossrank tune: error: {message}\n"
+    assert not (tmp_path / "study" / "study.db").exists()

@@ -120,14 +120,27 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if tune_table is not None and not isinstance(tune_table, dict):
         raise ConfigError(f"{args.config}: 'tune' must be a table ([tune]), got {tune_table!r}")
     result = tune(base, tune_table, args.out, trials=args.trials,
-                  timeout=parse_duration(args.timeout), jobs=args.jobs, overwrite=args.overwrite)
+                  timeout=parse_duration(args.timeout), jobs=args.jobs, folds=_integer(args.folds),
+                  overwrite=args.overwrite)
     if result.best_number is None:
         print(f"no trial completed ({result.finished} finished); see {args.out}/trials.csv")
         return 1
+    folds = (f" (mean of {len(result.best_folds)} folds; fold 0, which train validates on: "
+             f"{result.best_folds[0]:.5f})" if len(result.best_folds) > 1 else "")
     print(f"best trial #{result.best_number} of {result.finished}: valid {result.monitor} "
-          f"{result.best_value:.5f}; train it with: crossrank train --config {args.out}/best.toml")
+          f"{result.best_value:.5f}{folds}; train it with: crossrank train --config {args.out}/best.toml")
     print("wrote " + ", ".join(str(f) for f in result.files))
     return 0
+
+
+def _integer(text: str) -> int:
+    """``--folds``' integer (its range is checked by tune), or one line saying it is not."""
+    try:
+        return int(text)
+    except ValueError:
+        from crossrank.errors import ConfigError
+
+        raise ConfigError(f"--folds must be a positive integer, got {text!r}") from None
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -80,7 +80,8 @@ def _add_tune_parser(sub: Any) -> None:
                                   "(seeded by --seed, as every trial's training is). Each "
                     "trial trains on --data and is scored by its best epoch's validation "
                     "metric (training.monitor) on the last training.valid_fraction of --data's "
-                    "rows, as crossrank train is; trials worse than the median of earlier ones "
+                    "rows, as crossrank train is (with --folds K, the mean over K disjoint "
+                    "blocks of that size, that split first); trials worse than the median of earlier ones "
                     "at the same epoch are pruned. Only the training data is read: a test "
                     "file is never an input, so test metrics stay honest (evaluate "
                     "OUT/best.toml's model on it afterwards). Every trial starts from the "
@@ -108,6 +109,13 @@ def _add_tune_parser(sub: Any) -> None:
                             "(default: 50)")
     study.add_argument("--timeout", default=None, metavar="DURATION",
                        help="stop starting trials after this long, e.g. 30m, 1h30m, 90s")
+    study.add_argument("--folds", default="1", metavar="K",  # checked by tune: one line
+                       help="validation splits per trial (default: 1): fold 0 is crossrank "
+                            "train's split (the last training.valid_fraction of --data), fold "
+                            "k the k-th block of that size before it, each fold trained on "
+                            "all other rows; a trial's value is the mean of its folds'. On "
+                            "small data (thousands of rows) 5 keeps trials from fitting one "
+                            "split's noise; each trial costs K trainings")
     study.add_argument("--out", default="runs/tune",
                        help="the study's directory (default: runs/tune); locked while tuning")
     study.add_argument("--overwrite", action="store_true",

@@ -163,11 +163,12 @@ def encode_to_cache(
     has_ids: bool | None = None
     try:
         for table in tables:
-            batch = encoder.transform(table)
+            batch = encoder.transform(table, pad_lists=False)
             if has_label is None:
                 has_label, has_ids = batch.label is not None, batch.ids is not None
-                if has_label:
-                    label = _NpyAppender(cache_dir / "label.npy", np.float32, ())
+                if batch.label is not None:
+                    label = _NpyAppender(cache_dir / "label.npy", np.float32,
+                                         tuple(batch.label.shape[1:]))  # (T,) multi-task
                 if batch.weight is not None:
                     weight = _NpyAppender(cache_dir / "weight.npy", np.float32, ())
             if (batch.label is not None) != has_label or (batch.ids is not None) != has_ids or \
@@ -177,7 +178,7 @@ def encode_to_cache(
             if weight is not None and batch.weight is not None:
                 weight.append(batch.weight)
             dense.append(batch.dense)
-            sparse.append(batch.sparse[:, :num_fields])  # multi-valued ids stored jagged
+            sparse.append(batch.sparse)  # (B, F); multi-valued ids stored jagged below
             lists.append(batch.multi_valued)
             if label is not None and batch.label is not None:
                 label.append(batch.label)

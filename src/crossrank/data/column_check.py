@@ -118,8 +118,8 @@ def check_columns(
             continue
         names = file_columns(file, fmt)
         wanted = [("id column", schema.id_column)] if schema.id_column is not None else []
-        if need_label and schema.label is not None:
-            wanted.append(("label", schema.label))
+        if need_label:
+            wanted += [("label", n) for n in schema.labels]
         wanted += [("dense", n) for n in schema.dense]
         wanted += [("categorical", n) for n in schema.categorical]
         wanted += [("multi-valued", n) for n in schema.multi_valued_names]
@@ -137,5 +137,5 @@ def check_columns(
         if doubled:
             raise BadInputError(f"column(s) {doubled} appear more than once",
                                 file=str(file), reason="bad_file")
-        has_label = has_label and schema.label in names
+        has_label = has_label and all(n in names for n in schema.labels)
     return has_label

@@ -66,3 +66,26 @@ def row_weights(table: pa.Table, name: str | None) -> np.ndarray | None:
     if not (weight >= 0).all():  # NaN (missing) fails too
         raise ValueError(f"weight column {name!r} has missing or negative values")
     return weight.astype(np.float32)
+
+
+def row_labels(table: pa.Table, names: tuple[str, ...]) -> np.ndarray | None:
+    """The label column ``names[0]`` as float32 (B,), or several labels (a multi-task schema)
+    as (B, T) with NaN where a later task's label is missing; None without labels or for a
+    table without the first (unlabelled data). A missing first label raises naming it.
+
+    Example:
+        >>> t = pa.table({"y": [1.0, 0.0], "z": [None, 1.0]})
+        >>> row_labels(t, ("y",)).tolist(), row_labels(t, ("y", "z")).tolist()
+        ([1.0, 0.0], [[1.0, nan], [0.0, 1.0]])
+    """
+    if not names or names[0] not in table.column_names:
+        return None
+    columns = []
+    for i, name in enumerate(names):
+        values = as_float64(column(table, name), name)
+        if i == 0 and np.isnan(values).any():
+            raise ValueError(f"label column {name!r} has missing values")
+        columns.append(values.astype(np.float32))
+    if len(columns) == 1:
+        return columns[0]
+    return np.stack(columns, axis=1)  # (B, T)

@@ -73,7 +73,8 @@ class SchemaConfig:
     file: str | None = option(None, help="schema JSON file: label, dense, categorical, "
                               "id_column, task")
     label: str | None = option(None, help="label column (none: Criteo's, or a column named "
-                               "'label')")
+                               "'label'); several, comma-separated (click,conversion), train "
+                               "one model with a tower per label (multi-task)")
     dense: tuple[str, ...] = option((), help="dense (numeric) feature columns; others inferred")
     categorical: tuple[str, ...] = option((), help="categorical feature columns; others inferred")
     id_column: str | None = option(None, help="row id column, carried through to predictions")
@@ -81,19 +82,53 @@ class SchemaConfig:
                                       "inference)")
     multi_valued: tuple[str, ...] = option((), help="multi-valued fields, never inferred: "
                                            "NAME:SEP[:KEY=VALUE]... with SEP a separator or "
-                                           "comma/space/tab/pipe/semicolon and KEY one of "
+                                           "comma/space/tab/pipe/semicolon/colon and KEY one of "
                                            "pooling (sum|mean|max), max_length (50), keep "
                                            "(first|last), min_count, hash_buckets, e.g. "
                                            "genres:pipe or history:space:pooling=mean:keep=last")
-    task: str | None = option(None, help="log-loss on 0/1 labels (binary) or MSE "
-                              "(regression); none: the schema file's, else binary",
-                              choices=(None, *TASKS))
+    task: str | None = option(None, help="binary (log-loss on 0/1 labels) or regression "
+                              "(MSE); one per label, comma-separated, or one for every label; "
+                              "none: the schema file's, else binary")
     weight_column: str | None = option(None, help="per-row weight column (finite, >= 0; "
                                        "missing or negative: a bad row): every loss and "
                                        "metric is weighted, weight 0 rows count for nothing")
 
     def __post_init__(self) -> None:
         self.multi_valued_specs()  # a bad spec is an error now, not when the data is read
+        labels = self.label_names()
+        if len(set(labels)) != len(labels) or not all(labels):
+            raise ConfigError(f"schema.label must name distinct columns, got {self.label!r}")
+        if self.task is not None:
+            self.task_names(len(labels) or 1)
+
+    def label_names(self) -> tuple[str, ...]:
+        """The label columns named (comma-separated), none when ``label`` is None.
+
+        Example:
+            >>> SchemaConfig(label="click, conversion").label_names()
+            ('click', 'conversion')
+        """
+        return () if self.label is None else tuple(n.strip() for n in self.label.split(","))
+
+    def task_names(self, count: int) -> tuple[str, ...]:
+        """The task of each of ``count`` labels: one per label, or one repeated for every label
+        (none given: binary).
+
+        Example:
+            >>> SchemaConfig(task="binary").task_names(2)
+            ('binary', 'binary')
+        """
+        tasks = tuple(t.strip() for t in (self.task or "binary").split(","))
+        bad = [t for t in tasks if t not in TASKS]
+        if bad:
+            raise ConfigError(f"schema.task must be one of {list(TASKS)} (one per label, "
+                              f"comma-separated), got {self.task!r}")
+        if len(tasks) == 1:
+            return tasks * count
+        if len(tasks) != count:
+            raise ConfigError(f"schema.task names {len(tasks)} tasks ({self.task!r}) for "
+                              f"{count} labels ({self.label!r}): give one per label, or one")
+        return tasks
 
     def multi_valued_specs(self) -> tuple[MultiValuedSpec, ...]:
         """The ``multi_valued`` spec strings, parsed."""

@@ -195,8 +195,9 @@ class EncodedDataset:
                         ("weight", self._weight)):
             if a is not None and len(a) != n:
                 raise ValueError(f"{name} has {len(a)} rows, sparse has {n}")
-        if self._label is not None and self._label.ndim != 1:
-            raise ValueError(f"label must be 1-D, got shape {self._label.shape}")
+        if self._label is not None and self._label.ndim not in (1, 2):
+            raise ValueError(f"label must be (N,) or (N, T) (T tasks), got shape "
+                             f"{self._label.shape}")
 
     # ------------------------------------------------------------------- views
     def __len__(self) -> int:
@@ -324,8 +325,9 @@ class EncodedDataset:
         resume mid-epoch (``start = batches_done * batch_size``) or take a shard of it.
 
         Shape:
-            dense (B, D_out) float32, sparse (B, F) int64, label (B,) float32 or None when the
-            data has no label, weight (B,) float32 or None when it has no weight column.
+            dense (B, D_out) float32, sparse (B, F) int64, label (B,) float32 ((B, T) with T
+            tasks, NaN where a label is missing) or None when the data has no label, weight
+            (B,) float32 or None when it has no weight column.
         """
         for _, batch in self._epoch(batch_size, shuffle=shuffle, seed=seed, start=start,
                                     stop=stop, drop_last=drop_last, rank=0, world_size=1):

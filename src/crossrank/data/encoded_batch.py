@@ -18,8 +18,9 @@ class EncodedBatch:
         ids: (B,) int64 or unicode (``numpy.str_``) or None; weight: float32 (B,) or None
         (the schema's weight column, finite and >= 0). With multi-valued fields,
         ``sparse`` is (B, F + sum of their widths): each field's ids padded with -1 after the
-        categorical ids (the models' input), and ``multi_valued`` holds each field's jagged
-        ids, values (E,) and offsets (B+1,) int64.
+        categorical ids (the models' input; (B, F) when encoded with ``pad_lists=False``),
+        and ``multi_valued`` holds each field's jagged ids, values (E,) and offsets (B+1,)
+        int64.
 
     Example:
         >>> b = EncodedBatch(np.zeros((2, 3), np.float32), np.zeros((2, 4), np.int64), None, None)

@@ -43,12 +43,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from crossrank.data.columns import as_float64, as_text, column, row_weights
+from crossrank.data.columns import as_float64, column, row_labels, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
+from crossrank.data.field_ids import FEW_ROWS, few_field_ids, field_ids
 from crossrank.data.fit_stats import FitStats
-from crossrank.data.hashing import stable_hash64
 from crossrank.data.multi_valued import join_padded
 from crossrank.data.multi_valued_encoder import MultiValuedEncoder
 from crossrank.data.oov_share import expected_shares
@@ -236,56 +235,46 @@ class FeatureEncoder:
         return self
 
     # ----------------------------------------------------------------- transform
-    def transform(self, table: pa.Table) -> EncodedBatch:
-        """Encode one table; columns are found by name (extra columns are ignored)."""
+    def transform(self, table: pa.Table, pad_lists: bool = True) -> EncodedBatch:
+        """Encode one table; columns are found by name (extra columns are ignored).
+
+        ``pad_lists=False`` leaves the multi-valued fields out of ``sparse`` (B, F): only their
+        jagged form in ``multi_valued`` (what the cache stores; padding them is wasted work).
+        """
         self._require_fit()
         if not isinstance(table, pa.Table):
             raise TypeError(f"table must be a pyarrow Table, got {type(table).__name__}")
         n = table.num_rows
         d = len(self.schema.dense)
         dense = np.zeros((n, len(self.dense_names)), dtype=np.float32)
+        x = np.empty((n, d))  # (B, D) float64: every dense column, then one pass each step
         for i, name in enumerate(self.schema.dense):
-            x = as_float64(column(table, name), name)
-            missing = np.isnan(x)
-            if self.dense_transform == "log1p":
-                x = np.log1p(np.maximum(x, 0.0))
-            elif self.dense_transform == "standardize":
-                x = (x - self._mean[i]) / self._std[i]
-            x[missing] = 0.0
-            dense[:, i] = x  # (B,) into column i of (B, D_out)
-            if self.missing_indicator:
-                dense[:, d + i] = missing
+            x[:, i] = as_float64(column(table, name), name)
+        missing = np.isnan(x)
+        if self.dense_transform == "log1p":
+            x = np.log1p(np.maximum(x, 0.0))
+        elif self.dense_transform == "standardize":
+            x = (x - self._mean) / self._std
+        x[missing] = 0.0
+        dense[:, :d] = x
+        if self.missing_indicator:
+            dense[:, d:] = missing
         sparse = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
         for j, name in enumerate(self.schema.categorical):
-            sparse[:, j] = self._field_ids(j, column(table, name))
+            values = column(table, name)
+            vocab = None if self.hash_buckets is not None or self._vocabs is None \
+                else self._vocabs[j]
+            few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
+            sparse[:, j] = field_ids(values, vocab, self.hash_buckets) if few is None else few
         bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
-        sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
-        label = None
-        if self.schema.label is not None and self.schema.label in table.column_names:
-            label = as_float64(column(table, self.schema.label), self.schema.label)
-            if np.isnan(label).any():
-                raise ValueError(f"label column {self.schema.label!r} has missing values")
-            label = label.astype(np.float32)
+        if pad_lists:
+            sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
+        label = row_labels(table, self.schema.labels)
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
             ids = _ids(column(table, self.schema.id_column))
         return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, multi_valued=bags,
                             weight=row_weights(table, self.schema.weight))
-
-    def _field_ids(self, j: int, values: pa.Array) -> np.ndarray:
-        if pa.types.is_dictionary(values.type):
-            encoded = values
-        else:
-            encoded = pc.dictionary_encode(as_text(values))
-        uniques = as_text(encoded.dictionary)
-        if self.hash_buckets is not None:
-            h = stable_hash64(uniques)
-            table = (h % np.uint64(self.hash_buckets)).astype(np.int64) + 1
-        else:
-            assert self._vocabs is not None
-            table = self._vocabs[j].lookup(uniques)
-        table = np.append(table, MISSING_ID)  # null codes point past the end -> MISSING_ID
-        return table[encoded.indices.fill_null(len(uniques)).to_numpy()]
 
     # ----------------------------------------------------------------- persistence
     def _header(self) -> dict[str, Any]:
@@ -392,3 +381,4 @@ def _ids(arr: pa.Array) -> np.ndarray:
     if pa.types.is_integer(arr.type):
         return arr.to_numpy().astype(np.int64)
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.str_)
+

@@ -105,6 +105,24 @@ def stable_hash64(values: pa.Array) -> np.ndarray:
     return _fmix64(_fnv(h, data, offsets[:-1], lengths))
 
 
+def stable_hash64_one(data: bytes) -> int:
+    """:func:`stable_hash64` of one value's UTF-8 bytes, in plain Python integers: for a few
+    values (one row being scored), where even the small vectorised path costs ~40 us a call.
+
+    Example:
+        >>> stable_hash64_one("a".encode()) == int(stable_hash64(pa.array(["a"]))[0])
+        True
+    """
+    x = FNV_OFFSET
+    for byte in data:
+        x = ((x ^ byte) * FNV_PRIME) & _MASK64
+    x ^= x >> 33
+    x = (x * FMIX_C1) & _MASK64
+    x ^= x >> 33
+    x = (x * FMIX_C2) & _MASK64
+    return x ^ (x >> 33)
+
+
 def _fnv_small(h: np.ndarray, data: np.ndarray, starts: np.ndarray,
                lengths: np.ndarray) -> np.ndarray:
     """FNV-1a continued from ``h``, byte by byte in Python integers: for a few bytes in all

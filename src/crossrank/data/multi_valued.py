@@ -3,8 +3,16 @@
 Declared, never inferred, by a spec string ``NAME:SEP[:KEY=VALUE]...`` (``--multi-valued``,
 ``schema.multi_valued``), e.g. ``genres:|`` or ``history:comma:pooling=mean:max_length=20:
 keep=last``. ``SEP`` is the text between the elements of a joined string (``comma``,
-``space``, ``tab``, ``pipe`` and ``semicolon`` name those characters); a Parquet
-``list<string>`` or ``list<int>`` column needs no separator but takes one all the same. Keys:
+``space``, ``tab``, ``pipe``, ``semicolon`` and ``colon`` name those characters); a Parquet
+``list<string>`` or ``list<int>`` column needs no separator but takes one all the same. A config
+file may give a table per field instead (:func:`spec_texts`)::
+
+    [schema.multi_valued.history]
+    separator = " "
+    pooling = "mean"
+    keep = "last"
+
+Keys:
 
 * ``pooling``: ``sum`` (default), ``mean`` or ``max`` of the elements' embeddings;
 * ``max_length``: at most this many elements per row (default 50), the ``keep`` end;
@@ -47,7 +55,8 @@ POOLINGS: tuple[str, ...] = ("sum", "mean", "max")
 KEEPS: tuple[str, ...] = ("first", "last")
 MAX_LIST_LENGTH = 10_000  # elements in one row's list; more is a bad row
 PAD_ID = -1  # the padding of padded ids: no element
-_SEPARATORS = {"comma": ",", "space": " ", "tab": "\t", "pipe": "|", "semicolon": ";"}
+_SEPARATORS = {"comma": ",", "space": " ", "tab": "\t", "pipe": "|", "semicolon": ";",
+               "colon": ":"}
 
 
 @dataclass(frozen=True)
@@ -149,6 +158,29 @@ keep='first', min_count=1, hash_buckets=None)
         else:
             values[key] = value
     return MultiValuedSpec(**values)
+
+
+def spec_texts(value: Any) -> Any:
+    """A config file's ``multi_valued`` as spec strings: a table per field (keyed by column
+    name, or a list of tables with ``name``) or spec strings as they are; other values are
+    returned unchanged for the option's own type check.
+
+    Example:
+        >>> spec_texts({"genres": {"separator": "|", "pooling": "mean"}})
+        ['genres:pipe:pooling=mean']
+        >>> spec_texts([{"name": "tags", "separator": ","}, "history:space"])
+        ['tags:comma', 'history:space']
+    """
+    if isinstance(value, Mapping):
+        value = [{"name": name, **table} if isinstance(table, Mapping) else table
+                 for name, table in value.items()]
+        if any(not isinstance(item, Mapping) for item in value):
+            raise ValueError("a table of multi-valued fields holds one table per column name, "
+                             "e.g. [schema.multi_valued.genres] separator = \"|\"")
+    if not isinstance(value, list):
+        return value
+    return [MultiValuedSpec.from_dict(item).to_text() if isinstance(item, Mapping) else item
+            for item in value]
 
 
 def _lists(values: pa.Array, separator: str) -> pa.Array:

@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 
+from crossrank.data.column_roles import column_roles, column_type_problem
 from crossrank.data.files import compression_of
 from crossrank.data.rejects import BadInputError, RejectsLog, report
 from crossrank.data.schema import TableSchema
-from crossrank.data.validate import column_roles, column_type_problem, validate_columns
+from crossrank.data.validate import validate_columns
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq

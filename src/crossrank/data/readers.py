@@ -133,7 +133,7 @@ def iter_tables(
     files = list_shards(path)
     unread_label = schema.label if skip_label else None
     if skip_label:
-        schema = replace(schema, label=None)
+        schema = replace(schema, label=None, extra_labels=(), extra_tasks=())
 
     def pieces() -> Iterator[pa.Table]:
         for file in files:
@@ -183,8 +183,7 @@ def empty_table(schema: TableSchema) -> pa.Table:
     """A zero-row table with the reader's column types."""
     types = {n: pa.string() for n in schema.categorical + schema.multi_valued_names}
     types |= {n: pa.float64() for n in schema.dense}
-    if schema.label is not None:
-        types[schema.label] = pa.float64()
+    types |= {n: pa.float64() for n in schema.labels}
     if schema.id_column is not None:
         types[schema.id_column] = pa.string()
     if schema.weight is not None:

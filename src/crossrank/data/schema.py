@@ -55,6 +55,9 @@ class TableSchema:
         weight: optional per-row weight column (finite, >= 0) of every loss and metric.
         group: optional column grouping rows for the group AUC (a user, a query); it may be
             a feature or the id column too, never the label or the weight.
+        extra_labels: the labels of a multi-task schema after the first (``label``), read
+            after it; a missing value there is allowed (that task's loss is masked for the row).
+        extra_tasks: their tasks, one per extra label.
 
     Example:
         >>> s = TableSchema(label="y", dense=("age",), categorical=("city", "ad"))
@@ -72,6 +75,8 @@ class TableSchema:
     multi_valued: tuple[MultiValuedSpec, ...] = ()
     weight: str | None = None
     group: str | None = None
+    extra_labels: tuple[str, ...] = ()
+    extra_tasks: tuple[Task, ...] = ()
 
     def __post_init__(self) -> None:
         specs = tuple(self.multi_valued)
@@ -84,12 +89,21 @@ class TableSchema:
         object.__setattr__(self, "id_column", _optional_name(self.id_column, "id_column"))
         object.__setattr__(self, "weight", _optional_name(self.weight, "weight"))
         object.__setattr__(self, "group", _optional_name(self.group, "group"))
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        object.__setattr__(self, "extra_labels", _names(self.extra_labels, "extra_labels"))
+        object.__setattr__(self, "extra_tasks", tuple(self.extra_tasks))
+        for task in (self.task, *self.extra_tasks):
+            if task not in TASKS:
+                raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if len(self.extra_tasks) != len(self.extra_labels):
+            raise ValueError(f"{len(self.extra_labels)} extra labels {self.extra_labels} need "
+                             f"as many tasks, got {self.extra_tasks}")
+        if self.extra_labels and self.label is None:
+            raise ValueError("a multi-task schema needs its first label, got label=None")
         if not self.dense and not self.categorical and not self.multi_valued:
             raise ValueError("a schema needs at least one dense or categorical column, got none")
         seen: dict[str, str] = {}
         roles = [("id_column", self.id_column), ("label", self.label)]
+        roles += [("label", n) for n in self.extra_labels]
         roles += [("dense", n) for n in self.dense] + [("categorical", n) for n in self.categorical]
         roles += [("multi_valued", n) for n in self.multi_valued_names]
         roles.append(("weight", self.weight))
@@ -106,14 +120,30 @@ class TableSchema:
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        """Every column in reader order: id, label, dense, categorical, weight, group (absent
+        """Every column in reader order: id, labels, dense, categorical, weight, group (absent
         ones left out, the group when it is already another role's)."""
         head = tuple(n for n in (self.id_column, self.label) if n is not None)
-        names = head + self.dense + self.categorical + self.multi_valued_names
+        names = head + self.extra_labels + self.dense + self.categorical + self.multi_valued_names
         names += (self.weight,) if self.weight is not None else ()
         if self.group is not None and self.group not in names:
             names += (self.group,)
         return names
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every label column in task order (one for a single-task schema, none unlabelled).
+
+        Example:
+            >>> TableSchema(label="click", dense=("x",), categorical=(),
+            ...             extra_labels=("buy",), extra_tasks=("binary",)).labels
+            ('click', 'buy')
+        """
+        return ((self.label,) if self.label is not None else ()) + self.extra_labels
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """The task of each label in :attr:`labels` (one task when unlabelled)."""
+        return (self.task,) + self.extra_tasks
 
     @property
     def multi_valued_names(self) -> tuple[str, ...]:
@@ -127,17 +157,19 @@ class TableSchema:
 
     def without_label(self) -> TableSchema:
         """The same schema for unlabelled data (prediction input): no label, no weight."""
-        return replace(self, label=None, weight=None)
+        return replace(self, label=None, weight=None, extra_labels=(), extra_tasks=())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form; :meth:`from_dict` inverts it (``multi_valued`` only when
-        there are some, so schemas without them read as before)."""
+        there are some, so schemas without them read as before; a multi-task schema's
+        ``label`` and ``task`` are lists, one entry per task)."""
+        multi = bool(self.extra_labels)
         d: dict[str, Any] = {
-            "label": self.label,
+            "label": list(self.labels) if multi else self.label,
             "dense": list(self.dense),
             "categorical": list(self.categorical),
             "id_column": self.id_column,
-            "task": self.task,
+            "task": list(self.tasks) if multi else self.task,
             **({"weight": self.weight} if self.weight is not None else {}),
             **({"group": self.group} if self.group is not None else {}),
         }
@@ -158,12 +190,24 @@ class TableSchema:
         missing = sorted({"label", "dense", "categorical"} - set(d))
         if missing:
             raise ValueError(f"schema is missing required keys {missing}")
+        label, task = d["label"], d.get("task", "binary")
+        extra_labels: tuple[str, ...] = ()
+        extra_tasks: tuple[Any, ...] = ()
+        if isinstance(label, list | tuple):
+            labels = _names(label, "label")
+            tasks = tuple(task) if isinstance(task, list | tuple) else (task,) * len(labels)
+            if len(tasks) != len(labels) or not labels:
+                raise ValueError(f"schema labels {list(labels)} need one task each, got {task!r}")
+            (label, *rest), (task, *more) = labels, tasks
+            extra_labels, extra_tasks = tuple(rest), tuple(more)
         return cls(
-            label=d["label"],
+            label=label,
             dense=_names(d["dense"], "dense"),
             categorical=_names(d["categorical"], "categorical"),
             id_column=d.get("id_column"),
-            task=d.get("task", "binary"),
+            task=task,
+            extra_labels=extra_labels,
+            extra_tasks=extra_tasks,
             multi_valued=tuple(MultiValuedSpec.from_dict(m) for m in d.get("multi_valued", ())),
             weight=d.get("weight"),
             group=d.get("group"),

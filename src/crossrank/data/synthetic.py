@@ -25,6 +25,12 @@ one-hot: 0.75).
 ``b`` is solved for so that the mean click probability is ``positive_rate`` (on a reference
 sample of the world, so it does not depend on ``seed`` or ``num_rows``).
 
+With ``conversion_pairs``, a second label ``conversion`` is observed only on clicked rows
+(missing, null, on the others), drawn as ``Bernoulli(sigmoid(c + main_weight * sum_f s_f +
+conversion_weight * sum_{(f, g)} s_f s_g))`` over its own planted pairs, which may share
+fields (and scores) with the click's; ``c`` sets the mean conversion probability over all
+rows (before the click selects them) to ``conversion_rate``.
+
 ``world_seed`` fixes the click model (value ids, scores, intercept); ``seed`` draws rows from
 it. Files written with different ``seed`` are train and test samples of the same world.
 
@@ -72,6 +78,10 @@ class SyntheticSpec:
     dense_missing_rate: float
     positive_rate: float
     intercept: float
+    conversion_pairs: tuple[tuple[str, str], ...] = ()
+    conversion_weight: float = 0.0
+    conversion_rate: float = 0.0
+    conversion_intercept: float = 0.0
 
     @property
     def schema(self) -> TableSchema:
@@ -95,6 +105,7 @@ class SyntheticSpec:
         d["vocab_sizes"] = tuple(d["vocab_sizes"])
         d["planted_pairs"] = tuple(tuple(p) for p in d["planted_pairs"])
         d["planted_triples"] = tuple(tuple(t) for t in d["planted_triples"])
+        d["conversion_pairs"] = tuple(tuple(p) for p in d.get("conversion_pairs", ()))
         return cls(**d)
 
     @classmethod
@@ -173,6 +184,9 @@ def make_synthetic_clicks(
     categorical_missing_rate: float = 0.02,
     dense_missing_rate: float = 0.1,
     positive_rate: float = 0.22,
+    conversion_pairs: Sequence[tuple[int, int]] = (),
+    conversion_weight: float = 1.5,
+    conversion_rate: float = 0.3,
 ) -> pa.Table:
     """A Criteo-shaped click table with planted pairwise and three-way field crosses.
 
@@ -189,6 +203,11 @@ def make_synthetic_clicks(
             docstring).
         categorical_missing_rate, dense_missing_rate: chance a value is missing.
         positive_rate: target mean click probability.
+        conversion_pairs: 0-based field indices of the conversion label's planted pairs;
+            none: no conversion column (see the module docstring).
+        conversion_weight, conversion_rate: their logit weight, and the mean conversion
+            probability over all rows the intercept is solved for (clicked rows convert
+            more often when the crosses share fields and scores).
 
     Returns:
         The table; ``SyntheticSpec.from_table(table)`` gives the planted crosses by name.
@@ -218,6 +237,9 @@ def make_synthetic_clicks(
         raise ValueError(f"zipf_a must be > 0, got {zipf_a!r}")
     _check_fields(planted_pairs, 2, m, "planted_pairs")
     _check_fields(planted_triples, 3, m, "planted_triples")
+    _check_fields(conversion_pairs, 2, m, "conversion_pairs")
+    if conversion_pairs and not 0 < conversion_rate < 1:
+        raise ValueError(f"conversion_rate must be in (0, 1), got {conversion_rate!r}")
     for name, rate in (("categorical_missing_rate", categorical_missing_rate),
                        ("dense_missing_rate", dense_missing_rate)):
         if not 0 <= rate < 1:
@@ -236,8 +258,9 @@ def make_synthetic_clicks(
 
     def draw(
         rng: np.random.Generator, n: int
-    ) -> tuple[dict[str, pa.Array], np.ndarray, np.ndarray]:
-        """n rows, their logit without intercept and dense term, log1p(I1) (NaN if missing)."""
+    ) -> tuple[dict[str, pa.Array], np.ndarray, np.ndarray, np.ndarray]:
+        """n rows, their logit without intercept and dense term, log1p(I1) (NaN if missing),
+        and their conversion logit without intercept."""
         columns: dict[str, pa.Array] = {}
         dense_z = np.zeros(n)
         for i in range(num_dense):
@@ -259,19 +282,32 @@ def make_synthetic_clicks(
             logit += pair_weight * scores[f] * scores[g]
         for f, g, h in planted_triples:
             logit += triple_weight * scores[f] * scores[g] * scores[h]
-        return columns, logit, dense_z
+        converts = np.zeros(n)
+        for f in sorted({f for pair in conversion_pairs for f in pair}):
+            converts += main_weight * scores[f]
+        for f, g in conversion_pairs:
+            converts += conversion_weight * scores[f] * scores[g]
+        return columns, logit, dense_z, converts
 
     reference = np.random.default_rng(np.random.SeedSequence(world_seed, spawn_key=(1,)))
-    _, ref_logit, ref_z = draw(reference, _REFERENCE_ROWS)
+    _, ref_logit, ref_z, ref_converts = draw(reference, _REFERENCE_ROWS)
     z_mean, z_std = np.nanmean(ref_z), np.nanstd(ref_z) + 1e-12
     ref_logit += dense_weight * np.nan_to_num((ref_z - z_mean) / z_std)
     intercept = _solve_intercept(ref_logit, positive_rate)
+    # over the world's rows (not its clicks): a conversion's own crosses are independent of
+    # the click's, up to the fields they share
+    conversion_intercept = _solve_intercept(ref_converts, conversion_rate) \
+        if conversion_pairs else 0.0
 
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2,)))
     n = num_rows
-    columns, logit, z = draw(rng, n)
+    columns, logit, z, converts = draw(rng, n)
     logit += dense_weight * np.nan_to_num((z - z_mean) / z_std)
     label = (rng.random(n) < 1 / (1 + np.exp(-(logit + intercept)))).astype(np.int64)
+    if conversion_pairs:
+        converted = rng.random(n) < 1 / (1 + np.exp(-(converts + conversion_intercept)))
+        columns = {"conversion": pa.array(converted.astype(np.int64), mask=label == 0),
+                   **columns}
     spec = SyntheticSpec(
         num_rows=n, seed=seed, world_seed=world_seed, num_dense=num_dense, num_categorical=m,
         vocab_sizes=sizes,
@@ -286,6 +322,10 @@ def make_synthetic_clicks(
         categorical_missing_rate=float(categorical_missing_rate),
         dense_missing_rate=float(dense_missing_rate),
         positive_rate=float(positive_rate), intercept=float(intercept),
+        conversion_pairs=tuple((f"C{f + 1}", f"C{g + 1}") for f, g in conversion_pairs),
+        conversion_weight=float(conversion_weight) if conversion_pairs else 0.0,
+        conversion_rate=float(conversion_rate) if conversion_pairs else 0.0,
+        conversion_intercept=float(conversion_intercept),
     )
     table = pa.table({"label": pa.array(label), **columns})
     return table.replace_schema_metadata({_METADATA_KEY: json.dumps(spec.to_dict())})

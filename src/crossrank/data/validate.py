@@ -27,8 +27,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crossrank.data.column_roles import column_roles, column_type_problem, is_text
 from crossrank.data.multi_valued import MAX_LIST_LENGTH, list_lengths
 from crossrank.data.schema import TableSchema
+
+# at most this many values are checked one by one (see empty_as_missing)
+_FEW_VALUES = 8
 
 
 @dataclass(frozen=True)
@@ -149,60 +153,6 @@ def _null_mask(arr: pa.Array) -> np.ndarray:
     return pc.is_null(arr).to_numpy(zero_copy_only=False)
 
 
-def _is_text(t: pa.DataType) -> bool:
-    return (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
-            or pa.types.is_large_binary(t))
-
-
-def column_type_problem(role: str, t: pa.DataType) -> str | None:
-    """Why a column of Arrow type ``t`` cannot be read in ``role`` (``"label"``, ``"dense"``,
-    ``"categorical"`` or ``"id"``), or None when it can.
-
-    Example:
-        >>> column_type_problem("dense", pa.list_(pa.float64()))
-        'has type list<item: double>; a dense column must hold numbers or text'
-        >>> column_type_problem("categorical", pa.dictionary(pa.int8(), pa.string())) is None
-        True
-    """
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    if role == "multi_valued" and (pa.types.is_list(t) or pa.types.is_large_list(t)):
-        item = t.value_type
-        if _is_text(item) or pa.types.is_integer(item) or pa.types.is_null(item):
-            return None
-        return f"has type {t}; a multi-valued list must hold integers or text"
-    if _is_text(t) or pa.types.is_integer(t) or pa.types.is_null(t):
-        return None
-    if role in ("label", "dense", "weight"):
-        if pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t):
-            return None
-        return f"has type {t}; a {role} column must hold numbers or text"
-    if role == "categorical" and pa.types.is_floating(t):
-        return f"holds floats ({t}); store ids as integers or text so they stay exact"
-    if role == "categorical" and not pa.types.is_nested(t) and not pa.types.is_union(t):
-        return None  # booleans, dates, decimals: read as their text
-    if role == "group" and pa.types.is_floating(t):
-        return None
-    article = "an" if role == "id" else "a"
-    return f"has type {t}; {article} {role} column must hold integers or text"
-
-
-def column_roles(schema: TableSchema) -> dict[str, str]:
-    """Each column the schema reads and its role: label, dense, categorical, multi_valued, id,
-    weight or group (a group column that is also a feature or the id keeps that role)."""
-    roles = {n: "dense" for n in schema.dense} | {n: "categorical" for n in schema.categorical}
-    roles |= {n: "multi_valued" for n in schema.multi_valued_names}
-    if schema.label is not None:
-        roles[schema.label] = "label"
-    if schema.id_column is not None:
-        roles[schema.id_column] = "id"
-    if schema.weight is not None:
-        roles[schema.weight] = "weight"
-    if schema.group is not None and schema.group not in roles:
-        roles[schema.group] = "group"
-    return roles
-
-
 def empty_as_missing(arr: pa.Array) -> pa.Array:
     """Text columns with every empty string made null (the one meaning of missing).
 
@@ -212,8 +162,12 @@ def empty_as_missing(arr: pa.Array) -> pa.Array:
     """
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
-    if not _is_text(arr.type) or len(arr) == 0:
+    if not is_text(arr.type) or len(arr) == 0:
         return arr
+    if len(arr) <= _FEW_VALUES:  # a row being scored: a Python look costs less than 3 kernels
+        values = arr.to_pylist()
+        if "" not in values and b"" not in values:
+            return arr
     empty = pc.equal(pc.binary_length(arr), 0)
     if not pc.any(empty).as_py():
         return arr
@@ -268,6 +222,9 @@ def _multi_valued(raw: pa.Array, name: str, separator: str, out: _Collector) -> 
         raw = _to_text(raw, name, out)
         if not pa.types.is_string(raw.type):
             raw = pc.cast(raw, pa.string())
+    if pa.types.is_string(raw.type) and len(raw) and \
+            (pc.max(pc.binary_length(raw)).as_py() or 0) < MAX_LIST_LENGTH:
+        return raw  # a text of L bytes splits into at most L + 1 elements: none is too long
     too_long = list_lengths(raw, separator) > MAX_LIST_LENGTH
     out.add(too_long, name, "list_too_long",
             f"more than {MAX_LIST_LENGTH:,} elements in a multi-valued value", None)
@@ -344,19 +301,20 @@ def validate_columns(
             ids = pc.cast(ids, pa.string()) if pa.types.is_large_string(ids.type) else ids
         out.add(_null_mask(ids), schema.id_column, "missing_id", "missing id", None)
         typed[schema.id_column] = ids
-    if schema.label is not None:
-        raw = columns[schema.label]
-        out.add(_null_mask(raw), schema.label, "missing_label", "missing label", None)
-        values, flagged = _numeric(raw, schema.label, "label", out)
+    for i, (label, task) in enumerate(zip(schema.labels, schema.tasks)):
+        raw = columns[label]
+        if i == 0:  # a multi-task schema's later labels may be missing: that task is masked
+            out.add(_null_mask(raw), label, "missing_label", "missing label", None)
+        values, flagged = _numeric(raw, label, "label", out)
         v = values.fill_null(0.0).to_numpy()
-        if schema.task == "binary":
+        if task == "binary":
             wrong = ~((v == 0.0) | (v == 1.0))
             message = "label must be 0 or 1 for task 'binary', got {v}"
         else:
             wrong = ~np.isfinite(v)
             message = "label must be a finite number for task 'regression', got {v}"
-        out.add(wrong & ~flagged, schema.label, "bad_label", message, raw)
-        typed[schema.label] = values
+        out.add(wrong & ~flagged, label, "bad_label", message, raw)
+        typed[label] = values
     if schema.weight is not None:
         raw = columns[schema.weight]
         out.add(_null_mask(raw), schema.weight, "missing_weight", "missing weight", None)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crossrank.data.hashing import stable_hash64
+from crossrank.data.hashing import stable_hash64, stable_hash64_one
 from crossrank.errors import ModelFileError
 from crossrank.safe_io import atomic_path
 
@@ -52,6 +52,24 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def lookup_one(self, text: str) -> int:
+        """The id of one value (what :meth:`lookup` gives it), without Arrow calls: for the
+        few values of a row being scored.
+
+        Example:
+            >>> v = Vocabulary(pa.array(["a", "b"]))
+            >>> v.lookup_one("b"), v.lookup_one("zz")
+            (3, 1)
+        """
+        if len(self) == 0 or self.exact:
+            return int(self.lookup(pa.array([text], pa.string()))[0])
+        h = np.uint64(stable_hash64_one(text.encode("utf-8")))
+        at = min(int(np.searchsorted(self.sorted_hashes, h)), len(self) - 1)
+        candidate = int(self.order[at])
+        if self.sorted_hashes[at] == h and self.values[candidate].as_py() == text:
+            return candidate + 2
+        return OOV_ID
 
     def lookup(self, uniques: pa.Array) -> np.ndarray:
         """Ids of distinct non-null values: vocabulary id or OOV."""

@@ -42,6 +42,8 @@ class RankingModel(nn.Module):
     def __init__(self, schema: FeatureSchema, config: Any, *, task: str) -> None:
         super().__init__()
         self.schema, self.config, self.task = schema, config, check_task(task)
+        # one task per logit column: (task,) here, one per label for a multi-task model
+        self.tasks: tuple[str, ...] = (self.task,)
         self.model_name = type(self).__name__.lower()  # the registry's name when built by it
         self._term_names: tuple[str, ...] = ()
 
@@ -78,6 +80,10 @@ class RankingModel(nn.Module):
         raise self._no_cross_network()
 
     def cross_input(self, dense: Tensor | None, categorical: Tensor | None) -> Tensor:
+        raise self._no_cross_network()
+
+    def body_cross_input(self, dense: Tensor, embedded: Tensor | None) -> Tensor:
+        """x0 of the cross network from looked-up embeddings (a multi-task model's body)."""
         raise self._no_cross_network()
 
     def _no_cross_network(self) -> ConfigError:

@@ -29,12 +29,13 @@ from crossrank.ops.activations import ACTIVATIONS
 from crossrank.ops.dispatch import BACKENDS
 from crossrank.options import from_dict, option, to_dict
 
-__all__ = ["CrossConfig", "DCNConfig", "DLRMConfig", "DNNConfig", "LogitTerms", "from_dict",
-           "to_dict"]
+__all__ = ["CrossConfig", "DCNConfig", "DLRMConfig", "DNNConfig", "LogitTerms",
+           "MultiTaskConfig", "from_dict", "to_dict"]
 
 STRUCTURES = ("stacked", "parallel", "cross_only")
 INTERACTIONS = ("dot", "dcn", "projection")
 NORMS = (None, "layer", "batch")
+MULTITASK_ARCHS = ("shared_bottom", "mmoe")
 
 
 def _check_choices(config: Any, section: str) -> None:
@@ -141,6 +142,39 @@ class LogitTerms:
         _check_non_negative(self, "terms.", "first_order_l2", "fm_l2")
 
 
+@dataclass(frozen=True)
+class MultiTaskConfig:
+    """How a model with several labels (``--label click,conversion``) shares its body; read
+    only then (:class:`~crossrank.models.multitask.MultiTaskModel`).
+
+    Example:
+        >>> MultiTaskConfig(arch="mmoe", num_experts=0)
+        Traceback (most recent call last):
+        ...
+        crossrank.errors.ConfigError: multitask.num_experts must be an integer >= 1, got 0
+    """
+
+    arch: str = option("shared_bottom", help="multi-task models (several labels): "
+                       "shared_bottom: one body, a tower per task; mmoe: num_experts bodies "
+                       "mixed by a softmax gate per task over the input embedding",
+                       choices=MULTITASK_ARCHS)
+    num_experts: int = option(4, help="mmoe: expert bodies K (>= 1)")
+    tower_layers: tuple[int, ...] = option((64,), help="hidden sizes of each task's tower "
+                                           "(an MLP over the body's output, then a logit)")
+
+    def __post_init__(self) -> None:
+        _check_choices(self, "multitask.")
+        if not _is_count(self.num_experts, 1):
+            raise ConfigError(f"multitask.num_experts must be an integer >= 1, "
+                              f"got {self.num_experts!r}")
+        if not all(_is_count(n, 1) for n in self.tower_layers):
+            raise ConfigError(f"multitask.tower_layers must be integers >= 1, "
+                              f"got {self.tower_layers!r}")
+
+
+_MULTITASK_HELP = "multi-task sharing (read with several labels only)"
+
+
 def _dlrm_cross() -> CrossConfig:
     """DLRM's DCN interaction: 3 layers of rank 64, TorchRec's DLRM-DCN."""
     return CrossConfig(num_layers=3, rank=64)
@@ -182,6 +216,7 @@ class DCNConfig:
     sparse_gradients: bool = option(True, help="sparse gradients for the embedding tables"
                                     + _SPARSE_WHY)
     terms: LogitTerms = option(default_factory=LogitTerms, help=_TERMS_HELP)
+    multitask: MultiTaskConfig = option(default_factory=MultiTaskConfig, help=_MULTITASK_HELP)
 
     def __post_init__(self) -> None:
         _check_choices(self, "")
@@ -216,6 +251,7 @@ class DLRMConfig:
     backend: str = option("auto", help="backend of the dot interaction kernel",
                           choices=BACKENDS)
     terms: LogitTerms = option(default_factory=LogitTerms, help=_TERMS_HELP)
+    multitask: MultiTaskConfig = option(default_factory=MultiTaskConfig, help=_MULTITASK_HELP)
 
     def __post_init__(self) -> None:
         _check_choices(self, "")
@@ -234,6 +270,7 @@ class DNNConfig:
     sparse_gradients: bool = option(True, help="sparse gradients for the embedding tables"
                                     + _SPARSE_WHY)
     terms: LogitTerms = option(default_factory=LogitTerms, help=_TERMS_HELP)
+    multitask: MultiTaskConfig = option(default_factory=MultiTaskConfig, help=_MULTITASK_HELP)
 
     def __post_init__(self) -> None:
         _check_choices(self, "")

@@ -9,7 +9,13 @@ from crossrank.layers.cross import CrossNet
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel
 from crossrank.models.config import DCNConfig
-from crossrank.models.parts import make_cross_net, make_embedding, make_logit_terms, stack_inputs
+from crossrank.models.parts import (
+    make_cross_net,
+    make_embedding,
+    make_logit_terms,
+    stack_embedded,
+    stack_inputs,
+)
 from crossrank.models.protocol import FieldBlocks
 from crossrank.models.schema import FeatureSchema
 
@@ -28,6 +34,10 @@ class DCN(RankingModel):
     Parts: ``embedding`` (None without categorical fields), ``cross``, ``deep`` (None for
     "cross_only" or no ``deep_layers``), ``output``, and ``first_order``/``fm`` when asked for.
 
+    ``body_only=True`` builds the body a multi-task model shares (``cross`` and ``deep``, no
+    embedding, output or terms): :meth:`body` maps looked-up embeddings to the features the
+    output layer would read, ``body_dim`` wide.
+
     Shape:
         dense: (B, n_dense); categorical: (B, F) int64 -> logits (B,).
 
@@ -43,12 +53,12 @@ class DCN(RankingModel):
     config: DCNConfig
 
     def __init__(self, schema: FeatureSchema, config: DCNConfig | None = None, *,
-                 task: str = "binary") -> None:
+                 task: str = "binary", body_only: bool = False) -> None:
         cfg = config or DCNConfig()
         super().__init__(schema, cfg, task=task)
         n = schema.cross_width
-        self.embedding = make_embedding(schema, l2=cfg.embedding_l2,
-                                        sparse_gradients=cfg.sparse_gradients)
+        self.embedding = None if body_only else make_embedding(
+            schema, l2=cfg.embedding_l2, sparse_gradients=cfg.sparse_gradients)
         self.cross = make_cross_net(n, cfg.cross)
         self.deep: MLP | None = None
         if cfg.structure != "cross_only" and cfg.deep_layers:
@@ -59,6 +69,9 @@ class DCN(RankingModel):
             head_in = self.deep.out_features
         else:
             head_in = n + self.deep.out_features
+        self.body_dim = head_in
+        if body_only:
+            return
         self.output = nn.Linear(head_in, 1)
         self._add_terms(make_logit_terms(schema, cfg.terms,
                                          sparse_gradients=cfg.sparse_gradients))
@@ -78,16 +91,25 @@ class DCN(RankingModel):
         dense, categorical = self.check_inputs(dense, categorical)
         return stack_inputs(dense, categorical, self.embedding)
 
+    def body_cross_input(self, dense: Tensor, embedded: Tensor | None) -> Tensor:
+        return stack_embedded(dense, embedded)  # (B, N)
+
+    def body(self, dense: Tensor, embedded: Tensor | None) -> Tensor:
+        """The features the output layer reads. Shape: (B, n_dense), (B, F, D) or None ->
+        (B, body_dim)."""
+        return self._features(stack_embedded(dense, embedded))
+
+    def _features(self, x0: Tensor) -> Tensor:
+        crossed = self.cross(x0)  # (B, N)
+        if self.deep is None:
+            return crossed
+        if self.config.structure == "stacked":
+            return self.deep(crossed)
+        return torch.cat([crossed, self.deep(x0)], dim=1)  # (B, N + H)
+
     def forward(self, dense: Tensor | None, categorical: Tensor | None = None) -> Tensor:
         dense, categorical = self.check_inputs(dense, categorical)
         x0 = stack_inputs(dense, categorical, self.embedding)  # (B, N)
-        crossed = self.cross(x0)  # (B, N)
-        if self.deep is None:
-            h = crossed
-        elif self.config.structure == "stacked":
-            h = self.deep(crossed)
-        else:
-            h = torch.cat([crossed, self.deep(x0)], dim=1)  # (B, N + H)
-        logits = self.output(h).squeeze(1)  # (B,)
+        logits = self.output(self._features(x0)).squeeze(1)  # (B,)
         return self._plus_terms(logits, dense, categorical)
 

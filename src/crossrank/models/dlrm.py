@@ -28,6 +28,8 @@ class DLRM(RankingModel):
     * "projection": ``[d, flat(Y Z)]``, width D + F1*F2;
 
     and ``logit = top(z)`` (OverArch) plus the additive terms of ``config.terms``.
+    ``body_only=True`` builds ``bottom`` and ``interaction`` only, for a multi-task model:
+    :meth:`body` gives ``z`` (``body_dim`` wide) from looked-up embeddings.
 
     Shape:
         dense: (B, n_dense); categorical: (B, F) int64 -> logits (B,).
@@ -46,7 +48,7 @@ class DLRM(RankingModel):
     config: DLRMConfig
 
     def __init__(self, schema: FeatureSchema, config: DLRMConfig | None = None, *,
-                 task: str = "binary") -> None:
+                 task: str = "binary", body_only: bool = False) -> None:
         cfg = config or DLRMConfig()
         super().__init__(schema, cfg, task=task)
         d, f = schema.embedding_dim, schema.num_fields  # categorical and multi-valued
@@ -57,9 +59,12 @@ class DLRM(RankingModel):
             raise ConfigError(f"bottom_layers must end in embedding_dim={d}, "
                               f"got {cfg.bottom_layers!r}")
         self.bottom = MLP(schema.num_dense, cfg.bottom_layers)
-        self.embedding = make_embedding(schema, l2=cfg.embedding_l2,
-                                        sparse_gradients=cfg.sparse_gradients)
+        self.embedding = None if body_only else make_embedding(
+            schema, l2=cfg.embedding_l2, sparse_gradients=cfg.sparse_gradients)
         self.interaction = make_interaction(cfg, num_categorical=f, embedding_dim=d)
+        self.body_dim = self.interaction.output_dim
+        if body_only:
+            return
         self.top = MLP(self.interaction.output_dim, tuple(cfg.top_layers) + (1,),
                        activate_last=False)
         self._add_terms(make_logit_terms(schema, cfg.terms,
@@ -91,6 +96,17 @@ class DLRM(RankingModel):
         if self.embedding is None or categorical is None:  # unreachable: checked in __init__
             raise ValueError("DLRM needs categorical inputs")
         return self.bottom(dense), self.embedding(categorical)  # (B, D), (B, F, D)
+
+    def body_cross_input(self, dense: Tensor, embedded: Tensor | None) -> Tensor:
+        if not isinstance(self.interaction, CrossInteraction) or embedded is None:
+            raise self._no_cross_network()
+        return self.interaction.flatten(self.bottom(dense), embedded)  # (B, (F+1)D)
+
+    def body(self, dense: Tensor, embedded: Tensor | None) -> Tensor:
+        """The interaction's output z. Shape: (B, n_dense), (B, F, D) -> (B, body_dim)."""
+        if embedded is None:  # unreachable: checked in __init__
+            raise ValueError("DLRM needs categorical inputs")
+        return self.interaction(self.bottom(dense), embedded)  # (B, width)
 
     def forward(self, dense: Tensor | None, categorical: Tensor | None = None) -> Tensor:
         dense, categorical = self.check_inputs(dense, categorical)

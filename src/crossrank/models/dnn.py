@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel
 from crossrank.models.config import DNNConfig
-from crossrank.models.parts import make_embedding, make_logit_terms, stack_inputs
+from crossrank.models.parts import make_embedding, make_logit_terms, stack_embedded, stack_inputs
 from crossrank.models.schema import FeatureSchema
 
 
@@ -17,6 +17,7 @@ class DNN(RankingModel):
 
     Parts: ``embedding`` (None without categorical fields), ``deep`` (None without
     ``deep_layers``), ``output``, and ``first_order``/``fm`` when asked for.
+    ``body_only=True``: ``deep`` only, for a multi-task model (:meth:`body`, ``body_dim``).
 
     Shape:
         dense: (B, n_dense); categorical: (B, F) int64 -> logits (B,).
@@ -33,16 +34,25 @@ class DNN(RankingModel):
     config: DNNConfig
 
     def __init__(self, schema: FeatureSchema, config: DNNConfig | None = None, *,
-                 task: str = "binary") -> None:
+                 task: str = "binary", body_only: bool = False) -> None:
         cfg = config or DNNConfig()
         super().__init__(schema, cfg, task=task)
-        self.embedding = make_embedding(schema, l2=cfg.embedding_l2,
-                                        sparse_gradients=cfg.sparse_gradients)
+        self.embedding = None if body_only else make_embedding(
+            schema, l2=cfg.embedding_l2, sparse_gradients=cfg.sparse_gradients)
         self.deep = MLP(schema.cross_width, cfg.deep_layers, dropout=cfg.dropout, norm=cfg.norm) \
             if cfg.deep_layers else None
-        self.output = nn.Linear(self.deep.out_features if self.deep else schema.cross_width, 1)
+        self.body_dim = self.deep.out_features if self.deep else schema.cross_width
+        if body_only:
+            return
+        self.output = nn.Linear(self.body_dim, 1)
         self._add_terms(make_logit_terms(schema, cfg.terms,
                                          sparse_gradients=cfg.sparse_gradients))
+
+    def body(self, dense: Tensor, embedded: Tensor | None) -> Tensor:
+        """The deep network's features. Shape: (B, n_dense), (B, F, D) or None ->
+        (B, body_dim)."""
+        x0 = stack_embedded(dense, embedded)  # (B, N)
+        return self.deep(x0) if self.deep is not None else x0
 
     def forward(self, dense: Tensor | None, categorical: Tensor | None = None) -> Tensor:
         dense, categorical = self.check_inputs(dense, categorical)

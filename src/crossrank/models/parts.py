@@ -76,6 +76,18 @@ def make_logit_terms(schema: FeatureSchema, terms: LogitTerms, *,
     return out
 
 
+def stack_embedded(dense: Tensor, embedded: Tensor | None) -> Tensor:
+    """``x0 = [dense, e_1, ..., e_F]`` from looked-up embeddings (None: dense only).
+
+    Shape:
+        dense: (B, n_dense); embedded: (B, F, D) -> (B, n_dense + F*D).
+    """
+    if embedded is None:
+        return dense
+    flat = embedded.reshape(embedded.shape[0], embedded.shape[1] * embedded.shape[2])  # (B, F*D)
+    return torch.cat([dense, flat], dim=1)  # (B, n_dense + F*D)
+
+
 def stack_inputs(dense: Tensor, categorical: Tensor | None,
                  embedding: FieldEmbedding | None) -> Tensor:
     """DCN's embedding-and-stacking layer: ``x0 = [dense, e_1, ..., e_F]``.

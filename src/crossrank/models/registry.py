@@ -8,16 +8,17 @@ A spec (:func:`model_spec`) is ``{"version", "name", "task", "schema", "config"}
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from crossrank.errors import ConfigError
 from crossrank.models.base import RankingModel
-from crossrank.models.config import DCNConfig, DLRMConfig, DNNConfig
+from crossrank.models.config import DCNConfig, DLRMConfig, DNNConfig, MultiTaskConfig
 from crossrank.models.dcn import DCN
 from crossrank.models.dlrm import DLRM
 from crossrank.models.dnn import DNN
+from crossrank.models.multitask import build_multitask
 from crossrank.models.schema import FeatureSchema
 from crossrank.models.spec_migration import SPEC_VERSION, migrate_spec, v1_option_name
 from crossrank.options import describe_fields, from_dict, nearest, to_dict
@@ -116,10 +117,12 @@ def family_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_model(name: str, schema: FeatureSchema, config: Mapping[str, Any] | Any = None, *,
-                task: str = "binary") -> RankingModel:
+                task: str | Sequence[str] = "binary") -> RankingModel:
     """Build model ``name`` for ``task``; ``config`` is a dict of options over the registry's
     defaults (nested tables or dotted keys, ``{"cross.rank": 8}``) or a config dataclass.
-    Unknown names and options raise :class:`~crossrank.errors.ConfigError`.
+    Unknown names and options raise :class:`~crossrank.errors.ConfigError`. Several tasks
+    (one per label) build a :class:`~crossrank.models.multitask.MultiTaskModel` over the
+    family's body, as ``config.multitask`` says; its options with one task are an error.
 
     Example:
         >>> s = FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(3,), embedding_dim=2)
@@ -137,7 +140,14 @@ def build_model(name: str, schema: FeatureSchema, config: Mapping[str, Any] | An
     else:
         raise TypeError(f"config for {name!r} must be a dict or {entry.config_cls.__name__}, "
                         f"got {type(config).__name__}")
-    model = entry.build(schema, cfg, task=task)
+    tasks = (task,) if isinstance(task, str) else tuple(task)
+    if len(tasks) > 1:
+        model: RankingModel = build_multitask(entry.build, schema, cfg, tasks)
+    else:
+        if cfg.multitask != MultiTaskConfig():
+            raise ConfigError("multitask.* options are for several labels (--label a,b); "
+                              f"this model has one task, got multitask={to_dict(cfg.multitask)}")
+        model = entry.build(schema, cfg, task=tasks[0] if tasks else "")
     model.model_name = name
     return model
 
@@ -165,7 +175,8 @@ def model_spec(model: RankingModel) -> dict[str, Any]:
         >>> sorted(model_spec(build_model("dnn", s, task="regression")))
         ['config', 'name', 'schema', 'task', 'version']
     """
-    return {"version": SPEC_VERSION, "name": model.model_name, "task": model.task,
+    task: str | list[str] = model.task if len(model.tasks) == 1 else list(model.tasks)
+    return {"version": SPEC_VERSION, "name": model.model_name, "task": task,
             "schema": model.schema.to_dict(), "config": to_dict(model.config)}
 
 

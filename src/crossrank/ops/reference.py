@@ -11,7 +11,8 @@ whole batch at once (the cross layers as matrix products, never per-sample ``(B,
 batched products).
 
 Shape symbols (one table for the whole package):
-    B batch, F categorical fields, D embedding dim, N cross width, r rank, K experts, L layers.
+    B batch, F categorical fields, D embedding dim, N cross width, r rank, K experts, L layers,
+    T tasks (labels) of a multi-task model, H a body's output width.
 
 Weight layouts (stacked over layers so a kernel sees one pointer; each layer's slice is its
 own parameter data, never shared):
@@ -56,13 +57,11 @@ def cross_layer(
         >>> cross_layer(x, x, torch.eye(3), torch.zeros(3)).tolist()
         [[2.0, 2.0, 2.0], [2.0, 2.0, 2.0]]
     """
-    h = xl @ weight.T  # (B, N)
-    if bias is not None:
-        h = h + bias
+    h = torch.nn.functional.linear(xl, weight, bias)  # (B, N): W x_l + b in one addmm
     h = _act(h, activation)
     if diag_scale:
         h = h + diag_scale * xl
-    return x0 * h + xl
+    return torch.addcmul(xl, x0, h)  # x0 * h + x_l in one pass
 
 
 def low_rank_cross_layer(
@@ -87,13 +86,11 @@ def low_rank_cross_layer(
         >>> low_rank_cross_layer(x, x, torch.ones(2, 1), torch.ones(1, 2), None).tolist()
         [[3.0, 3.0]]
     """
-    h = (xl @ v.T) @ u.T  # (B, r) -> (B, N)
-    if bias is not None:
-        h = h + bias
+    h = torch.nn.functional.linear(xl @ v.T, u, bias)  # (B, r) -> (B, N), bias in the addmm
     h = _act(h, activation)
     if diag_scale:
         h = h + diag_scale * xl
-    return x0 * h + xl
+    return torch.addcmul(xl, x0, h)  # x0 * h + x_l in one pass
 
 
 def vector_cross_layer(x0: Tensor, xl: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

@@ -60,7 +60,22 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         data = data["run_config"]
         if not isinstance(data, dict):
             raise ConfigError(f"{str(p)!r}: 'run_config' must be a table of sections")
-    return _nulls_from_none(data)
+    return _multi_valued_tables(_nulls_from_none(data), str(p))
+
+
+def _multi_valued_tables(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``[schema.multi_valued.NAME]`` tables (or a list of tables) as the spec strings the
+    option holds, so a field's settings can be written one key per line."""
+    from crossrank.data.multi_valued import spec_texts
+
+    schema = data.get("schema")
+    if not isinstance(schema, dict) or "multi_valued" not in schema:
+        return data
+    try:
+        schema["multi_valued"] = spec_texts(schema["multi_valued"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where}: schema.multi_valued: {err}") from None
+    return data
 
 
 def _nulls_from_none(data: dict[str, Any]) -> dict[str, Any]:

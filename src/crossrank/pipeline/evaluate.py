@@ -26,8 +26,7 @@ from crossrank.pipeline.model_dir import (
 )
 from crossrank.train.calibration import reliability_bins
 from crossrank.train.gauc import group_auc
-from crossrank.train.metrics import compute_metrics
-from crossrank.train.scoring import score
+from crossrank.train.scoring import Scored, model_metrics, score
 
 RELIABILITY_PNG = "reliability.png"
 
@@ -51,6 +50,9 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     model, meta, encoder, schema = load_model_dir(model_dir)
     if schema.label is None:
         raise ValueError("the model's schema has no label column; nothing to evaluate against")
+    if len(model.tasks) > 1 and (options.group_by or options.plots):
+        raise ConfigError(f"--group-by and --plots take a single-task model, this one has "
+                          f"{len(model.tasks)} tasks ({', '.join(schema.labels)})")
     if model.task != "binary" and (options.group_by or options.plots):
         raise ConfigError(f"--group-by and --plots need a binary model, this one's task is "
                           f"{model.task!r}")
@@ -84,7 +86,7 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
         [x for x in weights if x is not None])
     if model.task == "binary" and rate != 1.0:
         s = recalibrate(s, rate)
-    metrics = compute_metrics(model.task, s, y, w)
+    metrics = model_metrics(model.tasks, Scored(s, y, w), schema.labels)
     if rate != 1.0:
         metrics["negative_sampling_rate"] = rate
     if options.group_by is not None:

@@ -3,7 +3,8 @@
 Probabilities are recalibrated for the model's negative downsampling
 (``negative_sampling_rate`` in ``model.json``; :func:`~crossrank.data.negative_sampling.recalibrate`).
 
-The output is CSV with ``\\n`` line ends and the columns ``[id column,] score, status``: a
+The output is CSV with ``\\n`` line ends and the columns ``[id column,] score, status`` (a
+multi-task model: one score column per label, named after it, instead of ``score``): a
 scored row has status ``ok``; a row that cannot be scored (``--on-bad-rows skip``) keeps its
 place with an empty id and score and, as status, the reason it was rejected (a key of
 :data:`crossrank.errors.REASONS`: ``wrong_field_count``, ``non_numeric``, ...), so the output
@@ -38,7 +39,7 @@ from crossrank.data.files import infer_format, list_shards
 from crossrank.data.negative_sampling import recalibrate
 from crossrank.data.readers import OnBadRows
 from crossrank.errors import BadInputError
-from crossrank.models import predict
+from crossrank.models.task import predict_tasks
 from crossrank.pipeline.model_dir import (
     load_model_dir,
     oov_tally,
@@ -90,8 +91,10 @@ class _Placed(RejectsLog):
 class _Lines:
     """The output rows of one input file at a time, scored and rejected rows merged by place."""
 
-    def __init__(self, writer: _RowWriter, with_id: bool, placed: _Placed | None) -> None:
+    def __init__(self, writer: _RowWriter, with_id: bool, placed: _Placed | None, *,
+                 num_scores: int = 1) -> None:
         self.writer, self.with_id, self.placed = writer, with_id, placed
+        self.num_scores = num_scores  # score columns: one per task
         self.lines = self.scored = 0
         self.group_ends: np.ndarray | None = None  # Parquet: where each row group ends
 
@@ -117,6 +120,14 @@ class _Lines:
             self._rejected(self.placed.pending.popleft())
 
     def _scored(self, ids: np.ndarray | None, scores: np.ndarray, start: int, stop: int) -> None:
+        if scores.ndim == 2:  # (n, T): one column per task
+            head = [[i] for i in ids[start:stop].tolist()] if ids is not None else \
+                [[] for _ in range(stop - start)]
+            self.writer.writerows(h + [f"{s:.8g}" for s in row] + ["ok"]
+                                  for h, row in zip(head, scores[start:stop]))
+            self.lines += stop - start
+            self.scored += stop - start
+            return
         text = [f"{s:.8g}" for s in scores[start:stop]]
         if ids is not None:
             self.writer.writerows(zip(ids[start:stop].tolist(), text, ["ok"] * len(text)))
@@ -135,7 +146,7 @@ class _Lines:
             count = self._unread_rows(error)  # the rest of a row group: the footer counts it
         elif error.reason == "bad_file":
             status = REST_UNREAD  # a text file's rest: how many lines, nobody can tell
-        line = [""] * (2 if self.with_id else 1) + [status]
+        line = [""] * (self.num_scores + (1 if self.with_id else 0)) + [status]
         self.writer.writerows([line] * count)
         self.lines += count
 
@@ -180,8 +191,9 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
             # "\n", not csv's default "\r\n": `paste input.tsv scores.csv` must not carry "\r"
             writer = csv.writer(fh, lineterminator="\n")
             with_id = schema.id_column is not None
-            writer.writerow(([schema.id_column] if with_id else []) + ["score", "status"])
-            lines = _Lines(writer, with_id, placed)
+            names = ["score"] if len(model.tasks) == 1 else list(schema.labels)
+            writer.writerow(([schema.id_column] if with_id else []) + names + ["status"])
+            lines = _Lines(writer, with_id, placed, num_scores=len(names))
             for file, labelled in zip(files, has_label, strict=True):
                 lines.start(file, format_)
                 read_schema, skip_label = _label_unread(schema, labelled)
@@ -193,8 +205,8 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
                     with torch.no_grad():
                         logits = model(torch.from_numpy(batch.dense),
                                        torch.from_numpy(batch.sparse))
-                        scores = recalibrate(predict(model.task, logits).double(),
-                                             rate).numpy()
+                        scores = recalibrate(predict_tasks(model.tasks, logits).double(),
+                                             rate).numpy()  # (n,), or (n, T) for T tasks
                     places = table.column(_PLACE).to_numpy()
                     lines.rows(places, batch.ids, scores)
                 lines.finish()
@@ -213,5 +225,5 @@ def _label_unread(schema: TableSchema, labelled: bool) -> tuple[TableSchema, boo
     """The reader's schema and ``skip_label`` for a file: the label is never read, and a
     Criteo file is split as having it as its first field or not (``labelled``)."""
     if schema.label is not None and not labelled:
-        return dataclasses.replace(schema, label=None), False
+        return schema.without_label(), False
     return schema, schema.label is not None

@@ -28,7 +28,7 @@ from crossrank.models.registry import (
 )
 from crossrank.options import from_dict, nearest, to_dict
 from crossrank.train.config import TrainConfig
-from crossrank.train.metrics import TASK_METRICS
+from crossrank.train.multitask_metrics import check_task_weights, resolve_monitor
 
 SECTIONS = ("data", "schema", "encoder", "model", "training")
 MODEL_KEYS = ("name", "embedding_dim")  # the model section's own keys; the rest: the family's
@@ -139,8 +139,12 @@ def build_run_config(*layers: Mapping[str, Any]) -> RunConfig:
         model=build_model_section(merged.get("model", {})),
         training=from_dict(TrainConfig, merged.get("training"), where="training."),
     )
-    monitor, task = run.training.monitor, run.schema.task or "binary"
-    if monitor is not None and monitor not in TASK_METRICS[task]:
-        raise ConfigError(f"training.monitor {monitor!r} is not a {task} metric "
-                          f"(choose one of {', '.join(TASK_METRICS[task])})")
+    names = run.schema.label_names() or ("label",)
+    tasks = run.schema.task_names(len(names))
+    resolve_monitor(run.training.monitor, tasks, names)
+    check_task_weights(run.training.task_weights, len(names))
+    if len(names) > 1 and run.data.negative_sampling_rate != 1.0:
+        raise ConfigError(f"data.negative_sampling_rate {run.data.negative_sampling_rate} "
+                          "recalibrates one label's probabilities: it takes one label, got "
+                          f"{run.schema.label!r}")
     return run

@@ -29,19 +29,34 @@ def _conflicts(section: SchemaConfig, found: TableSchema, source: str) -> None:
         given = getattr(section, role)
         if given in (None, ()):
             continue
-        if given != getattr(found, role):
-            raise ConfigError(f"schema.{role} is {given!r} but {source} says "
-                              f"{getattr(found, role)!r}: give it in one place")
+        has = getattr(found, role)
+        if role == "label":
+            given, has = section.label_names(), found.labels
+        elif role == "task":
+            given, has = section.task_names(len(found.labels) or 1), found.tasks
+        if given != has:
+            raise ConfigError(f"schema.{role} is {getattr(section, role)!r} but {source} says "
+                              f"{_joined(has)!r}: give it in one place")
+
+
+def _joined(value: object) -> object:
+    return ",".join(value) if isinstance(value, tuple) and value and \
+        isinstance(value[0], str) else value
 
 
 def resolve_table_schema(section: SchemaConfig, path: str,
                          fmt: Format) -> tuple[TableSchema, InferredSchema | None]:
     """The table schema of ``path`` (see the module doc), and the inference report when the
     columns were inferred from a sample of the file (CSV, Parquet)."""
-    task = cast(Task, section.task or "binary")
+    labels = section.label_names()
+    tasks = cast(tuple[Task, ...], section.task_names(len(labels) or 1))
+    task = tasks[0]
     lists = section.multi_valued_specs()
     weight = section.weight_column
     if fmt == "criteo":
+        if len(labels) > 1:
+            raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26) "
+                              f"with one label: got schema.label={section.label!r}")
         if lists:
             raise ConfigError("Criteo files have a fixed layout (label, I1..I13, C1..C26): "
                               "give no multi-valued field")
@@ -70,7 +85,7 @@ def resolve_table_schema(section: SchemaConfig, path: str,
     # the row, never a feature)
     if weight is not None:
         roles: dict[str | None, str] = {
-            section.label or "label": "label", section.id_column: "id column",
+            **{n: "label" for n in labels or ("label",)}, section.id_column: "id column",
             **{n: "dense" for n in section.dense},
             **{n: "categorical" for n in section.categorical},
             **{m.name: "multi-valued" for m in lists}}
@@ -78,35 +93,40 @@ def resolve_table_schema(section: SchemaConfig, path: str,
             raise ConfigError(f"schema.weight_column {weight!r} is also a {roles[weight]} "
                               "column: a weight is read with the row, never a feature or label")
     names = tuple(m.name for m in lists)
-    _check_declared(path, fmt, names)
-    exclude = section.exclude + names
+    _check_declared(path, fmt, [("multi-valued", n) for n in names]
+                    + [("label", n) for n in labels[1:]])
+    exclude = section.exclude + names + labels[1:]
     if weight is not None and weight not in exclude:
         exclude += (weight,)
-    inferred = infer_schema(path, fmt, label=section.label or "label",
+    inferred = infer_schema(path, fmt, label=labels[0] if labels else "label",
                             id_column=section.id_column, dense=section.dense,
                             categorical=section.categorical, exclude=exclude, task=task)
-    if lists:
+    if lists or len(labels) > 1:
         reports = tuple(dataclasses.replace(r, kind="multi-valued", reason="declared")
-                        if r.name in names else r for r in inferred.columns)
+                        if r.name in names else
+                        dataclasses.replace(r, kind="label", reason="label (multi-task)")
+                        if r.name in labels[1:] else r for r in inferred.columns)
         inferred = dataclasses.replace(
             inferred, schema=dataclasses.replace(inferred.schema, multi_valued=lists),
-            columns=reports)
-    if weight is not None:
+            columns=reports)  # multi_valued=() when there are none, as inferred
+    if weight is not None or len(labels) > 1:
         try:
-            schema = dataclasses.replace(inferred.schema, weight=weight)
+            schema = dataclasses.replace(inferred.schema, weight=weight, extra_labels=labels[1:],
+                                         extra_tasks=tasks[1:])
         except ValueError as err:
-            raise ConfigError(f"schema.weight_column: {err}") from None
+            raise ConfigError(f"schema: {err}") from None
         inferred = dataclasses.replace(inferred, schema=schema)
     return inferred.schema, inferred
 
 
-def _check_declared(path: str, fmt: Format, names: tuple[str, ...]) -> None:
-    """A declared multi-valued column the first file lacks is an error naming it."""
-    if not names:
+def _check_declared(path: str, fmt: Format, roles: list[tuple[str, str]]) -> None:
+    """A declared multi-valued (or later label) column the first file lacks is an error
+    naming it; ``roles``: (role, column name) pairs."""
+    if not roles:
         return
     file = list_shards(path)[0]
     columns = file_columns(file, fmt)
-    absent = [("multi-valued", n) for n in names if n not in columns]
+    absent = [(role, n) for role, n in roles if n not in columns]
     if absent:
         raise BadInputError(f"not in the file: {describe_missing(absent, columns)}; its "
                             f"columns are {show_columns(columns)}", file=str(file),
@@ -115,7 +135,8 @@ def _check_declared(path: str, fmt: Format, names: tuple[str, ...]) -> None:
 
 def resolved_section(section: SchemaConfig, schema: TableSchema) -> SchemaConfig:
     """The schema section with every role named, as the run used it."""
-    return SchemaConfig(label=schema.label, dense=schema.dense, categorical=schema.categorical,
-                        id_column=schema.id_column, exclude=section.exclude, task=schema.task,
+    return SchemaConfig(label=",".join(schema.labels) or None, dense=schema.dense,
+                        categorical=schema.categorical, id_column=schema.id_column,
+                        exclude=section.exclude, task=",".join(schema.tasks),
                         multi_valued=tuple(m.to_text() for m in schema.multi_valued),
                         weight_column=schema.weight)

@@ -24,6 +24,7 @@ import torch
 from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import FeatureEncoder
 from crossrank.data.files import infer_format
+from crossrank.data.holdout import holdout
 from crossrank.data.infer_report import InferredSchema
 from crossrank.data.prepare import prepare_data
 from crossrank.data.schema import TableSchema
@@ -130,11 +131,14 @@ def prepare_run_data(run: RunConfig, out: Path, *, resume: bool = False,
 
 def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
                  resume: bool = False, verbose: bool = True, log: Callable[..., Any] = print,
-                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FitResult:
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 fold: int = 0) -> FitResult:
     """Train the model and training sections of ``run`` on ``prepared`` data (encoded with
     the data, schema and encoder sections ``run`` has), the last ``training.valid_fraction``
-    of its rows held out; write the model directory ``out`` (None: no file, as a tuning trial
-    runs). ``on_epoch``: see :class:`~crossrank.train.loop.Trainer`."""
+    of its rows held out (``fold`` k > 0: the k-th block of that size before them, the rows
+    after it trained on too, as a tuning trial's fold does: :mod:`crossrank.data.holdout`);
+    write the model directory ``out`` (None: no file, as a tuning trial runs). ``on_epoch``:
+    see :class:`~crossrank.train.loop.Trainer`."""
     cfg, world, schema, encoder = run.training, current_context(), prepared.schema, prepared.encoder
     # the user's count, else torch's own as the process started (read before this process's
     # first run sets any): an earlier run (a tuning trial) may have left another count behind
@@ -143,9 +147,7 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     torch.manual_seed(cfg.seed)
     resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
     dataset = prepared.dataset
-    n_valid = int(len(dataset) * cfg.valid_fraction)
-    train = dataset.rows(0, len(dataset) - n_valid)
-    valid = dataset.rows(len(dataset) - n_valid, len(dataset)) if n_valid else None
+    train, valid = holdout(dataset, cfg.valid_fraction, fold)
     model_schema = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
                                  vocab_sizes=encoder.vocab_sizes,
                                  embedding_dim=run.model.embedding_dim,
@@ -153,7 +155,7 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
                                  multi_valued_sizes=encoder.lists.sizes,
                                  multi_valued_widths=encoder.lists.widths,
                                  pooling=tuple(m.pooling for m in schema.multi_valued))
-    model = build_model(run.model.name, model_schema, run.model.config, task=schema.task)
+    model = build_model(run.model.name, model_schema, run.model.config, task=schema.tasks)
     model.to(cfg.device)
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
@@ -163,6 +165,7 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     checksums = _encoder_checksums(out / "encoder") if world.is_main and out is not None else {}
     inferred = prepared.inferred
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose, on_epoch=on_epoch,
+                      task_names=schema.labels,
                       metadata={"table_schema": schema.to_dict(),
                                 "data_format": resolved.data.format,
                                 "negative_sampling_rate": resolved.data.negative_sampling_rate,

@@ -2,7 +2,9 @@
 
 Requests queue their rows (typed feature columns); one task takes the first waiting request,
 then every other one that arrives within ``max_wait_ms`` while the batch stays within
-``max_batch_rows`` (a request bigger than that goes alone), and hands the batch to one worker
+``max_batch_rows`` (a request bigger than that goes alone). It waits only while other requests
+are on their way (being read and parsed, :meth:`Batcher.arriving`): a lone request is scored at
+once instead of paying the wait for company that is not coming. Then it hands the batch to one worker
 thread, which checks every value once for the whole batch, encodes, runs the model and cuts
 the scores back into each request's own rows, in order. A request with a bad value gets its
 first problem (its own row index and column); the other requests of the batch are scored as
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -45,6 +48,17 @@ class Batcher:
         self._carried: _Job | None = None  # the request that did not fit the last batch
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="crossrank-model")
         self._task: asyncio.Task[None] | None = None
+        self._arriving = 0  # requests being read and parsed, not yet queued
+
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Wrap the reading and parsing of a request that will be scored: while any is in
+        here, a batch waits (up to ``max_wait_ms``) for it."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -73,7 +87,7 @@ class Batcher:
                 job = self._queue.get_nowait()
             except asyncio.QueueEmpty:
                 left = deadline - loop.time()
-                if left <= 0:
+                if left <= 0 or not self._arriving:  # nothing more is on its way
                     break
                 try:
                     job = await asyncio.wait_for(self._queue.get(), left)

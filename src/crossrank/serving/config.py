@@ -28,7 +28,8 @@ class ServeConfig:
     max_batch_rows: int = option(4096, help="most rows of concurrent requests scored in one "
                                  "model call (a larger request is scored alone)")
     max_wait_ms: float = option(1.0, help="longest a request waits for others to share its "
-                                "model call, in milliseconds")
+                                "model call, in milliseconds (only while others are being "
+                                "received: a lone request is scored at once)")
     max_request_rows: int = option(10000, help="most rows one request may send (more: HTTP "
                                    "400)")
     max_body_bytes: int = option(16 * 1024 * 1024, help="largest request body in bytes (more: "

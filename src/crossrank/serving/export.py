@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from crossrank.data.encoders import FeatureEncoder
 from crossrank.data.negative_sampling import check_sampling_rate, recalibrate
 from crossrank.data.schema import TableSchema
+from crossrank.errors import ConfigError
 from crossrank.models import RankingModel, model_from_spec, model_spec, predict
 from crossrank.serving.manifest import ColumnSpec, InputSpec, Manifest, write_manifest
 
@@ -218,8 +219,13 @@ def export_model(model: RankingModel, encoder: FeatureEncoder, table_schema: Tab
     Raises:
         ValueError: ``fmt`` is not one of :data:`EXPORT_FORMATS`, or the encoder does not
             match the model's inputs.
+        ConfigError: a multi-task model (several labels): not exported.
         FileExistsError: ``out_dir`` holds files.
     """
+    if len(model.tasks) > 1:
+        raise ConfigError(f"export takes a single-task model; this one has {len(model.tasks)} "
+                          f"tasks ({', '.join(table_schema.labels)}): score it with crossrank "
+                          "predict, which writes one column per task")
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"fmt must be one of {EXPORT_FORMATS}, got {fmt!r}")
     s = model.schema

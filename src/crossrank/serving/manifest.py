@@ -168,17 +168,9 @@ class Manifest:
         if d.get("format") != FORMAT or d.get("version") != VERSION:
             raise ValueError(f"not a {FORMAT} v{VERSION} manifest: format={d.get('format')!r}, "
                              f"version={d.get('version')!r}")
-        for c in d["columns"]:
-            if c["kind"] not in COLUMN_KINDS:
-                raise ValueError(f"column {c['name']!r} has kind {c['kind']!r}, which this "
-                                 f"crossrank ({__version__}) cannot feed (it knows "
-                                 f"{COLUMN_KINDS})")
+        _known_kinds(d["columns"], "column", COLUMN_KINDS)
         columns = tuple(ColumnSpec.from_dict(c) for c in d["columns"])
-        for i in d["inputs"]:
-            if i["kind"] not in INPUT_KINDS:
-                raise ValueError(f"input {i['name']!r} has kind {i['kind']!r}, which this "
-                                 f"crossrank ({__version__}) cannot feed (it knows "
-                                 f"{INPUT_KINDS})")
+        _known_kinds(d["inputs"], "input", INPUT_KINDS)
         inputs = tuple(InputSpec.from_dict(i) for i in d["inputs"])
         if d["model_format"] not in MODEL_FORMATS or d["task"] not in MEANINGS:
             raise ValueError(f"model_format must be one of {MODEL_FORMATS} and task one of "
@@ -227,3 +219,11 @@ def read_manifest(directory: str | Path) -> Manifest:
         if name not in manifest.sha256:
             raise ModelFileError(f"{path}: records no SHA-256 of {name}")
     return manifest
+
+
+def _known_kinds(entries: list[dict[str, Any]], what: str, known: tuple[str, ...]) -> None:
+    """Refuse, by name, an entry whose kind this version cannot feed (a newer export)."""
+    for entry in entries:
+        if entry["kind"] not in known:
+            raise ValueError(f"{what} {entry['name']!r} has kind {entry['kind']!r}, which this "
+                             f"crossrank ({__version__}) cannot feed (it knows {known})")

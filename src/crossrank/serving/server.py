@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -104,27 +105,8 @@ def build_app(export_dir: str | Path, config: ServeConfig | None = None) -> Star
 
     async def _score(request: Request) -> tuple[int, Response, int, str | None]:
         try:
-            body = await _body(request, cfg.max_body_bytes)
-            csv_body = request.headers.get("content-type", "").split(";")[0].strip() \
-                == "text/csv"
-            if csv_body:
-                columns = from_csv(body, schema)
-                n = len(next(iter(columns.values())))
-                typed, problems = typed_columns(columns, schema, n)
-                if problems is not None:
-                    raise problems.errors[0]
-                columns = {name: typed.column(name).combine_chunks() for name in columns}
-                for spec in schema.multi_valued:  # as records give them, so requests concatenate
-                    columns[spec.name] = as_text_lists(columns[spec.name], spec.separator)
-            else:
-                rows = _json_rows(body)
-                if isinstance(rows, list) and len(rows) > cfg.max_request_rows:
-                    raise BadRowsError("too_many_rows", f"{len(rows)} rows, more than the "
-                                       f"limit of {cfg.max_request_rows} per request")
-                columns, n = from_records(rows, schema), len(rows)
-            if n > cfg.max_request_rows:
-                raise BadRowsError("too_many_rows", f"{n} rows, more than the limit of "
-                                   f"{cfg.max_request_rows} per request")
+            with batcher.arriving():
+                columns, n = await _parse(request)
             scores = await batcher.score(columns, n) if n else np.zeros(0)
         except _TooLarge:
             error = BadRowsError("body_too_large", f"the body is larger than "
@@ -133,6 +115,29 @@ def build_app(export_dir: str | Path, config: ServeConfig | None = None) -> Star
         except BadRowsError as error:
             return 400, _error(400, error), 0, error.kind
         return 200, JSONResponse({"scores": scores.tolist()}), n, None
+
+    async def _parse(request: Request) -> tuple[dict[str, pa.Array], int]:
+        """The request's feature columns and row count; raises BadRowsError or _TooLarge."""
+        body = await _body(request, cfg.max_body_bytes)
+        if request.headers.get("content-type", "").split(";")[0].strip() == "text/csv":
+            columns = from_csv(body, schema)
+            n = len(next(iter(columns.values())))
+            typed, problems = typed_columns(columns, schema, n)
+            if problems is not None:
+                raise problems.errors[0]
+            columns = {name: typed.column(name).combine_chunks() for name in columns}
+            for spec in schema.multi_valued:  # as records give them, so requests concatenate
+                columns[spec.name] = as_text_lists(columns[spec.name], spec.separator)
+        else:
+            rows = _json_rows(body)
+            if isinstance(rows, list) and len(rows) > cfg.max_request_rows:
+                raise BadRowsError("too_many_rows", f"{len(rows)} rows, more than the "
+                                   f"limit of {cfg.max_request_rows} per request")
+            columns, n = from_records(rows, schema), len(rows)
+        if n > cfg.max_request_rows:
+            raise BadRowsError("too_many_rows", f"{n} rows, more than the limit of "
+                               f"{cfg.max_request_rows} per request")
+        return columns, n
 
     async def healthz(request: Request) -> Response:
         metrics.request("/healthz", 200)

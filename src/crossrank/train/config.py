@@ -7,6 +7,7 @@ declared here only. Saved beside every checkpoint.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +62,14 @@ class TrainConfig:
                                "and count it (skipping more than one update, and more than 1 "
                                "in 100 of an epoch's, stops all the same)", choices=ON_NONFINITE)
     patience: int = option(2, help="epochs without validation improvement before stopping")
-    monitor: str | None = option(None, help="validation metric for early stopping (none: "
-                                 "logloss for binary, rmse for regression)",
-                                 choices=(None, *HIGHER_IS_BETTER))
+    monitor: str | None = option(None, help="validation metric for early stopping: "
+                                 f"{', '.join(HIGHER_IS_BETTER)} (none: logloss for binary, "
+                                 "rmse for regression); several labels: LABEL/METRIC watches "
+                                 "one task (click/auc), METRIC the tasks' mean (none: mean "
+                                 "logloss or rmse, or the first label's when the tasks mix)")
+    task_weights: tuple[float, ...] = option((), help="several labels: each task's weight in "
+                                             "the loss, sum_t a_t L_t, one per label, >= 0 "
+                                             "(none: 1 each)")
     valid_fraction: float = option(0.1, help="last fraction of the training rows held out for "
                                    "validation")
     seed: int = option(0, help="seed (runs are deterministic on the CPU)")
@@ -95,9 +101,17 @@ class TrainConfig:
             raise ConfigError(f"sparse_lr must be positive or none, got {self.sparse_lr!r}")
         if not 0 <= self.valid_fraction < 1:
             raise ConfigError(f"valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
-        if self.monitor is not None and self.monitor not in HIGHER_IS_BETTER:
-            raise ConfigError(f"monitor must be one of {sorted(HIGHER_IS_BETTER)}, "
-                              f"got {self.monitor!r}")
+        if self.monitor is not None and \
+                self.monitor.rpartition("/")[2] not in HIGHER_IS_BETTER:
+            raise ConfigError(f"monitor must be one of {sorted(HIGHER_IS_BETTER)}, or "
+                              f"LABEL/METRIC, got {self.monitor!r}")
+        for a in self.task_weights:
+            if isinstance(a, bool) or not isinstance(a, int | float) or not a >= 0 \
+                    or not math.isfinite(a):
+                raise ConfigError(f"task_weights must be finite numbers >= 0, got "
+                                  f"{list(self.task_weights)}")
+        if self.task_weights and not sum(self.task_weights) > 0:
+            raise ConfigError(f"task_weights must not all be 0, got {list(self.task_weights)}")
         if not self.weight_decay >= 0:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:

@@ -178,7 +178,7 @@ def epoch_line(record: dict[str, Any]) -> str:
     parts = [f"epoch {record['epoch']}", f"train loss {record['train_loss']:.5f}",
              f"{record['samples_per_s']:,.0f} samples/s"]
     for key, value in record.get("valid", {}).items():
-        if key != "rows":
+        if key.rpartition("/")[2] != "rows":
             parts.append(f"valid {key} {value:.5f}")
     if record.get("skipped_steps"):
         parts.append(f"skipped {record['skipped_steps']} updates (non-finite)")

@@ -29,8 +29,8 @@ class TensorSource:
         seed: the seed of the permutation stream.
 
     Shape:
-        dense: (R, n_dense) float; labels: (R,); sparse: (R, F) int64 or None; weights: (R,)
-        or None.
+        dense: (R, n_dense) float; labels: (R,) or (R, T) (T tasks, NaN: missing); sparse:
+        (R, F) int64 or None; weights: (R,) or None.
 
     Example:
         >>> source = TensorSource(torch.zeros(5, 1), torch.arange(5.0))
@@ -43,9 +43,10 @@ class TensorSource:
         if dense.dim() != 2:
             raise ValueError(f"dense must have shape (R, n_dense), got {tuple(dense.shape)}")
         rows = dense.shape[0]
-        if labels.shape != (rows,):
-            raise ValueError(f"labels must have shape ({rows},) like dense's rows, got "
-                             f"{tuple(labels.shape)}")
+        if labels.shape != (rows,) and (labels.dim() != 2 or labels.shape[0] != rows
+                                        or labels.shape[1] < 2):
+            raise ValueError(f"labels must have shape ({rows},), or ({rows}, T) for T >= 2 "
+                             f"tasks, like dense's rows, got {tuple(labels.shape)}")
         if sparse is not None and (sparse.dim() != 2 or sparse.shape[0] != rows):
             raise ValueError(f"sparse must have shape ({rows}, F) or be None, got "
                              f"{tuple(sparse.shape)}")
@@ -104,7 +105,8 @@ def fit_tensors(model: RankingModel, dense: Tensor, labels: Tensor, *,
     stopping: ``model`` ends with the last epoch's weights, in eval mode.
 
     Shape:
-        dense: (R, n_dense); sparse: (R, F) or None; labels: (R,).
+        dense: (R, n_dense); sparse: (R, F) or None; labels: (R,), or (R, T) for a T-task
+        model (NaN where a label is missing).
 
     Example:
         >>> from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema

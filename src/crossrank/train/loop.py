@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,17 @@ from crossrank.train.checkpoint import (
     save_training_state,
 )
 from crossrank.train.config import TrainConfig
-from crossrank.train.metrics import HIGHER_IS_BETTER, compute_metrics
-from crossrank.train.scoring import evaluate, score  # noqa: F401 (importable from here)
+from crossrank.train.multitask_metrics import (
+    check_task_weights,
+    higher_is_better,
+    resolve_monitor,
+)
+from crossrank.train.scoring import (  # noqa: F401 (evaluate: importable from here)
+    Scored,
+    evaluate,
+    model_metrics,
+    score,
+)
 from crossrank.train.step import NonFiniteUpdate, TrainStep
 
 
@@ -98,6 +107,8 @@ class Trainer:
             weights are then kept in memory, and there is nothing to resume from).
         metadata: extra entries for ``model.json``; verbose: print one line per epoch.
         on_epoch: called with each epoch's record once it is saved; what it raises ends the run.
+        task_names: a multi-task model's labels, naming its metrics (``click/auc``) and the
+            monitor's label (:mod:`crossrank.train.multitask_metrics`); None: task0, task1...
         keep_best: end with the best epoch's weights; False leaves the last epoch's in ``model``
             (a fixed-length run such as :func:`~crossrank.train.inmemory.fit_tensors`);
             ``model.safetensors`` holds the best epoch's either way.
@@ -106,12 +117,15 @@ class Trainer:
     def __init__(self, model: RankingModel, config: TrainConfig, *,
                  out_dir: str | Path | None = None, metadata: dict[str, Any] | None = None,
                  verbose: bool = True, keep_best: bool = True,
-                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 task_names: Sequence[str] | None = None) -> None:
         self.model, self.config = model, config
+        self.task_names = task_names
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.verbose, self.keep_best = verbose, keep_best
         self.metadata, self.on_epoch = metadata or {}, on_epoch or (lambda record: None)
-        self.monitor = config.monitor or ("logloss" if model.task == "binary" else "rmse")
+        self.monitor = resolve_monitor(config.monitor, model.tasks, task_names)
+        check_task_weights(config.task_weights, len(model.tasks))
         self.world = current_context()
         self.net: torch.nn.Module = model  # what the training step calls: model or DDP(model)
         if self.world.is_distributed:
@@ -147,7 +161,7 @@ class Trainer:
         elif out is not None:
             # A fresh run in an old directory must not append to the old run's metrics.
             (out / "metrics.jsonl").unlink(missing_ok=True)
-        higher = HIGHER_IS_BETTER[self.monitor]
+        higher = higher_is_better(self.monitor)
         has_valid = valid is not None and len(valid) > 0
         stopped_early = False
         try:
@@ -166,9 +180,11 @@ class Trainer:
                 if valid is not None and has_valid:
                     scores, labels, weights = score(model, valid, device=cfg.device,
                                                     world=self.world)
-                    record["valid"] = compute_metrics(model.task, scores, labels, weights)
-                    record.update(health.quality_flags(model.task, scores, labels,
-                                                       record["valid"], weights))
+                    record["valid"] = model_metrics(model.tasks, Scored(scores, labels, weights),
+                                                    self.task_names)
+                    if len(model.tasks) == 1:
+                        record.update(health.quality_flags(model.task, scores, labels,
+                                                           record["valid"], weights))
                     value = record["valid"][self.monitor]
                 else:
                     value = -train_loss if higher else train_loss
@@ -230,6 +246,10 @@ class Trainer:
                 world_size=world.world_size)):
             if label is None:
                 raise ValueError("the training data has no label column")
+            if (label.dim() == 2) != (len(self.model.tasks) > 1) or \
+                    (label.dim() == 2 and label.shape[1] != len(self.model.tasks)):
+                raise ValueError(f"the model has {len(self.model.tasks)} task(s), the data's "
+                                 f"labels have shape {tuple(label.shape)}")
             # weight n_r W / b: DDP's average over the ranks is then the global batch's mean
             # gradient for any share sizes (0 for a stand-in row when this share is empty)
             ddp_weight = weight

@@ -2,8 +2,10 @@
 
 A sparse embedding gradient touches only the rows a batch looked up; ``torch.optim.Adam`` on
 a dense gradient would read and write the whole table every step (the main reason slow CPU
-trainers are slow), so sparse tables get ``SparseAdam`` (for "adam") or a sparse-aware
-``Adagrad``/``SGD``.
+trainers are slow), so sparse tables get Adam's sparse variant (``SparseAdam``'s update), or
+Adagrad/SGD, applied to the touched rows only
+(:mod:`crossrank.train.rowwise_optim`: torch's arithmetic, without its passes over sparse
+tensors).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from torch import nn
 
 from crossrank.errors import ConfigError
 from crossrank.models.base import RankingModel
+from crossrank.train.rowwise_optim import RowwiseAdagrad, RowwiseSGD, RowwiseSparseAdam
 
 OPTIMIZERS = ("adam", "adagrad", "sgd")
 
@@ -85,7 +88,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
     dense_groups = _groups([p for p in params if id(p) not in sparse_ids], scales, lr)
     sparse_groups = _groups([p for p in params if id(p) in sparse_ids], scales, sparse_lr or lr)
     dense_cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
-    sparse_cls = {**dense_cls, "adam": torch.optim.SparseAdam}
+    sparse_cls = {"adam": RowwiseSparseAdam, "adagrad": RowwiseAdagrad, "sgd": RowwiseSGD}
     optimizers: list[torch.optim.Optimizer] = []
     if dense_groups:
         optimizers.append(dense_cls[name](dense_groups, lr=lr, weight_decay=weight_decay))

@@ -15,7 +15,7 @@ from torch.nn.utils import clip_grad_norm_, get_total_norm
 
 from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
-from crossrank.models.task import loss_fn
+from crossrank.models.task import loss_fn, multitask_loss
 from crossrank.train.config import TrainConfig
 from crossrank.train.optim import MultiOptimizer, build_optimizer, lr_factor
 from crossrank.train.threads import governor_for
@@ -42,7 +42,9 @@ class TrainStep:
     For a batch (x, y) at update ``step`` of ``total_steps``::
 
         loss  = task_loss(net(x), y)                  the reported loss (log-loss or MSE;
-                                                      with row weights v, sum v l / sum v)
+                                                      with row weights v, sum v l / sum v;
+                                                      several tasks: sum_t a_t L_t, masked,
+                                                      :func:`~crossrank.models.multitask_loss`)
         total = w * loss + model.regularization()     what is differentiated
         g     = grad(total), dense gradients clipped to a norm of config.grad_clip
                 (with precision "bf16", net's matrix products run in bfloat16 under
@@ -126,7 +128,11 @@ class TrainStep:
             logits = self.net(dense, sparse)
         if cfg.precision == "bf16":  # a float64 model keeps its float64 loss
             logits = logits.float()
-        loss = loss_fn(model.task, logits, label, sample_weight)
+        if len(model.tasks) > 1:  # labels (B, T), NaN where missing: masked per task
+            loss, _ = multitask_loss(model.tasks, logits, label, sample_weight,
+                                     cfg.task_weights or None)
+        else:
+            loss = loss_fn(model.task, logits, label, sample_weight)
         total = (loss if weight is None else loss * weight) + model.regularization()
         # x 1, or x NaN when total is not finite: every gradient is then NaN, also where the
         # loss overflowed but its gradient did not (MSE), and DDP's all-reduce carries that to

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,17 @@ from crossrank.tune.space import SearchSpace
 TRIAL_COLUMNS = ("number", "state", "value", "epochs", "best_epoch", "duration_s")
 
 
-def write_trials_csv(study: Any, space: SearchSpace, path: Path) -> Path:
+def write_trials_csv(study: Any, space: SearchSpace, path: Path, *, folds: int = 1) -> Path:
     """One row per trial: number, state (COMPLETE, PRUNED, FAIL, RUNNING), value (the best
-    epoch's validation metric; a pruned trial's last one), epochs trained, best epoch,
-    seconds, then each searched option's value (lists as JSON), and a failed trial's error."""
+    epoch's validation metric, with ``folds`` > 1 the mean over the folds; a pruned trial's
+    last one on fold 0), epochs trained and best epoch (fold 0), seconds, with ``folds`` > 1
+    each fold's value (``fold_0`` ...: a completed trial's), then each searched option's value
+    (lists as JSON), and a failed trial's error."""
     keys = [p.key for p in space.params]
+    fold_columns = [f"fold_{k}" for k in range(folds)] if folds > 1 else []
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow([*TRIAL_COLUMNS, *keys, "error"])
+    writer.writerow([*TRIAL_COLUMNS, *fold_columns, *keys, "error"])
     for trial in study.get_trials(deepcopy=False):
         value = trial.value if trial.value is not None else (
             trial.intermediate_values.get(trial.last_step) if trial.last_step is not None
@@ -35,10 +39,18 @@ def write_trials_csv(study: Any, space: SearchSpace, path: Path) -> Path:
             trial.number, trial.state.name, "" if value is None else repr(float(value)),
             trial.user_attrs.get("epochs", ""), trial.user_attrs.get("best_epoch", ""),
             f"{trial.duration.total_seconds():.2f}" if trial.duration else "",
+            *_fold_cells(trial.user_attrs.get("folds"), len(fold_columns)),
             *(_cell(params[k]) if k in params else "" for k in keys),
             trial.user_attrs.get("error", "")])
     atomic_write_text(path, text.getvalue())
     return path
+
+
+def _fold_cells(values: list[float] | None, columns: int) -> list[str]:
+    """A trial's per-fold values (none for a pruned or failed trial: empty cells)."""
+    if not values or len(values) != columns:
+        return [""] * columns
+    return [repr(float(v)) for v in values]
 
 
 def _cell(value: Any) -> str:
@@ -48,12 +60,19 @@ def _cell(value: Any) -> str:
 
 
 def write_best_toml(run: RunConfig, path: Path, *, number: int, value: float,
-                    monitor: str) -> Path:
-    """The best trial's run configuration, which ``crossrank train --config`` takes."""
-    header = (f"# crossrank tune: the best trial (#{number}) of the study beside this file, "
-              f"valid {monitor} {value:.6f}\n"
-              f"# crossrank train --config {path.name} trains it again (the same value with "
-              "the same seed)")
+                    monitor: str, folds: Sequence[float] = ()) -> Path:
+    """The best trial's run configuration, which ``crossrank train --config`` takes
+    (``folds``: the trial's value on each fold, when it had more than one)."""
+    if len(folds) > 1:
+        header = (f"# crossrank tune: the best trial (#{number}) of the study beside this file, "
+                  f"valid {monitor} {value:.6f} (mean of {len(folds)} folds)\n"
+                  f"# crossrank train --config {path.name} trains its fold 0 again (valid "
+                  f"{monitor} {folds[0]:.6f} with the same seed)")
+    else:
+        header = (f"# crossrank tune: the best trial (#{number}) of the study beside this "
+                  f"file, valid {monitor} {value:.6f}\n"
+                  f"# crossrank train --config {path.name} trains it again (the same value "
+                  "with the same seed)")
     write_run_toml(run, path, header=header)
     return path
 

@@ -6,6 +6,14 @@ Only the training data is read: every trial holds out the last ``training.valid_
 of its rows for validation, as ``crossrank train`` does, so the value a trial reports is the
 value ``crossrank train --config best.toml`` prints for the same options and seed.
 
+With ``folds`` K > 1 a trial trains K times (:mod:`crossrank.data.holdout`): fold 0 on
+exactly ``crossrank train``'s split, fold k on all rows but the k-th block of
+``valid_fraction`` before the last, validating on that block. Its value is the mean of the
+folds' best-epoch values: the mean over K disjoint blocks is less the noise of one small
+split, which trials otherwise learn to fit. Pruning reads fold 0's per-epoch values (fold 0
+runs first, so a pruned trial trains no other fold); ``crossrank train --config best.toml``
+prints fold 0's value.
+
 ``OUT`` holds ``study.db`` (Optuna's SQLite storage: every finished trial is there the
 moment it ends), ``trials.csv`` and ``best.toml`` (rewritten after each trial),
 ``history.png`` and ``importance.png`` (at the end), and ``data/`` (the training data
@@ -29,12 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crossrank.data.holdout import max_folds
 from crossrank.data.readers import list_shards
 from crossrank.errors import ConfigError, DivergedError
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock
 from crossrank.pipeline.train_run import PreparedData, fit_prepared, prepare_run_data
-from crossrank.train.metrics import HIGHER_IS_BETTER, default_monitor
+from crossrank.train.multitask_metrics import higher_is_better, resolve_monitor
 from crossrank.tune.report import write_best_toml, write_plots, write_trials_csv
 from crossrank.tune.space import SearchSpace, as_layer, build_space
 
@@ -54,6 +63,7 @@ class TuneResult:
     best_value: float | None
     monitor: str
     files: tuple[Path, ...]
+    best_folds: tuple[float, ...] = ()  # the best trial's value on each fold, fold 0 first
 
 
 def parse_duration(text: str | float | None) -> float | None:
@@ -100,19 +110,22 @@ class _DataCache:
             return self.ready[key]
 
 
-def _fingerprint(run: RunConfig, space: SearchSpace) -> dict[str, Any]:
+def _fingerprint(run: RunConfig, space: SearchSpace, folds: int) -> dict[str, Any]:
     """What a continued study must share with the one it continues: the base run (options
-    that change no result left out), the search space and the data files' sizes and times."""
+    that change no result left out), the search space, the folds and the data files' sizes
+    and times."""
     base = run.to_dict()
     base["training"] = {k: v for k, v in base["training"].items() if k not in _NOT_COMPARED}
     files = [] if run.data.path is None else [
         [str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in list_shards(run.data.path)]
-    return json.loads(json.dumps({"run": base, "space": space.to_dict(), "data": files}))
+    return json.loads(json.dumps({"run": base, "space": space.to_dict(), "data": files,
+                                  "folds": folds}))
 
 
 def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str | Path, *,
-         trials: int, timeout: float | None = None, jobs: int = 1, overwrite: bool = False,
-         pruner: Any = None, log: Callable[[str], Any] | None = None) -> TuneResult:
+         trials: int, timeout: float | None = None, jobs: int = 1, folds: int = 1,
+         overwrite: bool = False, pruner: Any = None,
+         log: Callable[[str], Any] | None = None) -> TuneResult:
     """Run (or continue) the study in ``out`` until ``trials`` trials have finished or
     ``timeout`` seconds have passed; see the module doc.
 
@@ -123,6 +136,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         tune_table: the config file's ``[tune]`` table (:func:`~crossrank.tune.space.build_space`).
         jobs: trials at once (threads of this process; trials under way when ``trials``
             is reached finish too, and are kept).
+        folds: validation splits per trial (module doc); at most as many blocks of
+            ``training.valid_fraction`` as the data holds.
         overwrite: start a new study where ``out`` holds one.
         pruner: an Optuna pruner (default: median pruning from the second epoch on, once five
             trials have finished).
@@ -139,6 +154,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         raise ConfigError(f"--trials must be a positive integer, got {trials!r}")
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
+        raise ConfigError(f"--folds must be a positive integer, got {folds!r}")
     out = Path(out)
     lock = RunDirLock(out)
     lock.acquire()
@@ -153,23 +170,30 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         if int(len(first.dataset) * run.training.valid_fraction) < 1:
             raise ConfigError(f"training.valid_fraction {run.training.valid_fraction} of "
                               f"{len(first.dataset)} rows holds out no row to validate on")
-        monitor = run.training.monitor or default_monitor(first.schema.task or "binary")
+        fit = max_folds(len(first.dataset), run.training.valid_fraction)
+        if folds > fit:
+            raise ConfigError(f"--folds {folds}: {len(first.dataset)} rows hold {fit} disjoint "
+                              f"validation blocks of training.valid_fraction "
+                              f"{run.training.valid_fraction}; give --folds <= {fit} or a "
+                              "smaller --valid-fraction")
+        monitor = resolve_monitor(run.training.monitor, first.schema.tasks, first.schema.labels)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = optuna.storages.RDBStorage(f"sqlite:///{(out / 'study.db').resolve()}")
         study = optuna.create_study(
             storage=storage, study_name=STUDY_NAME,
-            direction="maximize" if HIGHER_IS_BETTER[monitor] else "minimize",
+            direction="maximize" if higher_is_better(monitor) else "minimize",
             load_if_exists=True,
             pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
-        _check_same_study(study, _fingerprint(run, space), out)
+        _check_same_study(study, _fingerprint(run, space, folds), out)
         _fail_left_running(study, storage, log)
         # seeded by the trials so far too: a continued study draws new points, not trial 0's
         study.sampler = optuna.samplers.TPESampler(seed=run.training.seed + len(study.trials))
         done = _finished(study)
-        log(f"tuning {run.model.name} on valid {monitor} ({study.direction.name.lower()}), "
-            f"{trials} trials" + (f", {done} already in {out / 'study.db'}" if done else "")
+        log(f"tuning {run.model.name} on valid {monitor} ({study.direction.name.lower()}"
+            + (f", mean of {folds} folds" if folds > 1 else "") + f"), {trials} trials"
+            + (f", {done} already in {out / 'study.db'}" if done else "")
             + "; search space:\n" + space.describe())
-        runner = _Runner(study, space, base, data, first, monitor, trials, out, log)
+        runner = _Runner(study, space, base, data, first, monitor, trials, out, log, folds)
         if done < trials:
             study.optimize(runner.objective, timeout=timeout, n_jobs=jobs,
                            catch=(ConfigError, DivergedError, ValueError),
@@ -179,7 +203,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         lock.release()
     best = _best(study)
     return TuneResult(_finished(study), best.number if best else None,
-                      best.value if best else None, monitor, files)
+                      best.value if best else None, monitor, files,
+                      tuple(_fold_values(best)) if best else ())
 
 
 def _finished(study: Any) -> int:
@@ -200,8 +225,10 @@ def _check_same_study(study: Any, fingerprint: dict[str, Any], out: Path) -> Non
     if saved is None:
         study.set_user_attr("fingerprint", fingerprint)
         return
+    saved = {"folds": 1, **saved}  # a study from before --folds had one
     changed = [what for key, what in (("run", "the run configuration"),
-                                      ("space", "the search space"), ("data", "the data files"))
+                                      ("space", "the search space"), ("data", "the data files"),
+                                      ("folds", "--folds"))
                if saved.get(key) != fingerprint[key]]
     if changed:
         raise ConfigError(f"{out / 'study.db'} holds a study with other {' and '.join(changed)}"
@@ -225,9 +252,10 @@ class _Runner:
 
     def __init__(self, study: Any, space: SearchSpace, base: Mapping[str, Any],
                  data: _DataCache, first: PreparedData, monitor: str, trials: int, out: Path,
-                 log: Callable[..., Any]) -> None:
+                 log: Callable[..., Any], folds: int) -> None:
         self.study, self.space, self.base, self.data, self.first = study, space, base, data, first
         self.monitor, self.trials, self.out, self.log = monitor, trials, out, log
+        self.folds = folds
         self.started = time.perf_counter()
         self.failed_in_a_row = 0
         self.finished = _finished(study)  # counted here: with --jobs, two may end at once
@@ -249,14 +277,23 @@ class _Runner:
                     trial.set_user_attr("epochs", record["epoch"])
                     raise optuna.TrialPruned()
 
-            result = fit_prepared(trial_run, self.data.get(run), None, verbose=False,
-                                  log=lambda *a, **k: None, on_epoch=on_epoch)
+            values, epochs = [], []
+            for fold in range(self.folds):  # fold 0 first: the pruner reads its epochs
+                result = fit_prepared(trial_run, self.data.get(run), None, verbose=False,
+                                      log=lambda *a, **k: None,
+                                      on_epoch=on_epoch if fold == 0 else None, fold=fold)
+                values.append(result.best_metrics[self.monitor])
+                epochs.append(result.best_epoch)
+                if fold == 0:
+                    trial.set_user_attr("epochs", len(result.history))
         except (ConfigError, DivergedError, ValueError) as err:
             trial.set_user_attr("error", str(err).splitlines()[0])
             raise
-        trial.set_user_attr("epochs", len(result.history))
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        return result.best_metrics[self.monitor]
+        trial.set_user_attr("best_epoch", epochs[0])
+        if self.folds > 1:
+            trial.set_user_attr("folds", values)
+            trial.set_user_attr("fold_best_epochs", epochs)
+        return sum(values) / len(values)
 
     def after_trial(self, study: Any, trial: Any) -> None:
         from optuna.trial import TrialState
@@ -278,6 +315,9 @@ class _Runner:
                 what = ("pruned at epoch " + str(trial.last_step)
                         if trial.state == TrialState.PRUNED else "complete") + \
                     (f": valid {self.monitor} {value:.5f}" if value is not None else "")
+                if "folds" in trial.user_attrs:
+                    what += " (folds " + ", ".join(f"{v:.4f}" for v in
+                                                   trial.user_attrs["folds"]) + ")"
             best_text = f"best {best.value:.5f} (#{best.number})" if best else "no best yet"
             self.log(f"{head} {what} | {best_text} | {took:.1f}s | elapsed {elapsed}")
             self.write_outputs(plots=False)
@@ -288,16 +328,23 @@ class _Runner:
                 study.stop()
 
     def write_outputs(self, *, plots: bool) -> tuple[Path, ...]:
-        files = [write_trials_csv(self.study, self.space, self.out / "trials.csv")]
+        files = [write_trials_csv(self.study, self.space, self.out / "trials.csv",
+                                  folds=self.folds)]
         best = _best(self.study)
         if best is not None:
             run = self.run_config(self.space.decode(best.params))
             run = run.replace(data=self.first.resolved.data, schema=self.first.resolved.schema)
             files.append(write_best_toml(run, self.out / "best.toml", number=best.number,
-                                         value=best.value, monitor=self.monitor))
+                                         value=best.value, monitor=self.monitor,
+                                         folds=_fold_values(best)))
         if plots:
             files += write_plots(self.study, self.out, monitor=self.monitor)
         return tuple(files)
+
+
+def _fold_values(trial: Any) -> list[float]:
+    """A completed trial's value on each fold (one fold: its value)."""
+    return list(trial.user_attrs.get("folds", [trial.value]))
 
 
 def _print(text: str) -> None:
