@@ -228,7 +228,10 @@ def test_a_multi_valued_field_trains_on_two_ranks_as_in_one_process(tmp_path):
             "--epochs", "2", "--batch-size", "64", "--embedding-dim", "4",
             "--model-option", "cross.rank=2", "--model-option", "deep_layers=[8]",
             "--model-option", "sparse_gradients=true", "--threads", "1", "--no-progress",
-            "--optimizer", "sgd", "--lr", "0.1", "--min-count", "2"]
+            "--optimizer", "sgd", "--lr", "0.1", "--min-count", "2",
+            # the defaults before 2026-12-01: no dropout, no embedding L2, 3 cross layers
+            "--model-option", "dropout=0", "--model-option", "embedding_l2=0",
+            "--model-option", "cross.num_layers=3"]
     ranks = train_on_two_ranks(tmp_path, "ddp", ["--out", str(tmp_path / "ddp"), *argv])
     for rank in ranks:
         assert rank["code"] == 0, rank["output"]
