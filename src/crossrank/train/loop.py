@@ -259,7 +259,8 @@ class Trainer:
                 loss = self.train_step(dense, sparse, label, step=step,
                                        total_steps=total_steps,
                                        weight=ddp_weight if world.is_distributed else None,
-                                       sample_weight=rows_w)
+                                       sample_weight=rows_w,
+                                       row_share=weight if world.is_distributed else None)
             except NonFiniteUpdate as err:  # not applied: stop, or skip and count
                 budget.spend(err.why, update=i + 1)
             else:

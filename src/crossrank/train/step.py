@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils import clip_grad_norm_, get_total_norm
 
 from crossrank.errors import DivergedError
+from crossrank.layers.row_l2 import scaled_by as row_l2_scaled_by
 from crossrank.models.base import RankingModel
 from crossrank.models.task import loss_fn, multitask_loss
 from crossrank.train.config import TrainConfig
@@ -106,9 +107,12 @@ class TrainStep:
 
     def __call__(self, dense: Tensor, sparse: Tensor | None, label: Tensor, *, step: int,
                  total_steps: int, weight: float | None = None,
-                 sample_weight: Tensor | None = None) -> Tensor:
+                 sample_weight: Tensor | None = None,
+                 row_share: float | None = None) -> Tensor:
         """Update on one batch as update number ``step`` (from 0) of ``total_steps`` (the LR
         schedule's clock); ``weight``: this rank's share weight under DDP, else None;
+        ``row_share``: under DDP, this rank's share of the global batch's rows, ``n_r W / b``
+        (the embedding rows' L2 is scaled by it, :mod:`crossrank.layers.row_l2`), else None;
         ``sample_weight``: the rows' weights, or None. Returns the task loss, detached,
         without the regularizer."""
         cfg, model, opt = self.config, self.model, self.optimizer
@@ -124,7 +128,8 @@ class TrainStep:
             sample_weight = sample_weight.to(device)
         # bf16: the products in bfloat16, the loss, weights and updates in float32
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16,
-                            enabled=cfg.precision == "bf16"):
+                            enabled=cfg.precision == "bf16"), \
+                row_l2_scaled_by(1.0 if row_share is None else row_share):
             logits = self.net(dense, sparse)
         if cfg.precision == "bf16":  # a float64 model keeps its float64 loss
             logits = logits.float()
