@@ -119,12 +119,30 @@ def test_a_few_bytes_hash_alike_by_the_small_path_and_the_vectorised_one(monkeyp
     from crossrank.data import hashing
 
     rng = random.Random(1)
-    values = [None if rng.random() < 0.1 else
-              "".join(rng.choice("ab7é€😀\t") for _ in range(rng.randint(0, 9)))
-              for _ in range(40)]
-    arr = pa.array(values)
+    values: list = []
+    while True:  # as many as fit in the small path's byte budget
+        value = None if rng.random() < 0.1 else \
+            "".join(rng.choice("ab7é€😀\t") for _ in range(rng.randint(0, 4)))
+        if sum(len((v or "").encode()) for v in [*values, value]) > hashing._SMALL:
+            break
+        values.append(value)
+    assert len(values) >= 4
+    arr = pa.array(values, pa.string())
     expected = [reference_hash(v or "") for v in values]
     assert int(pc.sum(pc.binary_length(arr)).as_py()) <= hashing._SMALL
     assert stable_hash64(arr).tolist() == expected  # the small path
     monkeypatch.setattr(hashing, "_SMALL", 0)
     assert stable_hash64(arr).tolist() == expected  # the vectorised passes
+
+
+def test_few_values_of_one_length_and_the_scan_match_the_reference():
+    """Fewer than _FEW values of one length take the strided pass (up to _STRIDED bytes) or
+    the scan (longer); a slice of an array is not back to back from byte 0."""
+    from crossrank.data import hashing
+
+    rng = random.Random(2)
+    for width in (1, 8, hashing._STRIDED, hashing._STRIDED + 1, 300):
+        values = ["".join(rng.choice("0123456789abcdef") for _ in range(width))
+                  for _ in range(50)]
+        for arr in (pa.array(values), pa.array(["x" * 3] + values).slice(1)):
+            assert stable_hash64(arr).tolist() == [reference_hash(v) for v in values], width

@@ -37,7 +37,8 @@ FMIX_C1 = 0xFF51AFD7ED558CCD
 FMIX_C2 = 0xC4CEB9FE1A85EC53
 
 _FEW = 256  # fewer runs than this still to hash: scan their bytes instead of stepping
-_SMALL = 512  # at most this many bytes in all: hash them in plain Python integers
+_SMALL = 64  # at most this many bytes in all: hash them in plain Python integers
+_STRIDED = 64  # equal-length values up to this long are stepped through as an (n, L) view
 _MASK64 = (1 << 64) - 1
 _PIECE = 1 << 20  # a longer value is scanned a piece of this many bytes at a time
 _GROUP = 1 << 22  # bytes scanned together (bounds the scan's temporaries to ~100 MB)
@@ -150,10 +151,14 @@ def _fnv(h: np.ndarray, data: np.ndarray, starts: np.ndarray, lengths: np.ndarra
         return h
     prime = np.uint64(FNV_PRIME)
     first = int(starts[0])
-    if stepped and int(desc[0]) == int(desc[-1]) and int(starts[-1]) == first + (n - 1) * stepped:
-        # every value has the same length, back to back (hex ids): a strided (n, L) view
-        block = data[first : first + n * stepped].reshape(n, stepped)
-        for j in range(stepped):
+    same = int(desc[0]) == int(desc[-1])
+    if same and (stepped or int(desc[0]) <= _STRIDED) and \
+            int(starts[-1]) == first + (n - 1) * int(desc[0]):
+        # every value has the same length, back to back (hex ids): a strided (n, L) view,
+        # also for fewer than _FEW values while they are short (a request's few rows)
+        width = int(desc[0])
+        block = data[first : first + n * width].reshape(n, width)
+        for j in range(width):
             h ^= block[:, j]
             h *= prime
         return h
@@ -199,9 +204,9 @@ def _scan_long(h: np.ndarray, data: np.ndarray, starts: np.ndarray,
 def _scan(h: np.ndarray, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """FNV-1a continued from ``h`` over non-empty runs ``data[starts : starts + lengths]``,
     every byte at once (the method in the module docstring)."""
-    ends = starts + lengths
-    b = np.concatenate([data[s:e] for s, e in zip(starts.tolist(), ends.tolist())])  # (N,)
     first = np.cumsum(lengths) - lengths  # (R,) where each run starts among the N bytes
+    within = np.arange(int(lengths.sum())) - np.repeat(first, lengths)  # (N,) index in run
+    b = data[np.repeat(starts, lengths) + within]  # (N,) the runs' bytes back to back
     init = h & np.uint64(0xFF)  # (R,) each run's starting low byte
     low = np.zeros(len(b), dtype=np.uint8)  # bits 0..j-1 of the low byte before each byte
     for j in range(8):
@@ -214,6 +219,6 @@ def _scan(h: np.ndarray, data: np.ndarray, starts: np.ndarray, lengths: np.ndarr
     d = ((low ^ b).astype(np.int16) - low).astype(np.int64).view(np.uint64)  # h ^ b = h + d
     powers = _powers(_PIECE)
     # byte i of a run of n is multiplied by p ** (n - i): the powers n .. 1, back to back
-    factors = np.concatenate([powers[n:0:-1] for n in lengths.tolist()])
+    factors = powers[np.repeat(lengths, lengths) - within]
     sums = np.add.reduceat(d * factors, first)  # (R,) wraps modulo 2**64
     return h * powers[lengths] + sums
