@@ -64,3 +64,25 @@ def test_empty_text_is_missing_in_a_few_values_as_in_many():
         many = empty_as_missing(pa.array(values * 10))
         assert few.to_pylist() * 10 == many.to_pylist()
         assert "" not in few.to_pylist() and b"" not in few.to_pylist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.lists(st.tuples(words, words), min_size=FEW_ROWS + 1, max_size=120))
+def test_hashed_fields_encoded_together_get_each_fields_ids(rows):
+    """A request-sized batch hashes all its fields in one pass; the ids are those of one field
+    at a time (what a file's large chunks take)."""
+    from crossrank.data import encoders
+
+    schema = TableSchema(label=None, dense=(), categorical=("a", "b"))
+    encoder = FeatureEncoder(schema, hash_buckets=97).fit([pa.table({"a": ["x"], "b": ["y"]})])
+    table = pa.table({"a": pa.array([a for a, _ in rows], pa.string()),
+                      "b": pa.array([b for _, b in rows], pa.string())})
+    together = encoder.transform(table).sparse
+    saved = encoders._TOGETHER_ROWS
+    encoders._TOGETHER_ROWS = 0  # one field at a time
+    try:
+        apart = encoder.transform(table).sparse
+    finally:
+        encoders._TOGETHER_ROWS = saved
+    np.testing.assert_array_equal(together, apart)
+    assert together.shape == (len(rows), 2)

@@ -46,7 +46,7 @@ import pyarrow as pa
 
 from crossrank.data.columns import as_float64, column, row_labels, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
-from crossrank.data.field_ids import FEW_ROWS, few_field_ids, field_ids
+from crossrank.data.field_ids import FEW_ROWS, few_field_ids, field_ids, hashed_ids_of_fields
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.multi_valued import join_padded
 from crossrank.data.multi_valued_encoder import MultiValuedEncoder
@@ -62,6 +62,10 @@ from crossrank.data.vocabulary import (
     write_vocabularies,
 )
 from crossrank.safe_io import atomic_write_text, file_error, plain_name, read_json_object
+
+# up to this many rows, hashed fields are encoded all at once (a request or a micro-batch;
+# a file's 65,536-row chunks keep one field at a time, whose dictionaries stay small)
+_TOGETHER_ROWS = 8192
 
 __all__ = ["DENSE_TRANSFORMS", "MISSING_ID", "OOV_ID", "DenseTransform", "EncodedBatch",
            "FeatureEncoder"]
@@ -260,12 +264,18 @@ class FeatureEncoder:
         if self.missing_indicator:
             dense[:, d:] = missing
         sparse = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
-        for j, name in enumerate(self.schema.categorical):
+        together = None
+        if self.hash_buckets is not None and FEW_ROWS < n <= _TOGETHER_ROWS:
+            together = hashed_ids_of_fields([column(table, f) for f in self.schema.categorical],
+                                            self.hash_buckets)
+        for j, name in enumerate(self.schema.categorical if together is None else ()):
             values = column(table, name)
             vocab = None if self.hash_buckets is not None or self._vocabs is None \
                 else self._vocabs[j]
             few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
             sparse[:, j] = field_ids(values, vocab, self.hash_buckets) if few is None else few
+        if together is not None:
+            sparse[:] = together
         bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
         if pad_lists:
             sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)

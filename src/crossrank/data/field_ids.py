@@ -73,3 +73,29 @@ def few_field_ids(values: pa.Array, vocab: Vocabulary | None,
         else:
             out[i] = vocab.lookup_one(text)
     return out
+
+
+def hashed_ids_of_fields(columns: list[pa.Array], hash_buckets: int) -> np.ndarray | None:
+    """:func:`field_ids` of every hashed field at once: the hashed ids do not depend on the
+    field, so the fields' values are encoded and hashed together (one set of Arrow calls
+    instead of one per field: what a request of a few hundred rows spends most on). None
+    when the columns are not all plain text.
+
+    Shape:
+        F columns of (n,) -> (n, F) int64.
+
+    Example:
+        >>> ids = hashed_ids_of_fields([pa.array(["a", None]), pa.array(["a", "b"])], 10)
+        >>> ids.shape, int(ids[1, 0]), bool(ids[0, 0] == ids[0, 1])  # missing: 0; same text
+        ((2, 2), 0, True)
+    """
+    if not columns or any(not pa.types.is_string(c.type) for c in columns):
+        return None
+    n = len(columns[0])
+    everything = pa.concat_arrays(columns)  # (F * n,) field after field
+    encoded = pc.dictionary_encode(everything)
+    uniques = encoded.dictionary
+    table = (stable_hash64(uniques) % np.uint64(hash_buckets)).astype(np.int64) + 1
+    table = np.append(table, MISSING_ID)  # null codes point past the end -> MISSING_ID
+    ids = table[encoded.indices.fill_null(len(uniques)).to_numpy()]
+    return ids.reshape(len(columns), n).T
