@@ -263,19 +263,7 @@ class FeatureEncoder:
         dense[:, :d] = x
         if self.missing_indicator:
             dense[:, d:] = missing
-        sparse = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
-        together = None
-        if self.hash_buckets is not None and FEW_ROWS < n <= _TOGETHER_ROWS:
-            together = hashed_ids_of_fields([column(table, f) for f in self.schema.categorical],
-                                            self.hash_buckets)
-        for j, name in enumerate(self.schema.categorical if together is None else ()):
-            values = column(table, name)
-            vocab = None if self.hash_buckets is not None or self._vocabs is None \
-                else self._vocabs[j]
-            few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
-            sparse[:, j] = field_ids(values, vocab, self.hash_buckets) if few is None else few
-        if together is not None:
-            sparse[:] = together
+        sparse = self._categorical_ids(table)  # (B, F)
         bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
         if pad_lists:
             sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
@@ -285,6 +273,23 @@ class FeatureEncoder:
             ids = _ids(column(table, self.schema.id_column))
         return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, multi_valued=bags,
                             weight=row_weights(table, self.schema.weight))
+
+    def _categorical_ids(self, table: pa.Table) -> np.ndarray:
+        """Every categorical field's ids, (B, F) int64: a few rows value by value, a request's
+        hashed fields all at once, else one field at a time (:mod:`crossrank.data.field_ids`)."""
+        n, names = table.num_rows, self.schema.categorical
+        if self.hash_buckets is not None and FEW_ROWS < n <= _TOGETHER_ROWS:
+            together = hashed_ids_of_fields([column(table, f) for f in names], self.hash_buckets)
+            if together is not None:
+                return together
+        sparse = np.empty((n, len(names)), dtype=np.int64)
+        for j, name in enumerate(names):
+            values = column(table, name)
+            vocab = None if self.hash_buckets is not None or self._vocabs is None \
+                else self._vocabs[j]
+            few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
+            sparse[:, j] = field_ids(values, vocab, self.hash_buckets) if few is None else few
+        return sparse
 
     # ----------------------------------------------------------------- persistence
     def _header(self) -> dict[str, Any]:

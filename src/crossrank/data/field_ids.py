@@ -98,4 +98,4 @@ def hashed_ids_of_fields(columns: list[pa.Array], hash_buckets: int) -> np.ndarr
     table = (stable_hash64(uniques) % np.uint64(hash_buckets)).astype(np.int64) + 1
     table = np.append(table, MISSING_ID)  # null codes point past the end -> MISSING_ID
     ids = table[encoded.indices.fill_null(len(uniques)).to_numpy()]
-    return ids.reshape(len(columns), n).T
+    return np.ascontiguousarray(ids.reshape(len(columns), n).T)

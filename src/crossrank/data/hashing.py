@@ -114,9 +114,7 @@ def stable_hash64_one(data: bytes) -> int:
         >>> stable_hash64_one("a".encode()) == int(stable_hash64(pa.array(["a"]))[0])
         True
     """
-    x = FNV_OFFSET
-    for byte in data:
-        x = ((x ^ byte) * FNV_PRIME) & _MASK64
+    x = _fnv_py(FNV_OFFSET, data)
     x ^= x >> 33
     x = (x * FMIX_C1) & _MASK64
     x ^= x >> 33
@@ -130,11 +128,15 @@ def _fnv_small(h: np.ndarray, data: np.ndarray, starts: np.ndarray,
     (one row being scored), where the vectorised passes' fixed cost (~0.1 ms) dominates."""
     out = h.copy()
     for k, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
-        x = int(out[k])
-        for byte in data[start:start + length].tobytes():
-            x = ((x ^ byte) * FNV_PRIME) & _MASK64
-        out[k] = x
+        out[k] = _fnv_py(int(out[k]), data[start:start + length].tobytes())
     return out
+
+
+def _fnv_py(x: int, data: bytes) -> int:
+    """FNV-1a continued from ``x`` over ``data``, in Python integers."""
+    for byte in data:
+        x = ((x ^ byte) * FNV_PRIME) & _MASK64
+    return x
 
 
 def _fnv(h: np.ndarray, data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
