@@ -84,6 +84,14 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                           "embedding_l2": 1e-4, "sparse_gradients": True,
                           "cross": {"rank": 16, "num_layers": 2}},
                 "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2}},
+    # the defaults with a factorization machine term (its own K=32 factors per value, with
+    # matrix factorization's per-occurrence L2), as the hand-tuned MovieLens model has
+    "fm": {"model": {"terms": {"fm_dim": 32, "fm_l2": 0.05}}},
+    # the defaults with the refit: after early stopping chose E, a fresh model trained on all
+    # the training rows (the validation rows too) for E epochs (training.refit)
+    "refit": {"training": {"refit": True}},
+    "fm-refit": {"model": {"terms": {"fm_dim": 32, "fm_l2": 0.05}},
+                 "training": {"refit": True}},
     # reg256 with a smaller deep network
     "reg128": {"encoder": {"min_count": 10},
                "model": {"embedding_dim": 16, "deep_layers": [128, 64], "dropout": 0.2,

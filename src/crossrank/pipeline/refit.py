@@ -1,0 +1,128 @@
+"""The refit (``training.refit``): once early stopping on the validation rows has chosen the
+best epoch E, a fresh model (the same seed, so the same initial weights and the same epoch
+orders) is trained on every training row, the validation rows too, for exactly E epochs, and
+that model is saved.
+
+The first pass runs as any run does, into ``OUT`` (its ``metrics.jsonl``, checkpoints and best
+model); when it ends, ``OUT/refit/first_pass.json`` records what it chose. The refit trains into
+``OUT/refit/`` (its own ``metrics.jsonl`` and resume state), so ``OUT/model.safetensors`` stays
+the first pass's best model until the refit is done and replaces it, with ``model.json``
+saying so (``"refit"``: the epochs, the rows, the first pass's validation metrics; its
+``"metrics"`` are empty: the refit model has no held-out validation metric). A run killed
+during the refit and resumed (``--resume``) skips the first pass and continues the refit from
+its last finished epoch. The result equals a run on all the rows for E epochs
+(``--valid-fraction 0 --epochs E``), bit for bit.
+
+One process only: with several (DDP) ``training.refit`` is refused in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from crossrank.data.dataset import EncodedDataset
+from crossrank.data.encoders import FeatureEncoder
+from crossrank.data.holdout import holdout
+from crossrank.data.schema import TableSchema
+from crossrank.errors import ConfigError, ModelFileError
+from crossrank.models import FeatureSchema, build_model
+from crossrank.models.base import RankingModel
+from crossrank.pipeline.run_dir import REFIT_DIR
+from crossrank.safe_io import read_json_object
+from crossrank.train.checkpoint import atomic_write_json, save_model
+from crossrank.train.loop import FitResult, Trainer
+
+FIRST_PASS = "first_pass.json"
+NO_VALID_METRIC = ("trained on the validation rows too: no held-out validation metric; "
+                   "first_pass holds the validation metrics that chose the epochs")
+
+
+def build_run_model(run: Any, schema: TableSchema, encoder: FeatureEncoder) -> RankingModel:
+    """The model ``run`` (a RunConfig) describes for data encoded by ``encoder``, on the run's
+    device; its initial weights come from torch's generator as it stands (seed it first)."""
+    model_schema = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
+                                 vocab_sizes=encoder.vocab_sizes,
+                                 embedding_dim=run.model.embedding_dim,
+                                 multi_valued=schema.multi_valued_names,
+                                 multi_valued_sizes=encoder.lists.sizes,
+                                 multi_valued_widths=encoder.lists.widths,
+                                 pooling=tuple(m.pooling for m in schema.multi_valued))
+    model = build_model(run.model.name, model_schema, run.model.config, task=schema.tasks)
+    return model.to(run.training.device)
+
+
+def check_refit(run: Any, *, distributed: bool, rows: int | None = None) -> None:
+    """Refuse ``training.refit`` where it cannot run, in one line: with several processes, or
+    when ``valid_fraction`` of the data's ``rows`` holds out no row (nothing to choose the
+    epochs on)."""
+    cfg = run.training
+    if cfg.refit and distributed:
+        raise ConfigError("training.refit runs in one process: train with --nproc 1, or "
+                          "without --refit")
+    if cfg.refit and rows is not None and int(rows * cfg.valid_fraction) == 0:
+        raise ConfigError(f"training.refit needs validation rows to choose the epochs on: "
+                          f"valid_fraction {cfg.valid_fraction} of {rows:,} rows holds out none")
+
+
+def finished_first_pass(out: Path) -> FitResult | None:
+    """The first pass recorded in ``out`` (a resumed run whose first pass had ended), or None."""
+    path = out / REFIT_DIR / FIRST_PASS
+    if not path.is_file():
+        return None
+    data = read_json_object(path)
+    try:
+        return FitResult(**data)
+    except TypeError as err:
+        raise ModelFileError(f"{path}: not a first-pass record ({err}); start a new run") \
+            from None
+
+
+def record_first_pass(out: Path, first: FitResult) -> None:
+    """Write ``out/refit/first_pass.json``: the refit phase starts from it on a resume."""
+    (out / REFIT_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / REFIT_DIR / FIRST_PASS, dataclasses.asdict(first))
+
+
+def refit(run: Any, schema: TableSchema, encoder: FeatureEncoder, dataset: EncodedDataset,
+          out: Path, first: FitResult, *, metadata: dict[str, Any], resume: bool,
+          verbose: bool, log: Callable[..., Any]) -> FitResult:
+    """Train the refit model of ``run`` on every row of ``dataset`` for ``first.best_epoch``
+    epochs into ``out/refit``, then save it as ``out``'s model (``metadata``: the entries of
+    ``model.json`` the first pass wrote). Returns ``first`` marked ``refit``."""
+    cfg = run.training
+    epochs = first.best_epoch
+    check_refit(run, distributed=False, rows=len(dataset))
+    train, _ = holdout(dataset, 0.0)  # every row, as a run with --valid-fraction 0 sees them
+    n_valid = len(dataset) - len(holdout(dataset, cfg.valid_fraction)[0])
+    # exactly E epochs: patience E never stops it; a schedule spans these E epochs
+    refit_cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs)
+    where = out / REFIT_DIR
+    continuing = resume and (where / "state.json").is_file()
+    log(f"refit: a fresh model (seed {cfg.seed}) trained on all {len(train):,} rows (the "
+        f"{n_valid:,} validation rows too) for {epochs} epoch(s), the count early stopping "
+        "chose" + (" (resumed)" if continuing else ""))
+    torch.manual_seed(cfg.seed)  # the first pass's initial weights
+    model = build_run_model(run, schema, encoder)
+    # keep_best=False: the model ends with the last epoch's weights (its training loss picks
+    # nothing); the refit directory's own model.* files are that trainer's by-products
+    trainer = Trainer(model, refit_cfg, out_dir=where, verbose=verbose, keep_best=False,
+                      task_names=schema.labels)
+    trainer.fit(train, None, resume=continuing)
+    save_model(out, model, extra={
+        **metadata, "epoch": epochs, "metrics": {}, "train_config": cfg.to_dict(),
+        "world_size": 1, "never_improved": first.never_improved,
+        "refit": {"epochs": epochs, "rows": len(train), "validation_rows": n_valid,
+                  "note": NO_VALID_METRIC,
+                  "first_pass": {"best_epoch": first.best_epoch,
+                                 "valid_metrics": first.best_metrics,
+                                 "stopped_early": first.stopped_early}}})
+    for name in ("model.json", "model.safetensors"):
+        (where / name).unlink(missing_ok=True)
+    log(f"refit done: {out / 'model.safetensors'} has no held-out validation metric (its "
+        "validation rows were trained on); the validation metrics shown are the first pass's")
+    return dataclasses.replace(first, refit=True)
