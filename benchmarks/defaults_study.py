@@ -66,8 +66,9 @@ DATA_SETS = ("criteo", "ml-reg", "ml-bin", "synthetic", "criteo-csv")
 OLD = {"encoder": {"min_count": 1},
        "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.0,
                  "embedding_l2": 0.0, "sparse_gradients": False,
-                 "cross": {"rank": None, "num_layers": 3}},
+                 "cross": {"rank": None, "num_layers": 3}, "terms": {"fm_dim": 0, "fm_l2": 0.0}},
        "training": {"lr": 1e-3, "batch_size": 512, "epochs": 10, "patience": 2}}
+NO_FM = {"fm_dim": 0, "fm_l2": 0.0}  # the candidates below were measured before the FM default
 CANDIDATES: dict[str, dict[str, Any]] = {
     "old": OLD,
     "defaults": {},
@@ -76,13 +77,14 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # with early stopping (restoring the best) deciding; sparse embedding updates
     "reg256": {"encoder": {"min_count": 10},
                "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.2,
-                         "embedding_l2": 1e-4, "sparse_gradients": True},
+                         "embedding_l2": 1e-4, "sparse_gradients": True, "terms": NO_FM},
                "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2}},
-    # what became the defaults (README Defaults): reg256 with a low-rank cross of 2 layers
+    # the defaults from 2026-12-01 to 2026-12-02 (README Defaults): reg256 with a low-rank
+    # cross of 2 layers
     "lowrank": {"encoder": {"min_count": 10},
                 "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.2,
                           "embedding_l2": 1e-4, "sparse_gradients": True,
-                          "cross": {"rank": 16, "num_layers": 2}},
+                          "cross": {"rank": 16, "num_layers": 2}, "terms": NO_FM},
                 "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2}},
     # the defaults with a factorization machine term (its own K=32 factors per value, with
     # matrix factorization's per-occurrence L2), as the hand-tuned MovieLens model has
@@ -95,7 +97,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # reg256 with a smaller deep network
     "reg128": {"encoder": {"min_count": 10},
                "model": {"embedding_dim": 16, "deep_layers": [128, 64], "dropout": 0.2,
-                         "embedding_l2": 1e-4, "sparse_gradients": True},
+                         "embedding_l2": 1e-4, "sparse_gradients": True, "terms": NO_FM},
                "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2}},
 }
 # hand-tuned figures: (metric -> value, where measured)

@@ -133,3 +133,28 @@ def test_refit_is_refused_with_several_processes_and_in_a_search_space(data):
     check_refit(_run(data), distributed=True)  # no refit: nothing to refuse
     with pytest.raises(ConfigError, match="a trial is scored on its validation rows"):
         build_space({"space": {"training.refit": [True, False]}}, {})
+
+
+def test_a_multi_task_run_refits_for_the_epochs_its_monitor_chose(tmp_path, capsys):
+    from crossrank.data.synthetic import make_synthetic_clicks
+    from crossrank.data.writers import write_table
+
+    table = make_synthetic_clicks(1500, seed=3, num_dense=2, num_categorical=4, vocab_size=20,
+                                  planted_pairs=((0, 1),), planted_triples=(),
+                                  conversion_pairs=((0, 2),))
+    table = table.rename_columns(["click" if n == "label" else n for n in table.column_names])
+    write_table(table, tmp_path / "d.csv", fmt="csv")
+    out = tmp_path / "m"
+    assert main(["train", "--data", str(tmp_path / "d.csv"), "--out", str(out), "--label",
+                 "click,conversion", "--epochs", "3", "--refit", "--no-progress",
+                 "--model-option", "deep_layers=[8]", "--model-option",
+                 "multitask.tower_layers=[4]", "--embedding-dim", "4", "--batch-size",
+                 "128"]) == 0
+    meta = json.loads((out / "model.json").read_text())
+    first = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    best = min(first, key=lambda r: r["valid"]["mean/logloss"])["epoch"]
+    assert meta["refit"]["epochs"] == best and meta["metrics"] == {}
+    assert "mean/logloss" in meta["refit"]["first_pass"]["valid_metrics"]
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--data", str(tmp_path / "d.csv")]) == 0
+    assert "conversion/auc" in json.loads(capsys.readouterr().out)

@@ -23,7 +23,7 @@ Example:
     ...       "config": {"interaction": "dcn", "dcn_rank": 2, "task": "regression"}}
     >>> v2 = migrate_spec(v1)
     >>> v2["version"], v2["task"], v2["config"], v2["schema"]["categorical"]
-    (2, 'regression', {'interaction': 'dcn', 'cross': {'rank': 2}}, ['u'])
+    (2, 'regression', {'interaction': 'dcn', 'cross': {'rank': 2}, 'terms': {'fm_dim': 0, 'fm_l2': 0.0}}, ['u'])
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ def _v1_to_v2(spec: dict[str, Any]) -> dict[str, Any]:
     terms = {k: config.pop(k) for k in list(config) if k in _TERMS_V1}
     if cross:
         config["cross"] = cross
-    if terms:
-        config["terms"] = terms
+    # version 1 had no factorization machine unless asked for, and no penalty on it (today's
+    # defaults, fm_dim none and fm_l2 0.05, would add one to a saved model)
+    config["terms"] = {"fm_dim": 0, "fm_l2": 0.0, **terms}
     schema = {("categorical" if k == "sparse" else k): v for k, v in spec["schema"].items()}
     return {"version": 2, "name": name, "task": task, "schema": schema, "config": config}
