@@ -16,7 +16,6 @@ from crossrank.data import write_default_synthetic
 from crossrank.errors import ConfigError
 from crossrank.pipeline import build_run_config, train_run
 from crossrank.pipeline.config_file import read_config_file
-from crossrank.pipeline.refit import check_refit
 from crossrank.train.loop import Trainer
 from crossrank.tune.space import build_space
 
@@ -127,10 +126,7 @@ def test_refit_errors_are_one_line(argv, message, data, tmp_path, capsys):
     assert not (tmp_path / "x" / "model.json").exists()
 
 
-def test_refit_is_refused_with_several_processes_and_in_a_search_space(data):
-    with pytest.raises(ConfigError, match="training.refit runs in one process"):
-        check_refit(_run(data, refit=True), distributed=True)
-    check_refit(_run(data), distributed=True)  # no refit: nothing to refuse
+def test_refit_is_refused_in_a_search_space():
     with pytest.raises(ConfigError, match="a trial is scored on its validation rows"):
         build_space({"space": {"training.refit": [True, False]}}, {})
 

@@ -13,7 +13,8 @@ during the refit and resumed (``--resume``) skips the first pass and continues t
 its last finished epoch. The result equals a run on all the rows for E epochs
 (``--valid-fraction 0 --epochs E``), bit for bit.
 
-One process only: with several (DDP) ``training.refit`` is refused in one line.
+Under DDP every rank takes the same decisions (the first pass's best epoch is agreed, rank
+0's files decide whether a resumed run's first pass had ended) and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import FeatureEncoder
 from crossrank.data.holdout import holdout
 from crossrank.data.schema import TableSchema
+from crossrank.distributed import agree, broadcast_float, current_context, run_agreed
 from crossrank.errors import ConfigError, ModelFileError
 from crossrank.models import FeatureSchema, build_model
 from crossrank.models.base import RankingModel
@@ -56,36 +58,42 @@ def build_run_model(run: Any, schema: TableSchema, encoder: FeatureEncoder) -> R
     return model.to(run.training.device)
 
 
-def check_refit(run: Any, *, distributed: bool, rows: int | None = None) -> None:
-    """Refuse ``training.refit`` where it cannot run, in one line: with several processes, or
-    when ``valid_fraction`` of the data's ``rows`` holds out no row (nothing to choose the
-    epochs on)."""
+def check_refit(run: Any, rows: int) -> None:
+    """Refuse ``training.refit`` in one line when ``valid_fraction`` of the data's ``rows``
+    holds out no row (nothing to choose the epochs on)."""
     cfg = run.training
-    if cfg.refit and distributed:
-        raise ConfigError("training.refit runs in one process: train with --nproc 1, or "
-                          "without --refit")
-    if cfg.refit and rows is not None and int(rows * cfg.valid_fraction) == 0:
+    if cfg.refit and int(rows * cfg.valid_fraction) == 0:
         raise ConfigError(f"training.refit needs validation rows to choose the epochs on: "
                           f"valid_fraction {cfg.valid_fraction} of {rows:,} rows holds out none")
 
 
 def finished_first_pass(out: Path) -> FitResult | None:
-    """The first pass recorded in ``out`` (a resumed run whose first pass had ended), or None."""
+    """The first pass recorded in ``out`` (a resumed run whose first pass had ended), or None.
+    Rank 0 reads it; under DDP every rank takes rank 0's answer (the other ranks' record holds
+    the best epoch only: they write no file)."""
+    world = current_context()
+    first: FitResult | None = None
+    problem: Exception | None = None
     path = out / REFIT_DIR / FIRST_PASS
-    if not path.is_file():
-        return None
-    data = read_json_object(path)
-    try:
-        return FitResult(**data)
-    except TypeError as err:
-        raise ModelFileError(f"{path}: not a first-pass record ({err}); start a new run") \
-            from None
+    if world.is_main and path.is_file():
+        try:
+            first = FitResult(**read_json_object(path))
+        except TypeError as err:
+            problem = ModelFileError(f"{path}: not a first-pass record ({err}); start a new run")
+        except ModelFileError as err:
+            problem = err
+    agree(problem)  # every rank raises rank 0's problem, or none does
+    epoch = int(broadcast_float(float(first.best_epoch) if first is not None else -1.0))
+    if first is None and epoch > 0:
+        first = FitResult(best_epoch=epoch, best_metrics={})
+    return first
 
 
 def record_first_pass(out: Path, first: FitResult) -> None:
-    """Write ``out/refit/first_pass.json``: the refit phase starts from it on a resume."""
-    (out / REFIT_DIR).mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / REFIT_DIR / FIRST_PASS, dataclasses.asdict(first))
+    """Write (rank 0) ``out/refit/first_pass.json``: a resumed run's refit starts from it."""
+    if current_context().is_main:
+        (out / REFIT_DIR).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / REFIT_DIR / FIRST_PASS, dataclasses.asdict(first))
 
 
 def refit(run: Any, schema: TableSchema, encoder: FeatureEncoder, dataset: EncodedDataset,
@@ -96,13 +104,16 @@ def refit(run: Any, schema: TableSchema, encoder: FeatureEncoder, dataset: Encod
     ``model.json`` the first pass wrote). Returns ``first`` marked ``refit``."""
     cfg = run.training
     epochs = first.best_epoch
-    check_refit(run, distributed=False, rows=len(dataset))
+    world = current_context()
+    check_refit(run, len(dataset))
     train, _ = holdout(dataset, 0.0)  # every row, as a run with --valid-fraction 0 sees them
     n_valid = len(dataset) - len(holdout(dataset, cfg.valid_fraction)[0])
     # exactly E epochs: patience E never stops it; a schedule spans these E epochs
     refit_cfg = dataclasses.replace(cfg, epochs=epochs, patience=epochs)
     where = out / REFIT_DIR
-    continuing = resume and (where / "state.json").is_file()
+    # rank 0's files decide (the Trainer then checks every rank reads the same state)
+    continuing = resume and bool(broadcast_float(
+        float(world.is_main and (where / "state.json").is_file())))
     log(f"refit: a fresh model (seed {cfg.seed}) trained on all {len(train):,} rows (the "
         f"{n_valid:,} validation rows too) for {epochs} epoch(s), the count early stopping "
         "chose" + (" (resumed)" if continuing else ""))
@@ -113,16 +124,22 @@ def refit(run: Any, schema: TableSchema, encoder: FeatureEncoder, dataset: Encod
     trainer = Trainer(model, refit_cfg, out_dir=where, verbose=verbose, keep_best=False,
                       task_names=schema.labels)
     trainer.fit(train, None, resume=continuing)
-    save_model(out, model, extra={
-        **metadata, "epoch": epochs, "metrics": {}, "train_config": cfg.to_dict(),
-        "world_size": 1, "never_improved": first.never_improved,
-        "refit": {"epochs": epochs, "rows": len(train), "validation_rows": n_valid,
-                  "note": NO_VALID_METRIC,
-                  "first_pass": {"best_epoch": first.best_epoch,
-                                 "valid_metrics": first.best_metrics,
-                                 "stopped_early": first.stopped_early}}})
-    for name in ("model.json", "model.safetensors"):
-        (where / name).unlink(missing_ok=True)
+
+    def save() -> None:
+        if not world.is_main:
+            return
+        save_model(out, model, extra={
+            **metadata, "epoch": epochs, "metrics": {}, "train_config": cfg.to_dict(),
+            "world_size": world.world_size, "never_improved": first.never_improved,
+            "refit": {"epochs": epochs, "rows": len(train), "validation_rows": n_valid,
+                      "note": NO_VALID_METRIC,
+                      "first_pass": {"best_epoch": first.best_epoch,
+                                     "valid_metrics": first.best_metrics,
+                                     "stopped_early": first.stopped_early}}})
+        for name in ("model.json", "model.safetensors"):
+            (where / name).unlink(missing_ok=True)
+
+    run_agreed(save)  # the ranks end together, after rank 0's files are written
     log(f"refit done: {out / 'model.safetensors'} has no held-out validation metric (its "
         "validation rows were trained on); the validation metrics shown are the first pass's")
     return dataclasses.replace(first, refit=True)

@@ -96,10 +96,9 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
 
 def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
            log: Callable[..., Any]) -> FitResult:
-    check_refit(run, distributed=current_context().is_distributed)
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_run_data(run, out, resume=resume, log=log)
-    check_refit(run, distributed=False, rows=len(prepared.dataset))
+    check_refit(run, len(prepared.dataset))
     if not run.training.refit:
         return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
     # the first pass chooses the epochs (skipped when a resumed run's had ended), then the
@@ -109,8 +108,9 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
         first = fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
         record_first_pass(out, first)
     resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
+    metadata = _model_metadata(resolved, prepared, out if current_context().is_main else None)
     return refit(resolved, prepared.schema, prepared.encoder, prepared.dataset, out, first,
-                 metadata=_model_metadata(resolved, prepared, out), resume=resume,
+                 metadata=metadata, resume=resume,
                  verbose=verbose, log=log)
 
 
