@@ -9,10 +9,11 @@ several seeds and scored on the test rows no trial saw.
   would be among them.
 
 Each study starts from the benchmark scripts' hand-tuned settings and searches the DCN
-family's default space (``crossrank tune --help``; MovieLens also the factorization machine
-term and the weight decay, ``SPACES``), each trial validating on ``--folds`` splits of the
-training rows (``crossrank tune --folds``). MovieLens's base refits (``training.refit``, as
-``quality_movielens.py``): trials never do, the seeds' trainings of ``best.toml`` do. ``best.toml`` is then trained by
+family's default space (``crossrank tune --help``; MovieLens also the factorization
+machine term and the weight decay, ``SPACES``), each trial validating on ``--folds`` splits
+of the training rows (``crossrank tune --folds``). MovieLens's base refits
+(``training.refit``, as ``quality_movielens.py``): trials never do, the seeds' trainings of
+``best.toml`` do. ``best.toml`` is then trained by
 ``crossrank train --config best.toml --seed S`` for seeds 0..4 and each model scored on the
 test rows by ``crossrank evaluate``. It also checks that ``best.toml`` trained with the
 study's seed prints the best trial's fold-0 validation value (to the five decimals

@@ -22,8 +22,10 @@ Example:
     >>> v1 = {"name": "dlrm", "schema": {"dense": ["a"], "sparse": ["u"], "vocab_sizes": [3]},
     ...       "config": {"interaction": "dcn", "dcn_rank": 2, "task": "regression"}}
     >>> v2 = migrate_spec(v1)
-    >>> v2["version"], v2["task"], v2["config"], v2["schema"]["categorical"]
-    (2, 'regression', {'interaction': 'dcn', 'cross': {'rank': 2}, 'terms': {'fm_dim': 0, 'fm_l2': 0.0}}, ['u'])
+    >>> v2["version"], v2["task"], v2["config"]["cross"], v2["schema"]["categorical"]
+    (2, 'regression', {'rank': 2}, ['u'])
+    >>> v2["config"]["terms"]  # version 1: no FM term unless asked for (today's default: one)
+    {'fm_dim': 0, 'fm_l2': 0.0}
 """
 
 from __future__ import annotations
