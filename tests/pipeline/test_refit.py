@@ -1,6 +1,6 @@
-"""training.refit: early stopping on the validation rows picks E, then a fresh model trained
-on every row for E epochs is saved; it equals a run on all the rows for E epochs bit for bit,
-survives a kill during the refit, and says it has no held-out validation metric."""
+"""training.refit (on by default): early stopping on the validation rows picks E, then a fresh
+model trained on every row for E epochs is saved; it equals a run on all the rows for E epochs
+bit for bit, survives a kill during the refit, and says it has no held-out validation metric."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def _same(a: dict, b: dict) -> bool:
 @pytest.fixture(scope="module")
 def refitted(data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("refitted") / "run"
-    result = train_run(_run(data, refit=True), out, verbose=False)
+    result = train_run(_run(data), out, verbose=False)  # the default
     assert result.refit and result.best_metrics  # the first pass's validation metrics
     return out
 
@@ -84,12 +84,12 @@ def test_a_kill_during_the_refit_resumes_the_refit(data, refitted, tmp_path, mon
     out = tmp_path / "run"
     monkeypatch.setattr(refit_module, "Trainer", KilledAfterOneEpoch)
     with pytest.raises(_Killed):
-        train_run(_run(data, refit=True), out, verbose=False)
+        train_run(_run(data), out, verbose=False)
     # the first pass's best model is still the directory's model until the refit is done
     assert "refit" not in json.loads((out / "model.json").read_text())
     monkeypatch.undo()
     first_log = (out / "metrics.jsonl").read_text()
-    result = train_run(_run(data, refit=True), out, resume=True, verbose=False)
+    result = train_run(_run(data), out, resume=True, verbose=False)
     assert result.refit
     assert (out / "metrics.jsonl").read_text() == first_log  # the first pass is not re-run
     refit_epochs = [json.loads(x)["epoch"]
@@ -110,20 +110,40 @@ def test_refit_round_trips_through_run_toml_and_prints_its_line(data, refitted, 
                  load_file(str(refitted / "model.safetensors")))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--refit", "--valid-fraction", "0"], "refit retrains for the epoch count early stopping "
-                                           "chose on the validation rows: it needs "
-                                           "valid_fraction > 0, got 0"),
-    (["--refit", "--valid-fraction", "0.0001"], "training.refit needs validation rows to choose "
-                                                "the epochs on: valid_fraction 0.0001 of 3,000 "
-                                                "rows holds out none"),
+@pytest.mark.parametrize("argv, says", [
+    (["--no-refit"], ""),
+    (["--valid-fraction", "0"], ""),  # no validation rows: nothing chose the epochs
+    (["--set", "training.refit=true", "--valid-fraction", "0.0001"],  # 0 of 3,000 rows
+     "no refit: the validation split holds out no row (too few rows)"),
 ])
-def test_refit_errors_are_one_line(argv, message, data, tmp_path, capsys):
-    assert main(["train", "--data", str(data), "--out", str(tmp_path / "x"), "--no-progress",
-                 *argv]) == 2
-    err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1, err
-    assert not (tmp_path / "x" / "model.json").exists()
+def test_no_refit_without_validation_rows_or_when_turned_off(argv, says, data, tmp_path,
+                                                             capsys):
+    out = tmp_path / "x"
+    assert main(["train", "--data", str(data), "--out", str(out), "--no-progress",
+                 "--epochs", "2", *argv]) == 0
+    printed = capsys.readouterr().out
+    assert says in printed and not any(line.startswith("refit") for line in printed.splitlines())
+    meta = json.loads((out / "model.json").read_text())
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    # the model is the first pass's best epoch, with its validation metrics where it has them
+    best = next(r for r in records if r["epoch"] == meta["epoch"])
+    assert "refit" not in meta and meta["metrics"] == best.get("valid", {})
+    assert bool(meta["metrics"]) == (argv == ["--no-refit"])
+    assert not (out / "refit").exists()
+
+
+def test_a_resume_with_more_epochs_continues_the_first_pass_then_refits(data, tmp_path):
+    out = tmp_path / "run"
+    short = train_run(_run(data, epochs=2, patience=5), out, verbose=False)
+    assert short.refit and short.best_epoch <= 2
+    longer = train_run(_run(data, epochs=4, patience=5), out, resume=True, verbose=False)
+    first = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert first == [1, 2, 3, 4] and longer.refit
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["refit"]["epochs"] == longer.best_epoch
+    refit_epochs = [json.loads(x)["epoch"]
+                    for x in (out / "refit" / "metrics.jsonl").read_text().splitlines()]
+    assert refit_epochs == list(range(1, longer.best_epoch + 1))  # afresh, once
 
 
 def test_refit_is_refused_in_a_search_space():
@@ -142,7 +162,7 @@ def test_a_multi_task_run_refits_for_the_epochs_its_monitor_chose(tmp_path, caps
     write_table(table, tmp_path / "d.csv", fmt="csv")
     out = tmp_path / "m"
     assert main(["train", "--data", str(tmp_path / "d.csv"), "--out", str(out), "--label",
-                 "click,conversion", "--epochs", "3", "--refit", "--no-progress",
+                 "click,conversion", "--epochs", "3", "--no-progress",
                  "--model-option", "deep_layers=[8]", "--model-option",
                  "multitask.tower_layers=[4]", "--embedding-dim", "4", "--batch-size",
                  "128"]) == 0
@@ -154,3 +174,16 @@ def test_a_multi_task_run_refits_for_the_epochs_its_monitor_chose(tmp_path, caps
     capsys.readouterr()
     assert main(["evaluate", str(out), "--data", str(tmp_path / "d.csv")]) == 0
     assert "conversion/auc" in json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"fit": {"best_epoch": 1}}'])
+def test_a_damaged_first_pass_record_is_one_line_on_resume(text, data, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(out), "--no-progress", "--epochs", "2",
+            "--embedding-dim", "4", "--model-option", "deep_layers=[8]"]
+    assert main(argv) == 0
+    (out / "refit" / "first_pass.json").write_text(text)
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "first_pass.json" in err, err

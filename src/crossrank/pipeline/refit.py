@@ -1,7 +1,8 @@
-"""The refit (``training.refit``): once early stopping on the validation rows has chosen the
-best epoch E, a fresh model (the same seed, so the same initial weights and the same epoch
-orders) is trained on every training row, the validation rows too, for exactly E epochs, and
-that model is saved.
+"""The refit (``training.refit``, on by default): once early stopping on the validation rows
+has chosen the best epoch E, a fresh model (the same seed, so the same initial weights and the
+same epoch orders) is trained on every training row, the validation rows too, for exactly E
+epochs, and that model is saved. Without validation rows (``valid_fraction`` 0, or too few
+rows to hold one out) nothing chose E, and there is no refit.
 
 The first pass runs as any run does, into ``OUT`` (its ``metrics.jsonl``, checkpoints and best
 model); when it ends, ``OUT/refit/first_pass.json`` records what it chose. The refit trains into
@@ -10,7 +11,8 @@ the first pass's best model until the refit is done and replaces it, with ``mode
 saying so (``"refit"``: the epochs, the rows, the first pass's validation metrics; its
 ``"metrics"`` are empty: the refit model has no held-out validation metric). A run killed
 during the refit and resumed (``--resume``) skips the first pass and continues the refit from
-its last finished epoch. The result equals a run on all the rows for E epochs
+its last finished epoch; a resume that changes ``epochs`` or ``patience`` continues the first
+pass instead, then refits afresh. The result equals a run on all the rows for E epochs
 (``--valid-fraction 0 --epochs E``), bit for bit.
 
 Under DDP every rank takes the same decisions (the first pass's best epoch is agreed, rank
@@ -31,7 +33,7 @@ from crossrank.data.encoders import FeatureEncoder
 from crossrank.data.holdout import holdout
 from crossrank.data.schema import TableSchema
 from crossrank.distributed import agree, broadcast_float, current_context, run_agreed
-from crossrank.errors import ConfigError, ModelFileError
+from crossrank.errors import ModelFileError
 from crossrank.models import FeatureSchema, build_model
 from crossrank.models.base import RankingModel
 from crossrank.pipeline.run_dir import REFIT_DIR
@@ -58,28 +60,31 @@ def build_run_model(run: Any, schema: TableSchema, encoder: FeatureEncoder) -> R
     return model.to(run.training.device)
 
 
-def check_refit(run: Any, rows: int) -> None:
-    """Refuse ``training.refit`` in one line when ``valid_fraction`` of the data's ``rows``
-    holds out no row (nothing to choose the epochs on)."""
+def refits(run: Any, rows: int) -> bool:
+    """Whether ``run`` refits on data of ``rows`` rows: ``training.refit`` and a validation
+    split that holds out a row (without one, early stopping chose nothing to refit for)."""
     cfg = run.training
-    if cfg.refit and int(rows * cfg.valid_fraction) == 0:
-        raise ConfigError(f"training.refit needs validation rows to choose the epochs on: "
-                          f"valid_fraction {cfg.valid_fraction} of {rows:,} rows holds out none")
+    return bool(cfg.refit) and int(rows * cfg.valid_fraction) > 0
 
 
-def finished_first_pass(out: Path) -> FitResult | None:
-    """The first pass recorded in ``out`` (a resumed run whose first pass had ended), or None.
-    Rank 0 reads it; under DDP every rank takes rank 0's answer (the other ranks' record holds
-    the best epoch only: they write no file)."""
+def finished_first_pass(out: Path, cfg: Any) -> FitResult | None:
+    """The first pass recorded in ``out`` when a resumed run's had ended with the same
+    ``epochs`` and ``patience`` as ``cfg`` (a TrainConfig), else None: a resume that gives more
+    epochs continues the first pass, then refits afresh. Rank 0 reads it; under DDP every rank
+    takes rank 0's answer (the other ranks' record holds the best epoch only: they write no
+    file)."""
     world = current_context()
     first: FitResult | None = None
     problem: Exception | None = None
     path = out / REFIT_DIR / FIRST_PASS
     if world.is_main and path.is_file():
         try:
-            first = FitResult(**read_json_object(path))
-        except TypeError as err:
-            problem = ModelFileError(f"{path}: not a first-pass record ({err}); start a new run")
+            record = read_json_object(path)
+            if [record["epochs"], record["patience"]] == [cfg.epochs, cfg.patience]:
+                first = FitResult(**record["fit"])
+        except (KeyError, TypeError) as err:
+            problem = ModelFileError(f"{path}: not a first-pass record ({err!r}); start a new "
+                                     "run")
         except ModelFileError as err:
             problem = err
     agree(problem)  # every rank raises rank 0's problem, or none does
@@ -89,11 +94,13 @@ def finished_first_pass(out: Path) -> FitResult | None:
     return first
 
 
-def record_first_pass(out: Path, first: FitResult) -> None:
-    """Write (rank 0) ``out/refit/first_pass.json``: a resumed run's refit starts from it."""
+def record_first_pass(out: Path, first: FitResult, cfg: Any) -> None:
+    """Write (rank 0) ``out/refit/first_pass.json``, the first pass's result and the
+    ``epochs`` and ``patience`` of ``cfg`` it ran with: a resumed run's refit starts from it."""
     if current_context().is_main:
         (out / REFIT_DIR).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / REFIT_DIR / FIRST_PASS, dataclasses.asdict(first))
+        atomic_write_json(out / REFIT_DIR / FIRST_PASS, {
+            "fit": dataclasses.asdict(first), "epochs": cfg.epochs, "patience": cfg.patience})
 
 
 def refit(run: Any, schema: TableSchema, encoder: FeatureEncoder, dataset: EncodedDataset,
@@ -105,7 +112,9 @@ def refit(run: Any, schema: TableSchema, encoder: FeatureEncoder, dataset: Encod
     cfg = run.training
     epochs = first.best_epoch
     world = current_context()
-    check_refit(run, len(dataset))
+    if not refits(run, len(dataset)):
+        raise ValueError(f"refit() of a run that does not refit: training.refit "
+                         f"{cfg.refit}, valid_fraction {cfg.valid_fraction} of {len(dataset)} rows")
     train, _ = holdout(dataset, 0.0)  # every row, as a run with --valid-fraction 0 sees them
     n_valid = len(dataset) - len(holdout(dataset, cfg.valid_fraction)[0])
     # exactly E epochs: patience E never stops it; a schedule spans these E epochs

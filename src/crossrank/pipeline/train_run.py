@@ -35,10 +35,10 @@ from crossrank.distributed import current_context, run_agreed
 from crossrank.pipeline.config_file import dataclass_defaults, toml_text
 from crossrank.pipeline.refit import (
     build_run_model,
-    check_refit,
     finished_first_pass,
     record_first_pass,
     refit,
+    refits,
 )
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock, check_resume, claim_run_dir
@@ -98,19 +98,21 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
            log: Callable[..., Any]) -> FitResult:
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_run_data(run, out, resume=resume, log=log)
-    check_refit(run, len(prepared.dataset))
-    if not run.training.refit:
+    if not refits(run, len(prepared.dataset)):
+        if run.training.refit and run.training.valid_fraction > 0:
+            log("no refit: the validation split holds out no row (too few rows)")
         return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
     # the first pass chooses the epochs (skipped when a resumed run's had ended), then the
-    # refit (crossrank.pipeline.refit)
-    first = finished_first_pass(out) if resume else None
+    # refit (crossrank.pipeline.refit), afresh after a first pass that ran (again)
+    first = finished_first_pass(out, run.training) if resume else None
+    refit_resume = first is not None
     if first is None:
         first = fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
-        record_first_pass(out, first)
+        record_first_pass(out, first, run.training)
     resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
     metadata = _model_metadata(resolved, prepared, out if current_context().is_main else None)
     return refit(resolved, prepared.schema, prepared.encoder, prepared.dataset, out, first,
-                 metadata=metadata, resume=resume,
+                 metadata=metadata, resume=refit_resume,
                  verbose=verbose, log=log)
 
 
