@@ -36,9 +36,11 @@ from crossrank.distributed import agree, broadcast_float, current_context, run_a
 from crossrank.errors import ModelFileError
 from crossrank.models import FeatureSchema, build_model
 from crossrank.models.base import RankingModel
+from crossrank.pipeline.run_config import RunConfig
 from crossrank.pipeline.run_dir import REFIT_DIR
 from crossrank.safe_io import read_json_object
 from crossrank.train.checkpoint import atomic_write_json, save_model
+from crossrank.train.config import TrainConfig
 from crossrank.train.loop import FitResult, Trainer
 
 FIRST_PASS = "first_pass.json"
@@ -46,8 +48,8 @@ NO_VALID_METRIC = ("trained on the validation rows too: no held-out validation m
                    "first_pass holds the validation metrics that chose the epochs")
 
 
-def build_run_model(run: Any, schema: TableSchema, encoder: FeatureEncoder) -> RankingModel:
-    """The model ``run`` (a RunConfig) describes for data encoded by ``encoder``, on the run's
+def build_run_model(run: RunConfig, schema: TableSchema, encoder: FeatureEncoder) -> RankingModel:
+    """The model ``run`` describes for data encoded by ``encoder``, on the run's
     device; its initial weights come from torch's generator as it stands (seed it first)."""
     model_schema = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
                                  vocab_sizes=encoder.vocab_sizes,
@@ -60,16 +62,16 @@ def build_run_model(run: Any, schema: TableSchema, encoder: FeatureEncoder) -> R
     return model.to(run.training.device)
 
 
-def refits(run: Any, rows: int) -> bool:
+def refits(run: RunConfig, rows: int) -> bool:
     """Whether ``run`` refits on data of ``rows`` rows: ``training.refit`` and a validation
     split that holds out a row (without one, early stopping chose nothing to refit for)."""
     cfg = run.training
     return bool(cfg.refit) and int(rows * cfg.valid_fraction) > 0
 
 
-def finished_first_pass(out: Path, cfg: Any) -> FitResult | None:
+def finished_first_pass(out: Path, cfg: TrainConfig) -> FitResult | None:
     """The first pass recorded in ``out`` when a resumed run's had ended with the same
-    ``epochs`` and ``patience`` as ``cfg`` (a TrainConfig), else None: a resume that gives more
+    ``epochs`` and ``patience`` as ``cfg``, else None: a resume that gives more
     epochs continues the first pass, then refits afresh. Rank 0 reads it; under DDP every rank
     takes rank 0's answer (the other ranks' record holds the best epoch only: they write no
     file)."""
@@ -94,7 +96,7 @@ def finished_first_pass(out: Path, cfg: Any) -> FitResult | None:
     return first
 
 
-def record_first_pass(out: Path, first: FitResult, cfg: Any) -> None:
+def record_first_pass(out: Path, first: FitResult, cfg: TrainConfig) -> None:
     """Write (rank 0) ``out/refit/first_pass.json``, the first pass's result and the
     ``epochs`` and ``patience`` of ``cfg`` it ran with: a resumed run's refit starts from it."""
     if current_context().is_main:
@@ -103,7 +105,7 @@ def record_first_pass(out: Path, first: FitResult, cfg: Any) -> None:
             "fit": dataclasses.asdict(first), "epochs": cfg.epochs, "patience": cfg.patience})
 
 
-def refit(run: Any, schema: TableSchema, encoder: FeatureEncoder, dataset: EncodedDataset,
+def refit(run: RunConfig, schema: TableSchema, encoder: FeatureEncoder, dataset: EncodedDataset,
           out: Path, first: FitResult, *, metadata: dict[str, Any], resume: bool,
           verbose: bool, log: Callable[..., Any]) -> FitResult:
     """Train the refit model of ``run`` on every row of ``dataset`` for ``first.best_epoch``
