@@ -26,6 +26,7 @@ from crossrank.distributed import (
 )
 from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
+from crossrank.safe_io import atomic_link
 from crossrank.train import health
 from crossrank.train.batch_source import (  # noqa: F401 (importable from here as before)
     Batch,
@@ -168,6 +169,7 @@ class Trainer:
             for epoch in range(start_epoch, cfg.epochs):
                 if stop_after_epochs is not None and epoch >= stop_after_epochs:
                     break
+                saved_sha256: str | None = None  # set when this epoch's weights are saved
                 started = time.perf_counter()
                 train_loss, skipped = self._train_epoch(train, epoch, epoch * steps_per_epoch,
                                                         total_steps, steps_per_epoch)
@@ -196,7 +198,7 @@ class Trainer:
                 if improved:
                     best, best_epoch, bad_epochs = value, epoch + 1, 0
                     if out is not None:
-                        self._save_best(out, record, never_improved=False)
+                        saved_sha256 = self._save_best(out, record, never_improved=False)
                     elif self.out_dir is None and self.keep_best:
                         best_weights = {k: v.detach().clone()
                                         for k, v in model.state_dict().items()}
@@ -206,7 +208,8 @@ class Trainer:
                 if out is not None:
                     with open(out / "metrics.jsonl", "a") as fh:
                         fh.write(json.dumps(record) + "\n")
-                    self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
+                    self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history,
+                                            saved_sha256=saved_sha256)
                 if self.verbose and self.world.is_main:
                     print(health.epoch_line(record), flush=True)
                 self.on_epoch(record)
@@ -283,18 +286,28 @@ class Trainer:
                 "the training set is empty")
         return running / seen, budget.skipped
 
-    def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> None:
-        save_model(out, self.model, extra={
+    def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> str:
+        """Save the model as the run's best; returns the weights' SHA-256."""
+        return save_model(out, self.model, extra={
             **self.metadata, "epoch": record["epoch"], "metrics": record.get("valid", {}),
             "train_config": self.config.to_dict(), "world_size": self.world.world_size,
             "never_improved": never_improved})
 
     def _checkpoint_latest(self, out: Path, epoch: int, best: float | None, best_epoch: int,
-                           bad_epochs: int, history: list[dict[str, Any]]) -> None:
-        save_tensors(out / "latest.safetensors", self.model.state_dict())
+                           bad_epochs: int, history: list[dict[str, Any]], *,
+                           saved_sha256: str | None) -> None:
+        """``saved_sha256``: set when ``model.safetensors`` holds these very weights (saved
+        as the best this epoch), which then become ``latest.safetensors`` by a hard link
+        instead of a second write of every weight."""
+        latest = out / "latest.safetensors"
+        if saved_sha256 is not None:
+            atomic_link(out / "model.safetensors", latest)
+        else:
+            saved_sha256 = save_tensors(latest, self.model.state_dict())
         save_training_state(out, optimizer_states=self.optimizer.state_dict(),
                             progress={"epoch": epoch, "best": best, "best_epoch": best_epoch,
-                                      "bad_epochs": bad_epochs, "history": history})
+                                      "bad_epochs": bad_epochs, "history": history},
+                            latest_sha256=saved_sha256)
 
     def _resume(self) -> tuple[int, float | None, int, int, list[dict[str, Any]]]:
         assert self.out_dir is not None  # fit() checked
