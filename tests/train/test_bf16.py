@@ -40,3 +40,44 @@ def test_bf16_model_is_within_0_005_auc_of_float32_on_criteo(shared_data, tmp_pa
         best[precision] = min((r["valid"] for r in records), key=lambda v: v["logloss"])
     assert best["bf16"]["auc"] == pytest.approx(best["float32"]["auc"], abs=0.005)
     assert best["bf16"]["logloss"] == pytest.approx(best["float32"]["logloss"], abs=0.005)
+
+
+@pytest.mark.parametrize("rank", [None, 4])
+def test_cross_layer_under_autocast_equals_the_mixed_dtype_formula(rank):
+    """The cross layers cast the bf16 product to the float32 stream once; the values and
+    gradients are those of the mixed-dtype formula they replace, bit for bit."""
+    from crossrank.ops.reference import cross_layer, low_rank_cross_layer
+
+    g = torch.Generator().manual_seed(0)
+    n = 24
+    x0 = torch.randn(64, n, generator=g, requires_grad=True)
+    xl = torch.randn(64, n, generator=g, requires_grad=True)
+    shapes = [(n, n)] if rank is None else [(n, rank), (rank, n)]
+    weights = [torch.randn(*s, generator=g, requires_grad=True) for s in shapes]
+    bias = torch.randn(n, generator=g, requires_grad=True)
+    leaves = [x0, xl, *weights, bias]
+
+    def mixed():  # the formula before the cast: bf16 h straight into the fp32 addcmul
+        if rank is None:
+            h = torch.nn.functional.linear(xl, weights[0], bias)
+        else:
+            h = torch.nn.functional.linear(xl @ weights[1].T, weights[0], bias)
+        assert h.dtype == torch.bfloat16
+        return torch.addcmul(xl, x0, h)
+
+    def layer():
+        if rank is None:
+            return cross_layer(x0, xl, weights[0], bias)
+        return low_rank_cross_layer(x0, xl, weights[0], weights[1], bias)
+
+    results = []
+    for fn in (mixed, layer):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = fn()
+        grads = torch.autograd.grad(out.square().sum(), leaves)
+        results.append((out, grads))
+    (a, ga), (b, gb) = results
+    assert a.dtype == b.dtype == torch.float32
+    assert torch.equal(a, b)
+    for x, y in zip(ga, gb, strict=True):
+        assert torch.equal(x, y)

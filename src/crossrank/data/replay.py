@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-REPLAY_BYTES = 512 << 20  # parsed bytes kept for the second pass (400k Criteo rows: ~190 MB)
+# parsed bytes kept for the second pass (a Criteo-shaped row parses to ~425 bytes)
+REPLAY_BYTES = 512 << 20
 
 
 class ReplayedTables:

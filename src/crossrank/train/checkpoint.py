@@ -24,6 +24,7 @@ that fits the model the spec describes, and every weight is finite.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -196,16 +197,18 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], skeletons: list[dict]) -> l
 
 
 def save_training_state(out_dir: str | Path, *, optimizer_states: list[dict],
-                        progress: dict[str, Any], latest_sha256: str | None = None) -> None:
-    """Optimizer and RNG state for ``--resume`` (written after the model files and
-    ``latest.safetensors``, whose SHA-256 it records with its own: ``latest_sha256`` when the
-    caller has it, else read from the file)."""
+                        progress: dict[str, Any],
+                        latest: Callable[[], str] | None = None) -> None:
+    """Optimizer and RNG state for ``--resume``: ``state.safetensors``, then ``latest()``
+    (which writes ``latest.safetensors`` and returns its SHA-256), then ``state.json`` with
+    both checksums, last, so a run cut short leaves the state of the epoch before. Without
+    ``latest``, the ``latest.safetensors`` already there is hashed."""
     out = Path(out_dir)
     tensors, skeletons = _flatten_optimizer(optimizer_states)
     tensors["rng.torch"] = torch.get_rng_state()
     checksums = {"state.safetensors": save_tensors(out / "state.safetensors", tensors)}
-    if latest_sha256 is not None:
-        checksums["latest.safetensors"] = latest_sha256
+    if latest is not None:
+        checksums["latest.safetensors"] = latest()
     elif (out / "latest.safetensors").is_file():
         checksums["latest.safetensors"] = sha256_file(out / "latest.safetensors")
     atomic_write_json(out / "state.json", {"optimizers": skeletons, "progress": progress,
