@@ -38,7 +38,6 @@ from crossrank.pipeline.schema import resolve_table_schema, resolved_section
 from crossrank.safe_io import atomic_write_bytes, sha256_file
 from crossrank.train.checkpoint import CHECKSUMS
 from crossrank.train.loop import FitResult, Trainer
-from crossrank.train.optim import warm_optimizer_imports
 from crossrank.train.threads import torch_default_threads
 
 
@@ -90,11 +89,7 @@ def train_run(run: RunConfig, out_dir: str | Path, *, resume: bool = False,
 def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
            log: Callable[..., Any]) -> FitResult:
     out.mkdir(parents=True, exist_ok=True)
-    warming = warm_optimizer_imports()  # overlaps the encoding (see its doc)
-    try:
-        prepared = prepare_run_data(run, out, resume=resume, log=log)
-    finally:
-        warming.join()
+    prepared = prepare_run_data(run, out, resume=resume, log=log)
     return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
 
 

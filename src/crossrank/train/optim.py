@@ -10,9 +10,7 @@ tensors).
 
 from __future__ import annotations
 
-import importlib
 import math
-import threading
 from collections.abc import Mapping
 
 import torch
@@ -23,23 +21,6 @@ from crossrank.models.base import RankingModel
 from crossrank.train.rowwise_optim import RowwiseAdagrad, RowwiseSGD, RowwiseSparseAdam
 
 OPTIMIZERS = ("adam", "adagrad", "sgd")
-
-
-def warm_optimizer_imports() -> threading.Thread:
-    """Start importing what torch's optimizers import when first used, in a thread.
-
-    ``torch.optim``'s ``zero_grad`` and ``state_dict`` import ``torch._dynamo`` on first call
-    (about 1.7 s of a 2-core machine's start-up); a command that encodes data first joins
-    the returned thread before it builds its optimizer, so the import overlaps the encoding
-    (pyarrow releases the GIL) instead of adding to it.
-
-    Example:
-        >>> warm_optimizer_imports().join()
-    """
-    thread = threading.Thread(target=importlib.import_module, args=("torch._dynamo",),
-                              name="crossrank-warm-imports")
-    thread.start()
-    return thread
 
 
 class MultiOptimizer:
