@@ -17,6 +17,7 @@ Run: .venv/bin/python benchmarks/bench_epoch_from_tsv.py [--rows 400000] [--roun
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -55,15 +56,36 @@ def step_rate(batch: int, threads: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def epoch_rate(data: Path, out: Path, rows: int, batch: int, threads: int) -> float:
+def epoch_rate(data: Path, out: Path, rows: int, batch: int, threads: int) -> tuple[float, str]:
+    """rows/s of the whole command, and where its wall time went (from its log and
+    metrics.jsonl): start-up (imports, parser), encoding, model set-up, the epoch's steps,
+    and the rest (saving the model and the resumable state, exit)."""
     cmd = [sys.executable, "-m", "crossrank", "train", "--data", str(data), "--epochs", "1",
            "--valid-fraction", "0", "--batch-size", str(batch), "--optimizer", "adagrad",
            "--lr", "0.01", "--threads", str(threads), "--no-progress", "--overwrite",
            "--hash-buckets", "100000", "--out", str(out), *MODEL]
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True,
-                   env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
-    return rows / (time.perf_counter() - start)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT / "src"),
+                                     PYTHONUNBUFFERED="1"))  # each line when it is printed
+    seen: dict[str, float] = {}
+    encoding = "?"
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the time each line of the log appeared
+        for key in ("encoded", "dlrm:", "epoch 1"):
+            if line.startswith(key) and key not in seen:
+                seen[key] = time.perf_counter() - start
+        if line.startswith("encoded"):
+            encoding = line.rsplit(" in ", 1)[-1].strip()
+    if proc.wait():
+        raise SystemExit(f"{' '.join(cmd)} failed with exit status {proc.returncode}")
+    total = time.perf_counter() - start
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    ready, epoch_end = seen.get("dlrm:", 0.0), seen.get("epoch 1", total)
+    split = (f"start to model built {ready:.1f} s of which encoding {encoding}, epoch "
+             f"{record['seconds']:.1f} s, epoch's end to exit {total - epoch_end:.1f} s, "
+             f"total {total:.1f} s")
+    return rows / total, split
 
 
 def main() -> None:
@@ -79,9 +101,10 @@ def main() -> None:
         print(f"input: {args.rows:,} rows, {data.stat().st_size / 1e6:.0f} MB")
         for r in range(args.rounds):
             step = step_rate(args.batch, args.threads)
-            epoch = epoch_rate(data, Path(tmp) / "run", args.rows, args.batch, args.threads)
+            epoch, split = epoch_rate(data, Path(tmp) / "run", args.rows, args.batch,
+                                      args.threads)
             print(f"round {r + 1}: step only {step:,.0f} samples/s; epoch from the TSV "
-                  f"{epoch:,.0f} rows/s = {epoch / step:.0%} of the step's rate")
+                  f"{epoch:,.0f} rows/s = {epoch / step:.0%} of the step's rate ({split})")
         print(f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, batch {args.batch}, "
               f"{args.threads} threads, load average {os.getloadavg()[0]:.1f})")
 

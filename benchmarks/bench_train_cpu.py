@@ -48,10 +48,11 @@ def child(kind: str, *, threads: str, precision: str, steps: int, batch: int) ->
 
     if threads != "auto":
         torch.set_num_threads(int(threads))
-    if kind == "matmul":
+    if kind in ("matmul", "matmul-bf16"):
         from crossrank.train.throughput import matmul_gflops
 
-        print(f"gflops={matmul_gflops(batch):.1f}")
+        dtype = torch.bfloat16 if kind == "matmul-bf16" else torch.float32
+        print(f"gflops={matmul_gflops(batch, dtype=dtype):.1f}")
         return
     from crossrank.train.config import TrainConfig
     from crossrank.train.throughput import make_model, measure, synthetic_batches
@@ -131,14 +132,19 @@ def same_run_table(rounds: int, steps: int, batch: int) -> None:
                 figures[name].append(value)
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
     gflops = run(me("matmul", "--threads", "2", "--batch", str(batch)))
+    bf16_gflops = run(me("matmul-bf16", "--threads", "2", "--batch", str(batch)))
     flop_per_sample = 3.97e6
     ceiling = gflops * 1e9 / flop_per_sample if gflops else None
+    bf16_ceiling = bf16_gflops * 1e9 / flop_per_sample if bf16_gflops else None
     print(f"\nDLRM-DCN training, batch {batch}, 2 threads, {steps} timed steps, {rounds} "
           f"alternating rounds, {time.strftime('%Y-%m-%d')}, {cpu_model()} ({os.cpu_count()} "
           f"CPUs; flags: {cpu_flags()}), torch {torch.__version__} for crossrank")
     if gflops:
         print(f"{batch}x512x512 float32 product: {gflops:.0f} GFLOP/s -> ceiling "
               f"{ceiling:,.0f} samples/s at 3.97 MFLOP/sample")
+    if bf16_gflops:  # the bf16 row's own ceiling: its products run at this rate
+        print(f"{batch}x512x512 bfloat16 product: {bf16_gflops:.0f} GFLOP/s -> ceiling "
+              f"{bf16_ceiling:,.0f} samples/s")
     fused = statistics.median(figures["torchrec fused"]) if figures["torchrec fused"] else None
     print(f"\n{'contender':<20} {'samples/s (each round)':<30} {'median':>9} {'vs torchrec fused':>18}"
           f" {'of ceiling':>11}")
@@ -153,6 +159,8 @@ def same_run_table(rounds: int, steps: int, batch: int) -> None:
         each = " / ".join(f"{v:,.0f}" for v in values)
         ratio = f"{med / fused:.2f}x" if fused else "-"
         share = f"{med / ceiling:.0%}" if ceiling else "-"
+        if name == "crossrank bf16" and bf16_ceiling:
+            share += f" ({med / bf16_ceiling:.0%} of bf16's)"
         print(f"{name:<20} {each:<30} {med:>9,.0f} {ratio:>18} {share:>11}")
 
 

@@ -40,3 +40,4 @@ def test_bf16_model_is_within_0_005_auc_of_float32_on_criteo(shared_data, tmp_pa
         best[precision] = min((r["valid"] for r in records), key=lambda v: v["logloss"])
     assert best["bf16"]["auc"] == pytest.approx(best["float32"]["auc"], abs=0.005)
     assert best["bf16"]["logloss"] == pytest.approx(best["float32"]["logloss"], abs=0.005)
+

@@ -99,3 +99,26 @@ def test_a_study_draws_inside_the_space():
         assert values["model.cross.num_layers"] in (1, 4, 7)
         assert 1e-4 <= values["training.lr"] <= 1e-2
         assert 0.0 <= values["model.dropout"] <= 0.5
+
+
+def test_the_base_configuration_is_a_point_of_the_default_space():
+    """Trial 0 of a new study: every default entry at the defaults' values, decoded back to
+    exactly the base run (min_count's automatic default counted as what it resolves to)."""
+    run = build_run_config({})
+    space = build_space(None, {})
+    start = space.base_params(run)
+    assert sorted(start) == sorted(p.key for p in space.params)
+    again = build_run_config(as_layer(space.decode(start)))
+    assert again.to_dict() == {**run.to_dict(),
+                               "encoder": {**run.to_dict()["encoder"], "min_count": 10}}
+
+
+def test_base_values_the_space_cannot_draw_are_left_to_the_sampler():
+    base = {"training": {"lr": 0.5, "batch_size": 384}, "model": {"dropout": 0.25}}
+    space = build_space({"default_space": False, "space": {
+        "training.lr": {"low": 1e-4, "high": 1e-2, "log": True},   # 0.5: out of range
+        "training.batch_size": {"low": 256, "high": 1024, "step": 256},  # 384: off the step
+        "model.dropout": [0.0, 0.25],                              # a choice: kept
+        "model.cross.num_layers": {"low": 1, "high": 4}}}, base)   # 2: in range
+    assert space.base_params(build_run_config(base)) == {"model.dropout": 0.25,
+                                                        "model.cross.num_layers": 2}

@@ -188,3 +188,15 @@ def test_a_study_refuses_other_folds_and_folds_that_do_not_fit(clicks, tmp_path)
                                           r"--folds <= 10"):
         tune(_base(clicks), SPACE, tmp_path / "bad", trials=1, folds=11)
     assert not (tmp_path / "bad" / "study.db").exists()  # refused before any trial
+
+
+def test_a_new_study_tries_the_base_configuration_first_and_once(clicks, tmp_path):
+    out = tmp_path / "s"
+    lines: list[str] = []
+    tune(_base(clicks, lr=0.01), SPACE, out, trials=2, log=lines.append)
+    tune(_base(clicks, lr=0.01), SPACE, out, trials=3, log=lines.append)  # continued
+    trials = _study(out).trials
+    assert trials[0].params["training.lr"] == 0.01  # the base's; dropout 0.2 is no choice
+    assert [t.params["training.lr"] == 0.01 for t in trials].count(True) == 1
+    assert sum("the first trial: the base configuration where the space holds" in line
+               for line in lines) == 1

@@ -41,6 +41,7 @@ from crossrank.data.files import Format
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.readers import OnBadRows, iter_tables, list_shards
 from crossrank.data.rejects import RejectsLog, concatenate_rejects, summarize
+from crossrank.data.replay import ReplayedTables
 from crossrank.data.schema import TableSchema
 from crossrank.distributed import all_reduce_sum, assign_files, current_context, run_agreed
 from crossrank.errors import REASONS
@@ -84,10 +85,13 @@ def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderCo
                                    on_bad_rows=cast(OnBadRows, on_bad_rows), rejects=rejects)
 
     encoder = FeatureEncoder(schema, **options.encoder_options())
+    # rows parsed by the fit pass are replayed to the encode pass when they fit in memory
+    # (not when skipping bad rows: the fit pass sees the bad rows, only the encode pass
+    # records them)
+    parsed = None if skip else ReplayedTables(lambda: tables(None))
 
     def fit_part() -> FitStats:
-        # the fit pass sees the bad rows the encode pass sees; only the latter records them
-        stats = encoder.partial_fit(tables(RejectsLog() if skip else None))
+        stats = encoder.partial_fit(parsed if parsed is not None else tables(RejectsLog()))
         if world.is_distributed and mine:
             stats.save(part / "stats")
         return stats
@@ -110,7 +114,8 @@ def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderCo
             return {}
         rejects = RejectsLog(rejects_file if alone else part / "rejects.jsonl") if skip else None
         try:
-            encode_to_cache(tables(rejects), encoder, cache_dir if alone else part / "cache",
+            source = parsed if parsed is not None else tables(rejects)
+            encode_to_cache(source, encoder, cache_dir if alone else part / "cache",
                             overwrite=True)
         finally:
             if rejects is not None:

@@ -24,6 +24,7 @@ that fits the model the spec describes, and every weight is finite.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,16 +83,17 @@ def load_tensors(path: Path) -> dict[str, Tensor]:
                              f"({detail})") from None
 
 
-def save_model(out_dir: str | Path, model: RankingModel, *, extra: dict[str, Any]) -> None:
+def save_model(out_dir: str | Path, model: RankingModel, *, extra: dict[str, Any]) -> str:
     """Write ``model.safetensors`` and ``model.json`` (spec plus ``extra`` metadata). The
     SHA-256 of the weights joins those of ``extra["sha256"]`` (other files of the directory,
-    named relative to it) under ``"sha256"``."""
+    named relative to it) under ``"sha256"``; returns the weights' SHA-256."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     digest = save_tensors(out / "model.safetensors", model.state_dict())
     checksums = {**extra.get(CHECKSUMS, {}), "model.safetensors": digest}
     atomic_write_json(out / "model.json", {"format": FORMAT, "model": model_spec(model), **extra,
                                            CHECKSUMS: checksums})
+    return digest
 
 
 def read_model_json(model_dir: str | Path) -> dict[str, Any]:
@@ -195,14 +197,19 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], skeletons: list[dict]) -> l
 
 
 def save_training_state(out_dir: str | Path, *, optimizer_states: list[dict],
-                        progress: dict[str, Any]) -> None:
-    """Optimizer and RNG state for ``--resume`` (written after the model files and
-    ``latest.safetensors``, whose SHA-256 it records with its own)."""
+                        progress: dict[str, Any],
+                        latest: Callable[[], str] | None = None) -> None:
+    """Optimizer and RNG state for ``--resume``: ``state.safetensors``, then ``latest()``
+    (which writes ``latest.safetensors`` and returns its SHA-256), then ``state.json`` with
+    both checksums, last, so a run cut short leaves the state of the epoch before. Without
+    ``latest``, the ``latest.safetensors`` already there is hashed."""
     out = Path(out_dir)
     tensors, skeletons = _flatten_optimizer(optimizer_states)
     tensors["rng.torch"] = torch.get_rng_state()
     checksums = {"state.safetensors": save_tensors(out / "state.safetensors", tensors)}
-    if (out / "latest.safetensors").is_file():
+    if latest is not None:
+        checksums["latest.safetensors"] = latest()
+    elif (out / "latest.safetensors").is_file():
         checksums["latest.safetensors"] = sha256_file(out / "latest.safetensors")
     atomic_write_json(out / "state.json", {"optimizers": skeletons, "progress": progress,
                                            CHECKSUMS: checksums})

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from crossrank.distributed import (
 )
 from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
+from crossrank.safe_io import atomic_link
 from crossrank.train import health
 from crossrank.train.batch_source import (  # noqa: F401 (importable from here as before)
     Batch,
@@ -172,6 +175,7 @@ class Trainer:
             for epoch in range(start_epoch, cfg.epochs):
                 if stop_after_epochs is not None and epoch >= stop_after_epochs:
                     break
+                saving: Future[str] | None = None  # the best weights' save, when improved
                 started = time.perf_counter()
                 train_loss, skipped = self._train_epoch(train, epoch, epoch * steps_per_epoch,
                                                         total_steps, steps_per_epoch)
@@ -200,7 +204,9 @@ class Trainer:
                 if improved:
                     best, best_epoch, bad_epochs = value, epoch + 1, 0
                     if out is not None:
-                        self._save_best(out, record, never_improved=False)
+                        # written while the optimizer state is (_checkpoint_latest joins it)
+                        saving = _in_background(self._save_best, out, record,
+                                                never_improved=False)
                     elif self.out_dir is None and self.keep_best:
                         best_weights = {k: v.detach().clone()
                                         for k, v in model.state_dict().items()}
@@ -210,7 +216,8 @@ class Trainer:
                 if out is not None:
                     with open(out / "metrics.jsonl", "a") as fh:
                         fh.write(json.dumps(record) + "\n")
-                    self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history)
+                    self._checkpoint_latest(out, epoch + 1, best, best_epoch, bad_epochs, history,
+                                            saving=saving)
                 if self.verbose and self.world.is_main:
                     print(health.epoch_line(record), flush=True)
                 self.on_epoch(record)
@@ -287,18 +294,35 @@ class Trainer:
                 "the training set is empty")
         return running / seen, budget.skipped
 
-    def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> None:
-        save_model(out, self.model, extra={
+    def _save_best(self, out: Path, record: dict[str, Any], *, never_improved: bool) -> str:
+        """Save the model as the run's best; returns the weights' SHA-256."""
+        return save_model(out, self.model, extra={
             **self.metadata, "epoch": record["epoch"], "metrics": record.get("valid", {}),
             "train_config": self.config.to_dict(), "world_size": self.world.world_size,
             "never_improved": never_improved})
 
     def _checkpoint_latest(self, out: Path, epoch: int, best: float | None, best_epoch: int,
-                           bad_epochs: int, history: list[dict[str, Any]]) -> None:
-        save_tensors(out / "latest.safetensors", self.model.state_dict())
-        save_training_state(out, optimizer_states=self.optimizer.state_dict(),
-                            progress={"epoch": epoch, "best": best, "best_epoch": best_epoch,
-                                      "bad_epochs": bad_epochs, "history": history})
+                           bad_epochs: int, history: list[dict[str, Any]], *,
+                           saving: Future[str] | None) -> None:
+        """``saving``: this epoch's weights being saved as the best (in another thread);
+        once saved they become ``latest.safetensors`` by a hard link instead of a second
+        write of every weight."""
+        def latest() -> str:
+            path = out / "latest.safetensors"
+            if saving is None:
+                return save_tensors(path, self.model.state_dict())
+            digest = saving.result()  # the best model written (or its error raised)
+            atomic_link(out / "model.safetensors", path)
+            return digest
+
+        try:
+            save_training_state(out, optimizer_states=self.optimizer.state_dict(),
+                                progress={"epoch": epoch, "best": best, "best_epoch": best_epoch,
+                                          "bad_epochs": bad_epochs, "history": history},
+                                latest=latest)
+        finally:
+            if saving is not None:
+                wait([saving])  # never leave the epoch with a write in flight
 
     def _resume(self) -> tuple[int, float | None, int, int, list[dict[str, Any]]]:
         assert self.out_dir is not None  # fit() checked
@@ -348,3 +372,20 @@ def _progress(total: int, desc: str, enabled: bool):
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False)
+
+
+def _in_background(fn: Callable[..., str], *args: Any, **kwargs: Any) -> Future[str]:
+    """``fn(*args, **kwargs)`` run in a new thread; its result (or error) in the future.
+    Writing files mostly releases the GIL (the copy into the page cache, fsync, SHA-256), so
+    two files are written at once on two cores."""
+    future: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to whoever waits on the future
+            future.set_exception(err)
+
+    threading.Thread(target=run, name="crossrank-save").start()
+    return future
+

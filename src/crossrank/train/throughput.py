@@ -93,10 +93,11 @@ def matmul_macs_per_sample(model: torch.nn.Module) -> int:
                if p.dim() >= 2 and "embedding" not in name)
 
 
-def matmul_gflops(batch: int = 2048, *, repeats: int = 7) -> float:
-    """The measured float32 rate of a (batch x 512) @ (512 x 512) product, best of
+def matmul_gflops(batch: int = 2048, *, repeats: int = 7,
+                  dtype: torch.dtype = torch.float32) -> float:
+    """The measured rate of a (batch x 512) @ (512 x 512) product in ``dtype``, best of
     ``repeats`` x 20 calls: the machine's attainable rate for this model's layers."""
-    a, b = torch.randn(batch, 512), torch.randn(512, 512)
+    a, b = torch.randn(batch, 512, dtype=dtype), torch.randn(512, 512, dtype=dtype)
     for _ in range(3):
         a @ b
     best = float("inf")

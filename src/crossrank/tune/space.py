@@ -33,7 +33,7 @@ from typing import Any
 from crossrank.errors import ConfigError
 from crossrank.options import nearest
 from crossrank.pipeline.config_file import field_types
-from crossrank.pipeline.run_config import build_run_config
+from crossrank.pipeline.run_config import RunConfig, build_run_config
 
 # Each trial validates on the same rows with the same metric, or their values would not
 # compare; the rest say where or how to train, not what.
@@ -97,6 +97,23 @@ class Param:
         shown = [_shown(c) for c in self.choices]
         return self.choices[shown.index(trial.suggest_categorical(self.key, shown))]
 
+    def stored_value(self, value: Any) -> Any | None:
+        """``value`` (a config value) as Optuna would store it for this entry, or None when
+        the entry cannot draw it (out of range, off the step, not a choice)."""
+        if self.kind == "choice":
+            shown = _shown(value)
+            return shown if shown in [_shown(c) for c in self.choices] else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if self.kind == "int" and not isinstance(value, int):
+            return None
+        if not self.low <= value <= self.high:
+            return None
+        if self.step and not math.isclose((value - self.low) / self.step,
+                                          round((value - self.low) / self.step)):
+            return None
+        return int(value) if self.kind == "int" else float(value)
+
     def extremes(self) -> list[Any]:
         """The values that must all build a run: both bounds, or every choice."""
         if self.kind == "choice":
@@ -140,6 +157,23 @@ class SearchSpace:
             if p.kind == "choice":
                 value = p.choices[[_shown(c) for c in p.choices].index(value)]
             out[p.key] = value
+        return out
+
+    def base_params(self, run: RunConfig) -> dict[str, Any]:
+        """The entries' values in ``run`` (the study's base configuration), as Optuna params,
+        for those the space can draw: the study's first trial, so the best trial is never
+        worse on validation than what the user started from. An option left to its automatic
+        default (``encoder.min_count``) counts as the value it resolves to."""
+        values = run.to_dict()
+        values["encoder"] = {**values["encoder"], **run.encoder.encoder_options()}
+        out = {}
+        for p in self.params:
+            node: Any = values
+            for part in p.key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            stored = p.stored_value(node)
+            if stored is not None:
+                out[p.key] = stored
         return out
 
     def describe(self) -> str:

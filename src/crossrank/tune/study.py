@@ -186,6 +186,14 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
             pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
         _check_same_study(study, _fingerprint(run, space, folds), out)
         _fail_left_running(study, storage, log)
+        if not study.trials:  # a new study: the base configuration first
+            start = space.base_params(run)
+            if start:
+                study.enqueue_trial(start)
+                log("the first trial: the base configuration" + (
+                    "" if len(start) == len(space.params) else
+                    f" where the space holds its values ({len(start)} of "
+                    f"{len(space.params)} entries; the others drawn)"))
         # seeded by the trials so far too: a continued study draws new points, not trial 0's
         study.sampler = optuna.samplers.TPESampler(seed=run.training.seed + len(study.trials))
         done = _finished(study)
