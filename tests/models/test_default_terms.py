@@ -28,6 +28,8 @@ def test_a_single_label_model_gets_the_fm_term_and_saves_its_size(name):
     ("dnn", FeatureSchema(dense=("a", "b")), {}, "regression"),  # no categorical field
     ("dcn", TWO, {"terms": {"fm_dim": 0}}, "regression"),  # the user's 0 stands
     ("dlrm", TWO, {"bottom_layers": [4], "top_layers": [4]}, "binary"),  # DLRM: none
+    ("dlrm", TWO, {"bottom_layers": [4], "top_layers": [4], "terms": {"first_order": True}},
+     "regression"),  # another terms option given: DLRM's none all the same
     ("dcn", TWO, {"deep_layers": [8]}, ["binary", "regression"]),  # several labels
     ("dnn", TWO, {"multitask": {"arch": "mmoe", "num_experts": 2}}, ["binary", "binary"]),
 ])

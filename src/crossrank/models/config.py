@@ -129,7 +129,7 @@ class LogitTerms:
         >>> LogitTerms(fm_dim=-1)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        crossrank.errors.ConfigError: terms.fm_dim must be none or an integer >= 0 (0: no ...), got -1
+        crossrank.errors.ConfigError: terms.fm_dim must be an integer >= 0 (0: no ...), got -1
         >>> LogitTerms().resolved(num_fields=2, num_tasks=1).fm_dim
         32
         >>> LogitTerms().resolved(num_fields=2, num_tasks=2).fm_dim
@@ -150,23 +150,26 @@ class LogitTerms:
         if not isinstance(self.first_order, bool):
             raise ConfigError(f"terms.first_order must be true or false, got {self.first_order!r}")
         if self.fm_dim is not None and not _is_count(self.fm_dim, 0):
-            raise ConfigError(f"terms.fm_dim must be none or an integer >= 0 (0: no "
-                              f"factorization machine), got {self.fm_dim!r}")
+            raise ConfigError(f"terms.fm_dim must be an integer >= 0 (0: no factorization "
+                              f"machine; none: the default's rule), got {self.fm_dim!r}")
         _check_non_negative(self, "terms.", "first_order_l2", "fm_l2")
 
-    def resolved(self, *, num_fields: int, num_tasks: int) -> LogitTerms:
+    def resolved(self, *, num_fields: int, num_tasks: int,
+                 fm_dim: int = FM_DIM_DEFAULT) -> LogitTerms:
         """These terms with ``fm_dim`` None decided for a model with ``num_fields``
-        categorical fields (multi-valued ones count) and ``num_tasks`` labels: a multi-task
-        model takes no logit term, and a factorization machine needs two fields."""
+        categorical fields (multi-valued ones count) and ``num_tasks`` labels: ``fm_dim``
+        (the family's size, 0 for none) where it applies; a multi-task model takes no logit
+        term, and a factorization machine needs two fields."""
         if self.fm_dim is not None:
             return self
         on = num_tasks == 1 and num_fields >= 2
-        return dataclasses.replace(self, fm_dim=FM_DIM_DEFAULT if on else 0)
+        return dataclasses.replace(self, fm_dim=fm_dim if on else 0)
 
 
-def resolve_terms(config: Any, *, num_fields: int, num_tasks: int) -> Any:
+def resolve_terms(config: Any, *, num_fields: int, num_tasks: int,
+                  fm_dim: int = FM_DIM_DEFAULT) -> Any:
     """A family config with its ``terms`` resolved (:meth:`LogitTerms.resolved`)."""
-    terms = config.terms.resolved(num_fields=num_fields, num_tasks=num_tasks)
+    terms = config.terms.resolved(num_fields=num_fields, num_tasks=num_tasks, fm_dim=fm_dim)
     return config if terms is config.terms else dataclasses.replace(config, terms=terms)
 
 

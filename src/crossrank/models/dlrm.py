@@ -49,8 +49,9 @@ class DLRM(RankingModel):
 
     def __init__(self, schema: FeatureSchema, config: DLRMConfig | None = None, *,
                  task: str = "binary", body_only: bool = False) -> None:
-        # a factorization machine by default decided here, kept resolved in self.config
-        cfg = resolve_terms(config or DLRMConfig(), num_fields=schema.num_fields, num_tasks=1)
+        # DLRM takes no factorization machine by default: terms.fm_dim none resolves to 0
+        cfg = resolve_terms(config or DLRMConfig(), num_fields=schema.num_fields, num_tasks=1,
+                            fm_dim=0)
         super().__init__(schema, cfg, task=task)
         d, f = schema.embedding_dim, schema.num_fields  # categorical and multi-valued
         if not schema.num_dense or not f:
