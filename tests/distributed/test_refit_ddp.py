@@ -24,7 +24,7 @@ def _ranks(tmp_path: Path, name: str, argv: list[str]) -> None:
 
 def test_two_ranks_refit_as_two_ranks_train_on_every_row(tmp_path):
     out = tmp_path / "refit"
-    _ranks(tmp_path, "refit", ["--out", str(out), "--epochs", "4", "--patience", "0",
+    _ranks(tmp_path, "refit", ["--out", str(out), "--epochs", "3", "--patience", "0",
                                *ARGS])
     meta = json.loads((out / "model.json").read_text())
     epochs = meta["refit"]["epochs"]
