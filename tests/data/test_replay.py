@@ -6,14 +6,13 @@ import pyarrow as pa
 import pytest
 
 import crossrank.data.prepare as prepare_module
-import crossrank.data.replay as replay_module
 from crossrank.data import make_synthetic_clicks, write_table
 from crossrank.data.prepare import EncoderOptions, prepare_data
 from crossrank.data.replay import ReplayedTables
 from crossrank.data.schema import criteo_schema
 
 
-def _prepare(tmp_path, name, data, monkeypatch, *, budget, on_bad_rows="error"):
+def _prepare(tmp_path, name, data, monkeypatch, *, keep_mb, on_bad_rows="error"):
     reads = []
     real = prepare_module.iter_tables
 
@@ -22,21 +21,20 @@ def _prepare(tmp_path, name, data, monkeypatch, *, budget, on_bad_rows="error"):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(prepare_module, "iter_tables", counted)
-    monkeypatch.setattr(replay_module, "REPLAY_BYTES", budget)
     out = tmp_path / name
     encoder, dataset = prepare_data(
         data=str(data), fmt="criteo", schema=criteo_schema(),
         options=EncoderOptions(min_count=2), out=out, on_bad_rows=on_bad_rows,
-        rejects_path=None, resume=False, log=print)
+        rejects_path=None, resume=False, log=print, keep_parsed_mb=keep_mb)
     return encoder, dataset, out, len(reads)
 
 
 def test_one_parse_gives_the_encoder_and_cache_of_two(tmp_path, monkeypatch):
     data = tmp_path / "clicks.tsv"
     write_table(make_synthetic_clicks(3000, seed=4, vocab_size=[50] * 26), data, fmt="criteo")
-    once = _prepare(tmp_path, "once", data, monkeypatch, budget=1 << 30)
-    twice = _prepare(tmp_path, "twice", data, monkeypatch, budget=0)
-    skipping = _prepare(tmp_path, "skip", data, monkeypatch, budget=1 << 30, on_bad_rows="skip")
+    once = _prepare(tmp_path, "once", data, monkeypatch, keep_mb=64)
+    twice = _prepare(tmp_path, "twice", data, monkeypatch, keep_mb=0)
+    skipping = _prepare(tmp_path, "skip", data, monkeypatch, keep_mb=64, on_bad_rows="skip")
     assert (once[3], twice[3], skipping[3]) == (1, 2, 2)
     for name in ("encoder.json",):
         assert (once[2] / "encoder" / name).read_bytes() == \

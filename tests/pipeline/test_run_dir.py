@@ -140,7 +140,7 @@ def test_help_names_overwrite_and_resume(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--overwrite replace the model already in --out" in text
     assert "--out X --resume is enough" in text
-    assert "epochs, patience, progress, threads and device" in text
+    assert "epochs, patience, progress, threads, device and keep_parsed_mb" in text
 
 
 def test_resume_and_overwrite_exclude_each_other(tmp_path, capsys):
@@ -194,7 +194,8 @@ def test_resume_names_every_changed_option(interrupted, data, capsys):
         "crossrank train: error: cannot resume with changed options: "
         f"data.path {data / 'train.tsv'} -> {data / 'other.tsv'}, model.embedding_dim 4 -> 8, "
         "training.lr 0.003 -> 0.01, training.optimizer adam -> sgd (only training.epochs, "
-        "training.patience, training.progress, training.threads, training.device may change); "
+        "training.patience, training.progress, training.threads, training.device, "
+        "data.keep_parsed_mb may change); "
         "start a new run (another --out) or replace this one (--overwrite)")
     assert (part / "state.json").read_bytes() == state  # nothing was trained
 

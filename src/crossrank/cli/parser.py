@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="continue the interrupted run in --out from its last checkpoint, "
                           "with its saved options (--out X --resume is enough); options typed "
-                          f"must equal the saved ones but the training's {_resumable()}")
+                          f"must equal the saved ones but {_resumable()}")
     run.add_argument("--nproc", type=int, default=1,
                      help="data-parallel processes on this machine (runs torchrun for you; "
                           "same as torchrun --nproc_per_node=N -m crossrank train ...)")

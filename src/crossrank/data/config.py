@@ -43,6 +43,10 @@ class DataConfig:
     rejects: str | None = option(None, help="where skipped rows go (none: rejects.jsonl in the "
                                  "output directory)")
     synthetic_rows: int = option(50_000, help="rows of synthetic data when no data path is given")
+    keep_parsed_mb: int = option(
+        512, help="MiB of parsed rows kept between the encoder's fit pass and the encode pass: "
+        "data that fits is parsed once (a Criteo-shaped row takes ~425 bytes); 0: parse the "
+        "files twice, the least memory")
     negative_sampling_rate: float = option(
         1.0, help="the fraction of negatives (label 0) kept when the training data was made; "
         "predict and evaluate recalibrate probabilities p to p / (p + (1 - p) / rate) "
@@ -51,6 +55,10 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.synthetic_rows < 1:
             raise ConfigError(f"synthetic_rows must be positive, got {self.synthetic_rows!r}")
+        if isinstance(self.keep_parsed_mb, bool) or not isinstance(self.keep_parsed_mb, int) \
+                or self.keep_parsed_mb < 0:
+            raise ConfigError("keep_parsed_mb must be an integer >= 0 (MiB; 0: parse twice), "
+                              f"got {self.keep_parsed_mb!r}")
         rate = self.negative_sampling_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
             raise ConfigError("negative_sampling_rate must be in (0, 1] (the fraction of "

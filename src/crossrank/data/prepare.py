@@ -41,7 +41,7 @@ from crossrank.data.files import Format
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.readers import OnBadRows, iter_tables, list_shards
 from crossrank.data.rejects import RejectsLog, concatenate_rejects, summarize
-from crossrank.data.replay import ReplayedTables
+from crossrank.data.replay import REPLAY_BYTES, ReplayedTables
 from crossrank.data.schema import TableSchema
 from crossrank.distributed import all_reduce_sum, assign_files, current_context, run_agreed
 from crossrank.errors import REASONS
@@ -55,8 +55,11 @@ EncoderOptions = EncoderConfig
 
 def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderConfig,
                  out: Path, on_bad_rows: str, rejects_path: str | Path | None, resume: bool,
-                 log: Callable[[str], Any]) -> tuple[FeatureEncoder, EncodedDataset]:
-    """Fit the encoder on ``data`` and encode it into ``out/cache`` (see the module doc).
+                 log: Callable[[str], Any], keep_parsed_mb: int = REPLAY_BYTES >> 20
+                 ) -> tuple[FeatureEncoder, EncodedDataset]:
+    """Fit the encoder on ``data`` and encode it into ``out/cache`` (see the module doc); a
+    rank's files whose parsed rows fit in ``keep_parsed_mb`` MiB are parsed once
+    (:mod:`crossrank.data.replay`).
 
     With ``resume`` and an encoder and a cache in ``out`` on every rank, they are opened
     instead (same ids, same rows, no re-parse). Returns the encoder and the cache, the same
@@ -88,7 +91,8 @@ def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderCo
     # rows parsed by the fit pass are replayed to the encode pass when they fit in memory
     # (not when skipping bad rows: the fit pass sees the bad rows, only the encode pass
     # records them)
-    parsed = None if skip else ReplayedTables(lambda: tables(None))
+    parsed = None if skip or not keep_parsed_mb else \
+        ReplayedTables(lambda: tables(None), budget=keep_parsed_mb << 20)
 
     def fit_part() -> FitStats:
         stats = encoder.partial_fit(parsed if parsed is not None else tables(RejectsLog()))

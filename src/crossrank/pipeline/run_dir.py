@@ -41,7 +41,7 @@ from crossrank.errors import ConfigError, RunDirError
 LOCK_FILE = "train.lock"
 # options a resumed run may change: how long and how visibly it trains, and on what device
 RESUMABLE = ("training.epochs", "training.patience", "training.progress", "training.threads",
-             "training.device")
+             "training.device", "data.keep_parsed_mb")
 # files of a trained run (their presence means "holds a model"), resume state first
 RUN_STATE = ("state.json", "state.safetensors", "latest.safetensors", "model.json",
              "model.safetensors")

@@ -147,7 +147,8 @@ def prepare_run_data(run: RunConfig, out: Path, *, resume: bool = False,
     started = time.perf_counter()
     encoder, dataset = prepare_data(data=data, fmt=fmt, schema=schema, options=run.encoder,
                                     out=out, on_bad_rows=run.data.on_bad_rows,
-                                    rejects_path=run.data.rejects, resume=resume, log=log)
+                                    rejects_path=run.data.rejects, resume=resume, log=log,
+                                    keep_parsed_mb=run.data.keep_parsed_mb)
     log(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
     return PreparedData(resolved, schema, inferred, encoder, dataset)
 
