@@ -59,7 +59,8 @@ def build(out: Path) -> tuple[Path, Path, object]:
                              vocab_sizes=encoder.vocab_sizes, embedding_dim=16)
     torch.manual_seed(0)
     model = build_model("dcn", features, {"structure": "stacked", "deep_layers": [512, 256],
-                                          "cross": {"rank": 64, "num_layers": 3}}).eval()
+                                          "cross": {"rank": 64, "num_layers": 3},
+                                          "terms": {"fm_dim": 0}}).eval()
     export_model(model, encoder, schema, out / "onnx", fmt="onnx")
     export_model(model, encoder, schema, out / "pt2", fmt="pt2")
     return out / "onnx", out / "pt2", model
@@ -147,7 +148,8 @@ def multi_valued_rows(out: Path, calls: int) -> list[list[str]]:
                              multi_valued_widths=encoder.lists.widths, pooling=("sum",))
     torch.manual_seed(0)
     model = build_model("dcn", features, {"structure": "stacked", "deep_layers": [512, 256],
-                                          "cross": {"rank": 64, "num_layers": 3}}).eval()
+                                          "cross": {"rank": 64, "num_layers": 3},
+                                          "terms": {"fm_dim": 0}}).eval()
     export_model(model, encoder, schema, out / "mv_onnx", fmt="onnx")
     graph, kinds = scoring_graph(model)
     options = ort.SessionOptions()

@@ -54,6 +54,7 @@ from crossrank.data.readers import read_table
 from crossrank.data.synthetic_default import write_default_synthetic
 from crossrank.pipeline import build_run_config, evaluate_on_data, train_run
 from crossrank.pipeline.model_dir import load_model_dir
+from crossrank.pipeline.run_config import merge_tables
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CRITEO = SHARED / "criteo" / "criteo_kaggle_head10k.tsv"
@@ -61,34 +62,42 @@ CRITEO_CSV = SHARED / "criteo" / "criteo_sample200.csv"
 MOVIELENS = SHARED / "movielens-100k"
 DATA_SETS = ("criteo", "ml-reg", "ml-bin", "synthetic", "criteo-csv")
 
-# The defaults before this study (until 2026-12-01), given explicitly
-# so that they stay measurable after the configs change.
+# Earlier defaults and candidates, given explicitly so that they stay measurable after the
+# configs change: each names the FM term and the refit it was measured with (none, off).
+NO_FM = {"fm_dim": 0, "fm_l2": 0.0}
+NO_REFIT = {"refit": False}
+# the defaults before 2026-12-01
 OLD = {"encoder": {"min_count": 1},
        "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.0,
                  "embedding_l2": 0.0, "sparse_gradients": False,
-                 "cross": {"rank": None, "num_layers": 3}},
-       "training": {"lr": 1e-3, "batch_size": 512, "epochs": 10, "patience": 2}}
+                 "cross": {"rank": None, "num_layers": 3}, "terms": NO_FM},
+       "training": {"lr": 1e-3, "batch_size": 512, "epochs": 10, "patience": 2, **NO_REFIT}}
+# regularization that scales with the data: rare values (seen < 10 times) to
+# out-of-vocabulary, L2 on the embedding rows a batch touches, dropout, and up to 30 epochs
+# with early stopping (restoring the best) deciding; sparse embedding updates
+REG256 = {"encoder": {"min_count": 10},
+          "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.2,
+                    "embedding_l2": 1e-4, "sparse_gradients": True, "terms": NO_FM,
+                    "cross": {"rank": None, "num_layers": 3}},
+          "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2, **NO_REFIT}}
+# the defaults of 2026-12-01 (README Defaults then): reg256 with a low-rank cross of 2 layers
+LOWRANK = merge_tables(REG256, {"model": {"cross": {"rank": 16, "num_layers": 2}}})
+# a factorization machine term (its own K=32 factors per value, with matrix factorization's
+# per-occurrence L2), as the hand-tuned MovieLens model has
+FM = {"model": {"terms": {"fm_dim": 32, "fm_l2": 0.05}}}
+# the refit: after early stopping chose E, a fresh model trained on all the training rows (the
+# validation rows too) for E epochs (training.refit)
+REFIT = {"training": {"refit": True}}
 CANDIDATES: dict[str, dict[str, Any]] = {
     "old": OLD,
-    "defaults": {},
-    # regularization that scales with the data: rare values (seen < 10 times) to
-    # out-of-vocabulary, L2 on the embedding rows a batch touches, dropout, and up to 30 epochs
-    # with early stopping (restoring the best) deciding; sparse embedding updates
-    "reg256": {"encoder": {"min_count": 10},
-               "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.2,
-                         "embedding_l2": 1e-4, "sparse_gradients": True},
-               "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2}},
-    # what became the defaults (README Defaults): reg256 with a low-rank cross of 2 layers
-    "lowrank": {"encoder": {"min_count": 10},
-                "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.2,
-                          "embedding_l2": 1e-4, "sparse_gradients": True,
-                          "cross": {"rank": 16, "num_layers": 2}},
-                "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2}},
+    "defaults": {},  # whatever the configs declare now: since 2026-12-02 lowrank-fm-refit
+    "reg256": REG256,
+    "lowrank": LOWRANK,
+    "lowrank-refit": merge_tables(LOWRANK, REFIT),
+    "lowrank-fm": merge_tables(LOWRANK, FM),
+    "lowrank-fm-refit": merge_tables(merge_tables(LOWRANK, FM), REFIT),
     # reg256 with a smaller deep network
-    "reg128": {"encoder": {"min_count": 10},
-               "model": {"embedding_dim": 16, "deep_layers": [128, 64], "dropout": 0.2,
-                         "embedding_l2": 1e-4, "sparse_gradients": True},
-               "training": {"lr": 1e-3, "batch_size": 512, "epochs": 30, "patience": 2}},
+    "reg128": merge_tables(REG256, {"model": {"deep_layers": [128, 64]}}),
 }
 # hand-tuned figures: (metric -> value, where measured)
 TUNED = {"criteo": ({"auc": 0.7406, "logloss": 0.4684},

@@ -62,6 +62,7 @@ def run_training(data: Path, out: Path, args: argparse.Namespace) -> dict[str, f
                "--embedding-dim", str(args.embedding_dim), "--model", "dcn",
                "--model-option", f"cross.rank={args.rank}",
                "--model-option", f"cross.num_layers={args.cross_layers}",
+               "--model-option", "terms.fm_dim=0",
                "--model-option", f"deep_layers={json.dumps(args.deep_layers)}",
                "--optimizer", "adam", "--lr", "1e-3", "--nproc", str(args.nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}

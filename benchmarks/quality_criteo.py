@@ -25,7 +25,7 @@ PEERS = [("tuned logistic regression (reference)", 0.735, 0.472),
 # the deep part, a low learning rate and early stopping on validation log-loss).
 DEFAULT_OPTIONS = {"structure": "parallel", "cross": {"rank": 16, "num_layers": 2, "l2": 1e-3},
                    "deep_layers": [128, 64], "dropout": 0.2, "norm": "batch",
-                   "embedding_l2": 1e-4}
+                   "embedding_l2": 1e-4, "terms": {"fm_dim": 0}}  # no FM term: as measured
 
 
 def split(tmp: Path) -> tuple[Path, Path]:

@@ -64,6 +64,7 @@ def run(rows: int, seed: int, work: Path) -> dict[str, float]:
     single = work / f"single{seed}"
     _train(["--data", str(train), "--out", str(single), "--label", "conversion", "--exclude",
             "click", "--on-bad-rows", "skip", "--rejects", str(work / "rejects.jsonl"),
+            "--model-option", "terms.fm_dim=0",  # like for like: multi-task takes no FM term
             "--seed", str(seed)])
     out["single-task conversion"] = _evaluate(single, test, "--on-bad-rows", "skip",
                                               "--rejects", str(work / "r2.jsonl"))["auc"]

@@ -128,7 +128,8 @@ def test_task_applies_to_criteo_files(data, tmp_path):
     assert main(["train", "--data", str(data / "train.tsv"), "--task", "regression",
                  "--out", str(out), *TRAIN]) == 0
     meta = json.loads((out / "model.json").read_text())
-    assert meta["table_schema"]["task"] == "regression" and "rmse" in meta["metrics"]
+    assert meta["table_schema"]["task"] == "regression"
+    assert "rmse" in meta["refit"]["first_pass"]["valid_metrics"]  # the refit's first pass
 
 
 def test_help_lists_every_option_with_its_default_once(capsys):

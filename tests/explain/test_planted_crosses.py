@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from crossrank.explain import field_pair_importance
-from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema
+from crossrank.models import DCN, CrossConfig, DCNConfig, FeatureSchema, LogitTerms
 from crossrank.train.inmemory import InMemoryFitConfig, fit_tensors
 
 VOCAB, STRENGTH, ROWS = 50, 3.0, 40_000
@@ -54,8 +54,10 @@ def planted_clicks(seed, *, num_dense, num_sparse):
 
 def _train(schema, dense, ids, labels, *, rank, structure, epochs, seed):
     torch.manual_seed(seed)
+    # no FM term (the default's): the pairs must be learned by the cross network explained
     model = DCN(schema, DCNConfig(structure=structure, cross=CrossConfig(num_layers=2, rank=rank),
-                                  deep_layers=(16,) if structure == "stacked" else ()))
+                                  deep_layers=(16,) if structure == "stacked" else (),
+                                  terms=LogitTerms(fm_dim=0)))
     fit_tensors(model, dense, labels, sparse=ids,
                 config=InMemoryFitConfig(optimizer="adam", lr=1e-2, epochs=epochs,
                                          batch_size=512, seed=seed))

@@ -203,9 +203,9 @@ def test_every_option_has_help_and_round_trips(config_cls):
 
 
 @pytest.mark.parametrize("name, config, parts", [
-    ("dcn", {"deep_layers": [8], "terms": {"first_order": True}},
-     ["embedding", "cross", "deep", "output", "first_order"]),
-    ("dcn", {"structure": "cross_only"}, ["embedding", "cross", "output"]),
+    ("dcn", {"deep_layers": [8], "terms": {"first_order": True}},  # fm: the default's
+     ["embedding", "cross", "deep", "output", "first_order", "fm"]),
+    ("dcn", {"structure": "cross_only", "terms": {"fm_dim": 0}}, ["embedding", "cross", "output"]),
     ("dlrm", {**DLRM, "interaction": "dcn", "terms": {"fm_dim": 2}},
      ["bottom", "embedding", "interaction", "top", "fm"]),
     ("dnn", {"deep_layers": [8], "terms": TERMS}, ["embedding", "deep", "output", "first_order",

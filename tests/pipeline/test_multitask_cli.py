@@ -41,7 +41,7 @@ def test_training_records_both_labels_and_per_task_metrics(multi_run):
     assert meta["model"]["task"] == ["binary", "binary"]
     assert meta["run_config"]["schema"]["label"] == "click,conversion"
     assert {"click/auc", "conversion/auc", "conversion/rows", "mean/logloss"} <= set(
-        meta["metrics"])
+        meta["refit"]["first_pass"]["valid_metrics"])  # the saved model is refit
     labels = np.load(root / "m" / "cache" / "label.npy")
     assert labels.shape == (1500, 2)
     conversion = table.column("conversion").to_numpy(zero_copy_only=False).astype(np.float32)

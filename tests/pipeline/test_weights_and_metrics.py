@@ -44,7 +44,8 @@ def test_the_weight_column_travels_through_the_cache_and_into_the_metrics(weight
     assert meta["table_schema"]["weight"] == "w"
     assert meta["run_config"]["schema"]["weight_column"] == "w"
     assert meta["negative_sampling_rate"] == 1.0
-    assert meta["metrics"]["weight_sum"] == w[-len(w) // 10:].sum()  # the validation rows'
+    # the validation rows' (of the first pass: the saved model is refit on every row)
+    assert meta["refit"]["first_pass"]["valid_metrics"]["weight_sum"] == w[-len(w) // 10:].sum()
     assert "weight_column = \"w\"" in (root / "m" / "run.toml").read_text()
 
 

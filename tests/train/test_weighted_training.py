@@ -32,7 +32,8 @@ def _model(task="binary"):
     # no dropout (its masks differ between a weighted row and its repeats) and no
     # per-occurrence embedding L2: the defaults these identities were written for
     return build_model("dcn", SCHEMA, {"deep_layers": [8], "cross.rank": 2, "dropout": 0.0,
-                                       "embedding_l2": 0.0, "sparse_gradients": True},
+                                       "embedding_l2": 0.0, "sparse_gradients": True,
+                                       "terms": {"fm_l2": 0.0}},
                        task=task).double()
 
 

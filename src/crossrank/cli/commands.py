@@ -106,6 +106,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     print(f"best epoch {result.best_epoch}: "
           + ", ".join(f"valid {k} {v:.5f}" for k, v in result.best_metrics.items() if k != "rows"))
+    if result.refit:
+        print(f"refit: the saved model was then trained on every training row (the validation "
+              f"rows too) for {result.best_epoch} epoch(s); the values above are the first "
+              "pass's, the saved model has no held-out validation metric")
     print(f"model written to {args.out} (its configuration: {args.out}/run.toml)")
     return 0
 

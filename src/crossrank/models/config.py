@@ -13,7 +13,7 @@ Sections shared by every family:
 Example:
     >>> from_dict(DCNConfig, {"cross": {"rank": 8}, "deep_layers": [64]}).cross.rank
     8
-    >>> to_dict(DNNConfig(deep_layers=(8,)))["terms"]["fm_dim"]
+    >>> to_dict(DLRMConfig())["terms"]["fm_dim"]
     0
 """
 
@@ -36,6 +36,10 @@ STRUCTURES = ("stacked", "parallel", "cross_only")
 INTERACTIONS = ("dot", "dcn", "projection")
 NORMS = (None, "layer", "batch")
 MULTITASK_ARCHS = ("shared_bottom", "mmoe")
+# The factorization machine term of DCN and DNN by default (terms.fm_dim none), chosen over
+# five data sets (benchmarks/defaults_study.py, README Defaults); DLRM keeps none.
+FM_DIM_DEFAULT = 32
+FM_L2_DEFAULT = 0.05
 
 
 def _check_choices(config: Any, section: str) -> None:
@@ -117,29 +121,56 @@ class LogitTerms:
     (:class:`~crossrank.layers.FirstOrder`). ``fm_dim`` K > 0: a factorization machine's
     pairwise term ``sum_{i<j} <v_i, v_j>`` with its own K-long factors
     (:class:`~crossrank.layers.FactorizationMachine`; needs two or more categorical fields).
+    ``fm_dim`` None (DCN's and DNN's default) decides by the model: K = 32 for a model with
+    one label and two or more categorical fields, none otherwise (:meth:`resolved`; a model
+    keeps the resolved value in its config, so a saved model never depends on this rule).
 
     Example:
         >>> LogitTerms(fm_dim=-1)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         crossrank.errors.ConfigError: terms.fm_dim must be an integer >= 0 (0: no ...), got -1
+        >>> LogitTerms().resolved(num_fields=2, num_tasks=1).fm_dim
+        32
+        >>> LogitTerms().resolved(num_fields=2, num_tasks=2).fm_dim
+        0
     """
 
     first_order: bool = option(False, help="add the linear (wide) term w_d . dense + "
                                "sum_f w_f[id_f] to the logit")
     first_order_l2: float = option(0.0, help="L2 penalty on the first-order weights")
-    fm_dim: int = option(0, help="factor length K of a factorization machine's pairwise term "
-                         "(0: none; needs 2+ categorical fields)")
-    fm_l2: float = option(0.0, help="per-occurrence L2 penalty on the factorization machine's "
-                          "looked-up factors")
+    fm_dim: int | None = option(None, help="factor length K of a factorization machine's "
+                                "pairwise term (0: none; needs 2+ categorical fields; none: "
+                                f"{FM_DIM_DEFAULT} for a model with one label and 2+ "
+                                "categorical fields, else 0)")
+    fm_l2: float = option(FM_L2_DEFAULT, help="per-occurrence L2 penalty on the factorization "
+                          "machine's looked-up factors")
 
     def __post_init__(self) -> None:
         if not isinstance(self.first_order, bool):
             raise ConfigError(f"terms.first_order must be true or false, got {self.first_order!r}")
-        if not _is_count(self.fm_dim, 0):
+        if self.fm_dim is not None and not _is_count(self.fm_dim, 0):
             raise ConfigError(f"terms.fm_dim must be an integer >= 0 (0: no factorization "
-                              f"machine), got {self.fm_dim!r}")
+                              f"machine; none: the default's rule), got {self.fm_dim!r}")
         _check_non_negative(self, "terms.", "first_order_l2", "fm_l2")
+
+    def resolved(self, *, num_fields: int, num_tasks: int,
+                 fm_dim: int = FM_DIM_DEFAULT) -> LogitTerms:
+        """These terms with ``fm_dim`` None decided for a model with ``num_fields``
+        categorical fields (multi-valued ones count) and ``num_tasks`` labels: ``fm_dim``
+        (the family's size, 0 for none) where it applies; a multi-task model takes no logit
+        term, and a factorization machine needs two fields."""
+        if self.fm_dim is not None:
+            return self
+        on = num_tasks == 1 and num_fields >= 2
+        return dataclasses.replace(self, fm_dim=fm_dim if on else 0)
+
+
+def resolve_terms(config: Any, *, num_fields: int, num_tasks: int,
+                  fm_dim: int = FM_DIM_DEFAULT) -> Any:
+    """A family config with its ``terms`` resolved (:meth:`LogitTerms.resolved`)."""
+    terms = config.terms.resolved(num_fields=num_fields, num_tasks=num_tasks, fm_dim=fm_dim)
+    return config if terms is config.terms else dataclasses.replace(config, terms=terms)
 
 
 @dataclass(frozen=True)
@@ -178,6 +209,11 @@ _MULTITASK_HELP = "multi-task sharing (read with several labels only)"
 def _dlrm_cross() -> CrossConfig:
     """DLRM's DCN interaction: 3 layers of rank 64, TorchRec's DLRM-DCN."""
     return CrossConfig(num_layers=3, rank=64)
+
+
+def _dlrm_terms() -> LogitTerms:
+    """DLRM's terms: none, and no penalty (its benchmark shape's defaults, unchanged)."""
+    return LogitTerms(fm_dim=0, fm_l2=0.0)
 
 
 _TERMS_HELP = "additive logit terms: first-order (wide) and factorization machine"
@@ -250,7 +286,7 @@ class DLRMConfig:
     sparse_gradients: bool = option(False, help="sparse gradients for the embedding tables")
     backend: str = option("auto", help="backend of the dot interaction kernel",
                           choices=BACKENDS)
-    terms: LogitTerms = option(default_factory=LogitTerms, help=_TERMS_HELP)
+    terms: LogitTerms = option(default_factory=_dlrm_terms, help=_TERMS_HELP)
     multitask: MultiTaskConfig = option(default_factory=MultiTaskConfig, help=_MULTITASK_HELP)
 
     def __post_init__(self) -> None:

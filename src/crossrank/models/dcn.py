@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel
-from crossrank.models.config import DCNConfig
+from crossrank.models.config import DCNConfig, resolve_terms
 from crossrank.models.parts import (
     make_cross_net,
     make_embedding,
@@ -54,7 +54,8 @@ class DCN(RankingModel):
 
     def __init__(self, schema: FeatureSchema, config: DCNConfig | None = None, *,
                  task: str = "binary", body_only: bool = False) -> None:
-        cfg = config or DCNConfig()
+        # a factorization machine by default decided here, kept resolved in self.config
+        cfg = resolve_terms(config or DCNConfig(), num_fields=schema.num_fields, num_tasks=1)
         super().__init__(schema, cfg, task=task)
         n = schema.cross_width
         self.embedding = None if body_only else make_embedding(

@@ -8,7 +8,7 @@ from crossrank.errors import ConfigError
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel
-from crossrank.models.config import DLRMConfig
+from crossrank.models.config import DLRMConfig, resolve_terms
 from crossrank.models.interaction import CrossInteraction, make_interaction
 from crossrank.models.parts import make_embedding, make_logit_terms
 from crossrank.models.protocol import FieldBlocks
@@ -49,7 +49,9 @@ class DLRM(RankingModel):
 
     def __init__(self, schema: FeatureSchema, config: DLRMConfig | None = None, *,
                  task: str = "binary", body_only: bool = False) -> None:
-        cfg = config or DLRMConfig()
+        # DLRM takes no factorization machine by default: terms.fm_dim none resolves to 0
+        cfg = resolve_terms(config or DLRMConfig(), num_fields=schema.num_fields, num_tasks=1,
+                            fm_dim=0)
         super().__init__(schema, cfg, task=task)
         d, f = schema.embedding_dim, schema.num_fields  # categorical and multi-valued
         if not schema.num_dense or not f:

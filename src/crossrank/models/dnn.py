@@ -6,7 +6,7 @@ from torch import Tensor, nn
 
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel
-from crossrank.models.config import DNNConfig
+from crossrank.models.config import DNNConfig, resolve_terms
 from crossrank.models.parts import make_embedding, make_logit_terms, stack_embedded, stack_inputs
 from crossrank.models.schema import FeatureSchema
 
@@ -35,7 +35,8 @@ class DNN(RankingModel):
 
     def __init__(self, schema: FeatureSchema, config: DNNConfig | None = None, *,
                  task: str = "binary", body_only: bool = False) -> None:
-        cfg = config or DNNConfig()
+        # a factorization machine by default decided here, kept resolved in self.config
+        cfg = resolve_terms(config or DNNConfig(), num_fields=schema.num_fields, num_tasks=1)
         super().__init__(schema, cfg, task=task)
         self.embedding = None if body_only else make_embedding(
             schema, l2=cfg.embedding_l2, sparse_gradients=cfg.sparse_gradients)

@@ -19,6 +19,7 @@ from crossrank.errors import ConfigError
 from crossrank.layers.cross import CrossNet
 from crossrank.layers.mlp import MLP
 from crossrank.models.base import RankingModel
+from crossrank.models.config import resolve_terms
 from crossrank.models.parts import make_embedding, stack_embedded
 from crossrank.models.protocol import FieldBlocks
 from crossrank.models.schema import FeatureSchema
@@ -82,6 +83,8 @@ class MultiTaskModel(RankingModel):
         tasks = tuple(check_task(t) for t in tasks)
         if len(tasks) < 2:
             raise ConfigError(f"a multi-task model needs two or more tasks, got {list(tasks)}")
+        # terms.fm_dim none means none here: the terms are single-task (an explicit one errs)
+        config = resolve_terms(config, num_fields=schema.num_fields, num_tasks=len(tasks))
         super().__init__(schema, config, task=tasks[0])
         self.tasks = tasks
         mt = config.multitask

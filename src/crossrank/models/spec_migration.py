@@ -22,8 +22,10 @@ Example:
     >>> v1 = {"name": "dlrm", "schema": {"dense": ["a"], "sparse": ["u"], "vocab_sizes": [3]},
     ...       "config": {"interaction": "dcn", "dcn_rank": 2, "task": "regression"}}
     >>> v2 = migrate_spec(v1)
-    >>> v2["version"], v2["task"], v2["config"], v2["schema"]["categorical"]
-    (2, 'regression', {'interaction': 'dcn', 'cross': {'rank': 2}}, ['u'])
+    >>> v2["version"], v2["task"], v2["config"]["cross"], v2["schema"]["categorical"]
+    (2, 'regression', {'rank': 2}, ['u'])
+    >>> v2["config"]["terms"]  # version 1: no FM term unless asked for (today's default: one)
+    {'fm_dim': 0, 'fm_l2': 0.0}
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ def _v1_to_v2(spec: dict[str, Any]) -> dict[str, Any]:
     terms = {k: config.pop(k) for k in list(config) if k in _TERMS_V1}
     if cross:
         config["cross"] = cross
-    if terms:
-        config["terms"] = terms
+    # version 1 had no factorization machine unless asked for, and no penalty on it (today's
+    # defaults, fm_dim none and fm_l2 0.05, would add one to a saved model)
+    config["terms"] = {"fm_dim": 0, "fm_l2": 0.0, **terms}
     schema = {("categorical" if k == "sparse" else k): v for k, v in spec["schema"].items()}
     return {"version": 2, "name": name, "task": task, "schema": schema, "config": config}

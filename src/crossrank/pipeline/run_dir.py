@@ -30,6 +30,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -46,6 +47,8 @@ RUN_STATE = ("state.json", "state.safetensors", "latest.safetensors", "model.jso
              "model.safetensors")
 # removed with them by --overwrite: the old run's log, configuration and generated data
 RUN_EXTRAS = ("metrics.jsonl", "run.toml", "synthetic_train.tsv")
+# the refit's own directory (training.refit: crossrank.pipeline.refit), removed by a fresh run
+REFIT_DIR = "refit"
 
 
 class RunDirLock:
@@ -156,6 +159,9 @@ def claim_run_dir(out: Path, lock: RunDirLock, *, resume: bool, overwrite: bool)
     if found and not overwrite:
         raise RunDirError(f"{out} already holds a trained model ({found[0]}); give --overwrite "
                           "to replace it, --resume to continue it, or another --out")
+    # a fresh run: no refit state of an old run may be taken for this one's (first: the
+    # record of a finished first pass would otherwise outlive the state it belongs to)
+    shutil.rmtree(out / REFIT_DIR, ignore_errors=True)
     for name in RUN_STATE + RUN_EXTRAS if overwrite else ():
         (out / name).unlink(missing_ok=True)
     return stale

@@ -7,7 +7,9 @@ are carved off the end; the model is trained and the directory written:
 schema, metrics, the SHA-256 of the weights and of the encoder's files), ``run.toml`` (the
 same configuration as a file ``crossrank train --config`` takes), ``metrics.jsonl``,
 ``encoder/``, ``cache/`` and, for ``--resume``, the latest state. The directory is locked for
-the run, and checked first (:mod:`crossrank.pipeline.run_dir`).
+the run, and checked first (:mod:`crossrank.pipeline.run_dir`). With ``training.refit`` the
+saved model is then retrained on every row for the best epoch count
+(:mod:`crossrank.pipeline.refit`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ from crossrank.data.prepare import prepare_data
 from crossrank.data.schema import TableSchema
 from crossrank.data.synthetic_default import write_default_synthetic
 from crossrank.distributed import current_context, run_agreed
-from crossrank.models import FeatureSchema, build_model
 from crossrank.pipeline.config_file import dataclass_defaults, toml_text
+from crossrank.pipeline.refit import (
+    build_run_model,
+    finished_first_pass,
+    record_first_pass,
+    refit,
+    refits,
+)
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock, check_resume, claim_run_dir
 from crossrank.pipeline.schema import resolve_table_schema, resolved_section
@@ -90,7 +98,22 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
            log: Callable[..., Any]) -> FitResult:
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_run_data(run, out, resume=resume, log=log)
-    return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
+    if not refits(run, len(prepared.dataset)):
+        if run.training.refit and run.training.valid_fraction > 0:
+            log("no refit: the validation split holds out no row (too few rows)")
+        return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
+    # the first pass chooses the epochs (skipped when a resumed run's had ended), then the
+    # refit (crossrank.pipeline.refit), afresh after a first pass that ran (again)
+    first = finished_first_pass(out, run.training) if resume else None
+    refit_resume = first is not None
+    if first is None:
+        first = fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
+        record_first_pass(out, first, run.training)
+    resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
+    metadata = _model_metadata(resolved, prepared, out if current_context().is_main else None)
+    return refit(resolved, prepared.schema, prepared.encoder, prepared.dataset, out, first,
+                 metadata=metadata, resume=refit_resume,
+                 verbose=verbose, log=log)
 
 
 @dataclass(frozen=True)
@@ -147,32 +170,29 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     torch.set_num_threads(cfg.threads or starting)
     torch.manual_seed(cfg.seed)
     resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
-    dataset = prepared.dataset
-    train, valid = holdout(dataset, cfg.valid_fraction, fold)
-    model_schema = FeatureSchema(dense=encoder.dense_names, categorical=encoder.sparse_names,
-                                 vocab_sizes=encoder.vocab_sizes,
-                                 embedding_dim=run.model.embedding_dim,
-                                 multi_valued=schema.multi_valued_names,
-                                 multi_valued_sizes=encoder.lists.sizes,
-                                 multi_valued_widths=encoder.lists.widths,
-                                 pooling=tuple(m.pooling for m in schema.multi_valued))
-    model = build_model(run.model.name, model_schema, run.model.config, task=schema.tasks)
-    model.to(cfg.device)
+    train, valid = holdout(prepared.dataset, cfg.valid_fraction, fold)
+    model = build_run_model(run, schema, encoder)
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
     if world.is_main and out is not None:
         write_run_toml(resolved, out / "run.toml")
-    # model.json records the SHA-256 of the files predict, evaluate and explain read
-    checksums = _encoder_checksums(out / "encoder") if world.is_main and out is not None else {}
-    inferred = prepared.inferred
+    metadata = _model_metadata(resolved, prepared, out if world.is_main else None)
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose, on_epoch=on_epoch,
-                      task_names=schema.labels,
-                      metadata={"table_schema": schema.to_dict(),
-                                "data_format": resolved.data.format,
-                                "negative_sampling_rate": resolved.data.negative_sampling_rate,
-                                "run_config": resolved.to_dict(), CHECKSUMS: checksums,
-                                "inferred_schema": inferred.to_dict() if inferred else None})
+                      task_names=schema.labels, metadata=metadata)
     return trainer.fit(train, valid, resume=resume)
+
+
+def _model_metadata(resolved: RunConfig, prepared: PreparedData,
+                    out: Path | None) -> dict[str, Any]:
+    """The entries of ``model.json`` besides the model and its training: the run's resolved
+    configuration, schemas and the SHA-256 of the files predict, evaluate and explain read
+    (those of ``out``'s encoder; none without ``out``)."""
+    checksums = _encoder_checksums(out / "encoder") if out is not None else {}
+    inferred = prepared.inferred
+    return {"table_schema": prepared.schema.to_dict(), "data_format": resolved.data.format,
+            "negative_sampling_rate": resolved.data.negative_sampling_rate,
+            "run_config": resolved.to_dict(), CHECKSUMS: checksums,
+            "inferred_schema": inferred.to_dict() if inferred else None}
 
 
 def _encoder_checksums(encoder_dir: Path) -> dict[str, str]:

@@ -72,6 +72,13 @@ class TrainConfig:
                                              "(none: 1 each)")
     valid_fraction: float = option(0.1, help="last fraction of the training rows held out for "
                                    "validation")
+    refit: bool = option(True, help="after early stopping on the validation split chose the "
+                         "best epoch E, train a fresh model (same seed, same initial weights) "
+                         "on all the training rows, the validation rows too, for E epochs and "
+                         "save that one; it has no held-out validation metric of its own "
+                         "(model.json 'refit' keeps the first pass's); without validation rows "
+                         "(valid_fraction 0) there is nothing to refit for and it does nothing "
+                         "(default on: better on every data set of the defaults study)")
     seed: int = option(0, help="seed (runs are deterministic on the CPU)")
     threads: int | None = option(
         None, help="torch CPU threads (none: measured while training: all cores, half or one, "

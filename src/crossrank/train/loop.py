@@ -69,6 +69,9 @@ class FitResult:
             record per epoch, as in ``metrics.jsonl``; stopped_early: patience ran out.
         never_improved: more than one epoch and none beat epoch 1's (also in ``model.json``);
         skipped_steps, no_better_than_constant: see :mod:`crossrank.train.health`.
+        refit: the saved model is not this run's best epoch but a fresh one trained on every
+            training row for ``best_epoch`` epochs (``training.refit``): ``best_metrics`` are
+            then the first pass's validation metrics, not the saved model's.
     """
 
     best_epoch: int
@@ -78,6 +81,7 @@ class FitResult:
     never_improved: bool = False
     skipped_steps: int = 0
     no_better_than_constant: bool = False
+    refit: bool = False
 
 
 class Trainer:

@@ -43,7 +43,10 @@ NOT_TUNABLE = {"model.name": "tune one model family at a time: set model.name in
                "training.seed": "the study's seed is the config's (--seed)",
                "training.device": "it says where to train, not how",
                "training.threads": "it does not change results",
-               "training.progress": "it does not change results"}
+               "training.progress": "it does not change results",
+               "training.refit": "a trial is scored on its validation rows, which a refit "
+                                 "trains on (trials never refit; best.toml keeps the "
+                                 "config's refit)"}
 TUNABLE_SECTIONS = ("encoder", "model", "training")
 TUNE_KEYS = ("space", "default_space")
 
