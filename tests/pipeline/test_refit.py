@@ -115,6 +115,8 @@ def test_refit_round_trips_through_run_toml_and_prints_its_line(data, refitted, 
     (["--valid-fraction", "0"], ""),  # no validation rows: nothing chose the epochs
     (["--set", "training.refit=true", "--valid-fraction", "0.0001"],  # 0 of 3,000 rows
      "no refit: the validation split holds out no row (too few rows)"),
+    (["--refit-max-rows", "2999"],  # larger data than the limit: one training only
+     "no refit: 3,000 rows > training.refit_max_rows 2,999"),
 ])
 def test_no_refit_without_validation_rows_or_when_turned_off(argv, says, data, tmp_path,
                                                              capsys):
@@ -128,7 +130,7 @@ def test_no_refit_without_validation_rows_or_when_turned_off(argv, says, data, t
     # the model is the first pass's best epoch, with its validation metrics where it has them
     best = next(r for r in records if r["epoch"] == meta["epoch"])
     assert "refit" not in meta and meta["metrics"] == best.get("valid", {})
-    assert bool(meta["metrics"]) == (argv == ["--no-refit"])
+    assert bool(meta["metrics"]) == (argv[0] in ("--no-refit", "--refit-max-rows"))
     assert not (out / "refit").exists()
 
 
@@ -187,3 +189,12 @@ def test_a_damaged_first_pass_record_is_one_line_on_resume(text, data, tmp_path,
     assert main([*argv, "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "first_pass.json" in err, err
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "1.5", "many"])
+def test_a_bad_refit_limit_is_one_line(value, data, tmp_path, capsys):
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "x"),
+                 "--refit-max-rows", value]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refit_max_rows" in err[0].replace("-", "_"), err
+

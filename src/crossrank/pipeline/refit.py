@@ -63,10 +63,23 @@ def build_run_model(run: RunConfig, schema: TableSchema, encoder: FeatureEncoder
 
 
 def refits(run: RunConfig, rows: int) -> bool:
-    """Whether ``run`` refits on data of ``rows`` rows: ``training.refit`` and a validation
-    split that holds out a row (without one, early stopping chose nothing to refit for)."""
+    """Whether ``run`` refits on data of ``rows`` rows: ``training.refit``, a validation split
+    that holds out a row (without one, early stopping chose nothing to refit for), and at most
+    ``training.refit_max_rows`` rows."""
+    return bool(run.training.refit) and no_refit_because(run, rows) is None
+
+
+def no_refit_because(run: RunConfig, rows: int) -> str | None:
+    """Why ``run`` does not refit on ``rows`` rows even with ``training.refit`` on (None:
+    nothing stops it), for the log."""
     cfg = run.training
-    return bool(cfg.refit) and int(rows * cfg.valid_fraction) > 0
+    if int(rows * cfg.valid_fraction) < 1:
+        return "no validation split" if cfg.valid_fraction <= 0 else \
+            "the validation split holds out no row (too few rows)"
+    if cfg.refit_max_rows is not None and rows > cfg.refit_max_rows:
+        return (f"{rows:,} rows > training.refit_max_rows {cfg.refit_max_rows:,} (a second "
+                "training for the validation split's rows; --refit-max-rows none refits anyway)")
+    return None
 
 
 def finished_first_pass(out: Path, cfg: TrainConfig) -> FitResult | None:

@@ -36,6 +36,7 @@ from crossrank.pipeline.config_file import dataclass_defaults, toml_text
 from crossrank.pipeline.refit import (
     build_run_model,
     finished_first_pass,
+    no_refit_because,
     record_first_pass,
     refit,
     refits,
@@ -99,8 +100,9 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
     out.mkdir(parents=True, exist_ok=True)
     prepared = prepare_run_data(run, out, resume=resume, log=log)
     if not refits(run, len(prepared.dataset)):
-        if run.training.refit and run.training.valid_fraction > 0:
-            log("no refit: the validation split holds out no row (too few rows)")
+        why = no_refit_because(run, len(prepared.dataset))
+        if run.training.refit and run.training.valid_fraction > 0 and why:
+            log(f"no refit: {why}")
         return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
     # the first pass chooses the epochs (skipped when a resumed run's had ended), then the
     # refit (crossrank.pipeline.refit), afresh after a first pass that ran (again)

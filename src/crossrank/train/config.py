@@ -79,6 +79,10 @@ class TrainConfig:
                          "(model.json 'refit' keeps the first pass's); without validation rows "
                          "(valid_fraction 0) there is nothing to refit for and it does nothing "
                          "(default on: better on every data set of the defaults study)")
+    refit_max_rows: int | None = option(
+        1_000_000, help="refit only when the data has at most this many rows (none: at any "
+        "size): a refit trains a second time for the validation split's rows, which matters "
+        "on small data and costs hours on large")
     seed: int = option(0, help="seed (runs are deterministic on the CPU)")
     threads: int | None = option(
         None, help="torch CPU threads (none: measured while training: all cores, half or one, "
@@ -91,6 +95,10 @@ class TrainConfig:
     progress: bool = option(True, help="show a progress bar")
 
     def __post_init__(self) -> None:
+        limit = self.refit_max_rows
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 1):
+            raise ConfigError(f"refit_max_rows must be a positive integer or none, got {limit!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:

@@ -44,6 +44,7 @@ NOT_TUNABLE = {"model.name": "tune one model family at a time: set model.name in
                "training.device": "it says where to train, not how",
                "training.threads": "it does not change results",
                "training.progress": "it does not change results",
+               "training.refit_max_rows": "trials never refit",
                "training.refit": "a trial is scored on its validation rows, which a refit "
                                  "trains on (trials never refit; best.toml keeps the "
                                  "config's refit)"}
