@@ -102,7 +102,7 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
     if not refits(run, len(prepared.dataset)):
         why = no_refit_because(run, len(prepared.dataset))
         if run.training.refit and run.training.valid_fraction > 0 and why:
-            log(f"no refit: {why}")
+            log(f"no refit: {why}")  # asked for, and a validation split asked for: say why
         return fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
     # the first pass chooses the epochs (skipped when a resumed run's had ended), then the
     # refit (crossrank.pipeline.refit), afresh after a first pass that ran (again)

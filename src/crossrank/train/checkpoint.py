@@ -40,7 +40,6 @@ from crossrank.safe_io import (
     read_json_object,
     relative_file,
     sha256_bytes,
-    sha256_file,
     verify_sha256,
 )
 
@@ -197,20 +196,15 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], skeletons: list[dict]) -> l
 
 
 def save_training_state(out_dir: str | Path, *, optimizer_states: list[dict],
-                        progress: dict[str, Any],
-                        latest: Callable[[], str] | None = None) -> None:
+                        progress: dict[str, Any], latest: Callable[[], str]) -> None:
     """Optimizer and RNG state for ``--resume``: ``state.safetensors``, then ``latest()``
     (which writes ``latest.safetensors`` and returns its SHA-256), then ``state.json`` with
-    both checksums, last, so a run cut short leaves the state of the epoch before. Without
-    ``latest``, the ``latest.safetensors`` already there is hashed."""
+    both checksums, last, so a run cut short leaves the state of the epoch before."""
     out = Path(out_dir)
     tensors, skeletons = _flatten_optimizer(optimizer_states)
     tensors["rng.torch"] = torch.get_rng_state()
-    checksums = {"state.safetensors": save_tensors(out / "state.safetensors", tensors)}
-    if latest is not None:
-        checksums["latest.safetensors"] = latest()
-    elif (out / "latest.safetensors").is_file():
-        checksums["latest.safetensors"] = sha256_file(out / "latest.safetensors")
+    checksums = {"state.safetensors": save_tensors(out / "state.safetensors", tensors),
+                 "latest.safetensors": latest()}
     atomic_write_json(out / "state.json", {"optimizers": skeletons, "progress": progress,
                                            CHECKSUMS: checksums})
 
