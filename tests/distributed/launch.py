@@ -50,7 +50,9 @@ def run_ranks(worker: Path, args: list[str], *, world: int = 2, timeout: float =
     for rank in range(world):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank),
                "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
-               "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+               "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+               # a rank that aborts or crashes prints every thread's Python stack first
+               "PYTHONFAULTHANDLER": "1"}
         procs.append(subprocess.Popen([sys.executable, str(worker), *args], env=env, cwd=cwd,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       text=True))
@@ -69,3 +71,10 @@ def run_ranks(worker: Path, args: list[str], *, world: int = 2, timeout: float =
                 p.kill()
                 p.wait()
     return [(p.returncode, text) for p, text in zip(procs, outputs)]
+
+
+def transcript(results: list[tuple[int, str]]) -> str:
+    """Every rank's exit code and whole output, for an assertion's message (pytest shortens
+    the repr of a list of outputs to a few hundred characters, hiding why a rank failed)."""
+    return "\n".join(f"--- rank {rank} exited {code}:\n{text}"
+                     for rank, (code, text) in enumerate(results))

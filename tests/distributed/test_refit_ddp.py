@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from launch import run_ranks
+from launch import run_ranks, transcript
 from safetensors.torch import load_file
 
 WORKER = Path(__file__).with_name("train_worker.py")
@@ -19,7 +19,7 @@ def _ranks(tmp_path: Path, name: str, argv: list[str]) -> None:
     reports = tmp_path / f"reports-{name}"
     reports.mkdir()
     results = run_ranks(WORKER, [str(reports), *argv], timeout=180)
-    assert [code for code, _ in results] == [0, 0], results
+    assert [code for code, _ in results] == [0, 0], transcript(results)
 
 
 def test_two_ranks_refit_as_two_ranks_train_on_every_row(tmp_path):
