@@ -174,3 +174,22 @@ def test_from_arrays_and_iter_batches_validate_input(numbered):
         next(numbered.iter_batches(4, shuffle="yes"))
     with pytest.raises(ValueError, match="start"):
         next(numbered.iter_batches(4, shuffle=False, start=50, stop=10))
+
+
+def test_chunks_encoded_on_several_threads_write_the_same_cache_bytes(tmp_path, clicks):
+    from crossrank.data.multi_valued import MultiValuedSpec
+
+    rng = np.random.default_rng(0)
+    lists = pa.array(["|".join(str(v) for v in rng.integers(0, 30, rng.integers(0, 6)))
+                      for _ in range(clicks.num_rows)])
+    table = clicks.append_column("M1", lists)
+    schema = TableSchema(label="label", dense=("I1", "I2"), categorical=("C1", "C2", "C3"),
+                         multi_valued=(MultiValuedSpec("M1", "|"),))
+    enc = FeatureEncoder(schema).fit([table])
+    for workers in (1, 3):
+        encode_to_cache(_chunks(table, 37), enc, tmp_path / f"w{workers}", workers=workers)
+    files = sorted(p.name for p in (tmp_path / "w1").iterdir())
+    assert "sparse.npy" in files and "multi0.values.npy" in files
+    assert files == sorted(p.name for p in (tmp_path / "w3").iterdir())
+    for name in files:
+        assert (tmp_path / "w1" / name).read_bytes() == (tmp_path / "w3" / name).read_bytes(), name

@@ -94,3 +94,41 @@ def test_a_header_alone_is_an_empty_file(tmp_path, text):
     assert list(iter_tables(path, fmt="csv", schema=SCHEMA, on_bad_rows="skip",
                             rejects=log)) == []
     assert log.total == 1 and "empty_file" not in log.counts
+
+
+@pytest.mark.parametrize("fmt", ["csv", "criteo"])
+def test_a_record_longer_than_the_fast_block_reads_the_file_again_as_one_read(tmp_path,
+                                                                              monkeypatch, fmt):
+    # blocks of 4 KiB first: the 20 KB record stops that parse after several batches were
+    # handed on (bad rows among them), and the file is read again with the big block
+    sep = "," if fmt == "csv" else "\t"
+    lines = ["label,I1,C1"] if fmt == "csv" else []
+    for i in range(3000):
+        if i == 2000:
+            lines.append(sep.join(["1", str(i), "L" * 20_000]))
+        elif i % 53 == 3:
+            lines.append(sep.join(["1", str(i)]))  # a field short
+        elif i % 61 == 8:
+            lines.append(sep.join(["0", f"x{i}", "c"]))  # not a number
+        else:
+            lines.append(sep.join([str(i % 2), str(i), f"c{i % 5}"]))
+    path = tmp_path / f"d.{'csv' if fmt == 'csv' else 'tsv'}"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(text_reader, "_FAST_BLOCK", 1 << 30)  # the big block only
+    whole, whole_rejects = _read(path, fmt, chunk_rows=64)
+    monkeypatch.setattr(text_reader, "_FAST_BLOCK", 4096)
+    batches = []
+    real = text_reader.TextFile._batch
+
+    def counting(self, batch, delivered):
+        batches.append((self.block_size, batch.num_rows))
+        return real(self, batch, delivered)
+
+    monkeypatch.setattr(text_reader.TextFile, "_batch", counting)
+    again, again_rejects = _read(path, fmt, chunk_rows=64)
+    assert sum(1 for size, _ in batches if size == 4096) > 3  # several handed on, then again
+    assert any(size > 4096 for size, _ in batches)
+    assert again.equals(whole) and again_rejects == whole_rejects
+    bad = sum(1 for i in range(3000) if i != 2000 and (i % 53 == 3 or i % 61 == 8))
+    assert len(whole_rejects) == bad and again.num_rows == 3000 - bad
+    assert len(again["C1"][again["I1"].to_pylist().index(2000.0)].as_py()) == 20_000

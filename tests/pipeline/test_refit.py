@@ -11,6 +11,7 @@ import pytest
 from safetensors.torch import load_file
 
 import crossrank.pipeline.refit as refit_module
+import crossrank.train.loop as loop_module
 from crossrank.cli import main
 from crossrank.data import write_default_synthetic
 from crossrank.errors import ConfigError
@@ -198,3 +199,32 @@ def test_a_bad_refit_limit_is_one_line(value, data, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refit_max_rows" in err[0].replace("-", "_"), err
 
+
+
+
+
+def test_a_first_pass_that_never_improved_refits_for_one_epoch(data, tmp_path, capsys,
+                                                               monkeypatch):
+    # every epoch's validation log-loss the same: none improves on epoch 1's, which early
+    # stopping then chooses (the training itself runs as ever)
+    real = loop_module.model_metrics
+
+    def flat(*args, **kwargs):
+        return {**real(*args, **kwargs), "logloss": 0.7}
+
+    monkeypatch.setattr(loop_module, "model_metrics", flat)
+    out = tmp_path / "run"
+    result = train_run(_run(data, epochs=3, patience=5), out)
+    first = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["valid"]["logloss"] for r in first] == [0.7, 0.7, 0.7]
+    assert result.refit and result.never_improved and result.best_epoch == 1
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["never_improved"] is True
+    assert meta["refit"]["epochs"] == 1 and meta["refit"]["first_pass"]["best_epoch"] == 1
+    assert "never improved on epoch 1's" in capsys.readouterr().out
+    # the saved model: one epoch on every row (the first pass's were on 90% of them)
+    direct = tmp_path / "direct"
+    train_run(_run(data, valid_fraction=0.0, epochs=1, patience=1), direct, verbose=False)
+    saved = load_file(str(out / "model.safetensors"))
+    assert _same(saved, load_file(str(direct / "latest.safetensors")))
+    assert not _same(saved, load_file(str(out / "latest.safetensors")))

@@ -38,6 +38,7 @@ from numpy.typing import DTypeLike
 
 from crossrank.data.dataset import CACHE_FORMAT, CACHE_VERSION, EncodedDataset
 from crossrank.data.encoders import FeatureEncoder
+from crossrank.data.ordered_map import map_in_order
 from crossrank.safe_io import atomic_write_text, read_json_object
 
 _HEADER_BYTES = 128  # fixed .npy header size, so the row count can be written at the end
@@ -129,6 +130,7 @@ def encode_to_cache(
     cache_dir: str | Path,
     *,
     overwrite: bool = False,
+    workers: int = 2,
 ) -> EncodedDataset:
     """Encode a stream of tables with a fitted ``encoder`` into ``cache_dir``.
 
@@ -137,6 +139,9 @@ def encode_to_cache(
         encoder: a fitted :class:`FeatureEncoder`.
         cache_dir: directory to create (or an empty one).
         overwrite: replace an existing cache in ``cache_dir``.
+        workers: threads that encode chunks while the calling thread reads the next ones and
+            writes the last (:func:`~crossrank.data.ordered_map.map_in_order`; the cache is
+            the same, byte for byte); 1: the calling thread alone.
 
     Returns:
         The cache, opened memory-mapped.
@@ -162,8 +167,8 @@ def encode_to_cache(
     has_label: bool | None = None
     has_ids: bool | None = None
     try:
-        for table in tables:
-            batch = encoder.transform(table, pad_lists=False)
+        for batch in map_in_order(lambda table: encoder.transform(table, pad_lists=False),
+                                  tables, workers=workers):
             if has_label is None:
                 has_label, has_ids = batch.label is not None, batch.ids is not None
                 if batch.label is not None:

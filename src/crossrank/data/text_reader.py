@@ -11,9 +11,15 @@ a valid row's record number follows from how many valid rows came before it and 
 were invalid (:meth:`TextFile._records`). Physical line = record number plus, in CSV, the line
 breaks inside earlier quoted values (LF, CR and CRLF each end a line).
 
+The parser reads blocks of 1 MiB first: pyarrow parses them about twice as fast as big
+blocks (a chunk's bytes, at least 16 MiB), which leave the core's cache. A record longer than
+a small block stops that parse, and the file is read again with the big block, the rows
+already handed on and the bad records already met skipped (:meth:`TextFile._parse`), so the
+tables, rejects and line numbers are those of one read.
+
 When the file cannot be read on (a compressed stream that is truncated or corrupt, a record
-longer than the parser's block), the rows before are kept and the rest of the file is one bad
-piece with reason ``bad_file``, placed at the first line not read: raised with
+longer than the parser's big block), the rows before are kept and the rest of the file is one
+bad piece with reason ``bad_file``, placed at the first line not read: raised with
 ``on_bad_rows="error"``, logged once with ``"skip"`` (the reader goes on with the next file).
 """
 
@@ -36,7 +42,11 @@ from crossrank.data.text_source import TextSource, original, restore
 from crossrank.data.validate import RowIssues, show_names, show_value, validate_columns
 
 _SAMPLE_BYTES = 1 << 20
-_MIN_BLOCK = 16 << 20  # a record up to this long always parses (the block is at least this)
+# pyarrow parses a block of 1 MiB about twice as fast as one of 16 MiB (it stays in the
+# core's cache), but a record may straddle two blocks, never three: a file is first read in
+# blocks of _FAST_BLOCK, and one with a longer record is read again with the big block
+_FAST_BLOCK = 1 << 20
+_MIN_BLOCK = 16 << 20  # a record up to this long always parses (the big block is at least this)
 _MAX_BLOCK = 1 << 30
 
 
@@ -91,9 +101,13 @@ class TextFile:
         self.consumed = 0  # how many of self.invalid have been reported
         self.records_done = 0  # every record up to this one (1-based, a header too) reported
         self.extra_lines = 0  # CSV: line breaks inside the records up to records_done
+        self.delivered = 0  # valid rows handed on (a file read again skips them)
+        self.reread_through = 0  # a file read again: its bad records up to this one are known
+        self.too_long = False  # the parse stopped at a record longer than its block
 
     def _handler(self, row: pa_csv.InvalidRow) -> str:
-        self.invalid.append((row.number, row.text, row.actual_columns))
+        if row.number > self.reread_through:  # not met already before a re-read
+            self.invalid.append((row.number, row.text, row.actual_columns))
         return "skip"
 
     def _records(self, first_valid: int, n: int) -> np.ndarray:
@@ -186,14 +200,21 @@ class TextFile:
         self.records_done = skip_rows
         bytes_per_row = len(head) / max(_newlines(head), 1)
         estimate = bytes_per_row * self.chunk_rows * 1.02
-        self.block_size = int(min(max(estimate, _MIN_BLOCK), _MAX_BLOCK))
-        with self._open(widen=True) as source:
-            failure = yield from self._parse(source, skip_rows)
-            self._report_invalid(None)
-            if failure is None and source.damage is not None:
-                failure = source.damage
-            if failure is not None:
-                self._cut_short(failure, line=self.extra_lines + self.records_done + 1)
+        big = int(min(max(estimate, _MIN_BLOCK), _MAX_BLOCK))
+        for self.block_size in (_FAST_BLOCK, big) if _FAST_BLOCK < big else (big,):
+            with self._open(widen=True) as source:
+                failure = yield from self._parse(source, skip_rows)
+                damage = source.damage
+            if not (self.too_long and self.block_size < big):
+                break
+            # read again from the start with the big block, past what was handed on
+            self.too_long = False
+            self.reread_through = self.invalid[-1][0] if self.invalid else 0
+        self._report_invalid(None)
+        if failure is None and damage is not None:
+            failure = damage
+        if failure is not None:
+            self._cut_short(failure, line=self.extra_lines + self.records_done + 1)
         if self.rows_seen == 0 and failure is None:
             self._empty()
 
@@ -212,25 +233,42 @@ class TextFile:
     def _parse(
         self, source: TextSource, skip_rows: int
     ) -> Generator[pa.Table, None, str | None]:
-        """Yield the file's tables; return why the parser stopped early, if it did."""
-        delivered = 0
+        """Yield the file's tables; return why the parser stopped early, if it did (and
+        set :attr:`too_long` when a record longer than the block stopped it). A file read
+        again skips the :attr:`delivered` rows it handed on before."""
+        skip = self.delivered
         try:  # opening parses the first block
             reader = self._reader(source, skip_rows)
         except (pa.ArrowInvalid, OSError) as e:
-            return None if "Empty CSV file" in str(e) else _why(e)
+            return None if "Empty CSV file" in str(e) else self._why(e)
         # the thread stops (closing) before the reader it reads from closes
         with reader, closing(prefetch_batches(reader)) as batches:
             for batch in batches:
                 if isinstance(batch, BaseException):
                     if isinstance(batch, pa.ArrowInvalid | OSError):
-                        return _why(batch)
+                        return self._why(batch)
                     raise batch
-                table = self._batch(batch, delivered)
-                delivered += batch.num_rows
+                if skip:  # handed on before this file was read again
+                    dropped = min(skip, batch.num_rows)
+                    batch, skip = batch.slice(dropped), skip - dropped
+                    if batch.num_rows == 0:
+                        continue
+                table = self._batch(batch, self.delivered)
+                self.delivered += batch.num_rows
                 self.rows_seen += batch.num_rows
                 if table.num_rows:
                     yield table
         return None
+
+    def _why(self, e: BaseException) -> str:
+        """pyarrow's reason for stopping, on one line."""
+        lines = str(e).strip().splitlines()
+        text = lines[0] if lines else type(e).__name__
+        if "straddling" in text:
+            self.too_long = True
+            return (f"a record longer than the reader's block ({self.block_size >> 20} MiB or "
+                    "more; a quote left open, or not text?)")
+        return f"cannot read on: {show_value(text)}"
 
     # ---------------------------------------------------------------- bad rows
     def _settle(self, events: list[_Bad]) -> None:
@@ -317,12 +355,3 @@ def _header_only(text: bytes) -> bool:
     end = min((i for i in (text.find(b"\n"), text.find(b"\r")) if i >= 0), default=len(text))
     return text[end:] in (b"", b"\n", b"\r", b"\r\n")
 
-
-def _why(e: BaseException) -> str:
-    """pyarrow's reason for stopping, on one line."""
-    lines = str(e).strip().splitlines()
-    text = lines[0] if lines else type(e).__name__
-    if "straddling" in text:
-        return (f"a record longer than the reader's block ({_MIN_BLOCK >> 20} MiB or more; "
-                "a quote left open, or not text?)")
-    return f"cannot read on: {show_value(text)}"
