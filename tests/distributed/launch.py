@@ -12,24 +12,17 @@ import sys
 import time
 from pathlib import Path
 
+from crossrank.distributed.context import group_thread_names
+
 
 def group_threads() -> list[str] | None:
-    """Names of this process's live threads that belong to a torch.distributed process group
-    (gloo's workers and connection loop, the TCPStore server), or None where /proc cannot say.
+    """Names of this process's live threads that belong to a torch.distributed process group,
+    or None where /proc cannot say (:func:`crossrank.distributed.context.group_thread_names`).
 
     After :func:`crossrank.distributed.cleanup` there must be none: a group whose threads
     outlive it can abort the process at exit (crossrank.distributed.context's module doc).
     """
-    tasks = Path("/proc/self/task")
-    if not tasks.is_dir():
-        return None
-    names = []
-    for task in tasks.iterdir():
-        try:
-            names.append((task / "comm").read_text().strip())
-        except OSError:  # the thread ended meanwhile
-            continue
-    return sorted(n for n in names if "gloo" in n or "tcpstore" in n)
+    return group_thread_names()
 
 
 def free_port() -> int:
