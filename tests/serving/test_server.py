@@ -249,6 +249,44 @@ def test_a_lone_request_is_scored_at_once_and_arriving_ones_are_waited_for(crite
     assert metrics.batches == 2 and metrics.batch_rows == 9
 
 
+def test_small_batches_are_scored_on_the_loop_thread_big_ones_in_the_worker(criteo_export,
+                                                                           monkeypatch):
+    """A batch of at most INLINE_ROWS rows skips the hand-off to the worker thread (its latency
+    is mostly the hand-off); a bigger one leaves the event loop free while the model runs.
+    Both score the same."""
+    import threading
+
+    from crossrank.serving import batcher as batcher_module
+
+    model_dir, export_dir, data = criteo_export
+    scorer = Scorer(export_dir, threads=1)
+    records = _records(model_dir, data)
+    small = batcher_module.INLINE_ROWS
+    assert len(records) > small
+    expected = scorer.score(records[:small + 1])
+    threads: list[int] = []
+    score_typed = scorer.score_typed
+    monkeypatch.setattr(scorer, "score_typed",
+                        lambda table: threads.append(threading.get_ident()) or score_typed(table))
+
+    async def run():
+        batcher = Batcher(scorer, max_batch_rows=4096, max_wait_ms=0, metrics=Metrics())
+        batcher.start()
+        try:
+            loop_thread = threading.get_ident()
+            few = await batcher.score(from_records(records[:small], scorer.schema), small)
+            more = await batcher.score(from_records(records[:small + 1], scorer.schema),
+                                       small + 1)
+            return loop_thread, few, more
+        finally:
+            await batcher.stop()
+
+    loop_thread, few, more = asyncio.run(run())
+    assert threads[0] == loop_thread and threads[1] != loop_thread
+    np.testing.assert_allclose(few, expected[:small], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(more, expected, rtol=0, atol=1e-7)
+
+
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(server):
     url, proc, records, expected = server
     port = int(url.rsplit(":", 1)[1])
