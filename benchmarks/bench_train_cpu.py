@@ -17,11 +17,14 @@ The peers run from the environments ``../shared/peers/setup.sh`` builds (``$PEER
 measured, never given a number. The matmul ceiling is measured too: a 2048x512x512 float32
 product's rate divided by the model's 3.97 MFLOP per sample (forward + backward).
 
-``--busy`` adds the busy-machine case: a competing CPU-bound process (started and stopped by
-this script, bounded in time) runs while crossrank trains with its default thread choice
-(the governor, ``crossrank.train.threads``), with 1 thread and with 2.
+``--busy`` adds the thread-choice table: crossrank's default thread choice (the governor,
+``crossrank.train.threads``, its probes included) against 2 threads on the idle machine, then
+against 1 and 2 threads while a competing CPU-bound process (started and stopped by this
+script, bounded in time) runs; ``--busy-steps`` steps a run, ``--busy-rounds`` alternating
+rounds, medians and ratios printed.
 
 Run: .venv/bin/python benchmarks/bench_train_cpu.py [--rounds 3] [--steps 30] [--busy]
+     [--busy-steps 200] [--busy-rounds 3]
 """
 
 from __future__ import annotations
@@ -164,23 +167,44 @@ def same_run_table(rounds: int, steps: int, batch: int) -> None:
         print(f"{name:<20} {each:<30} {med:>9,.0f} {ratio:>18} {share:>11}")
 
 
-def busy_table(steps: int, batch: int, seconds: float) -> None:
+def thread_choice_table(steps: int, batch: int, rounds: int) -> None:
+    """The default thread choice (the governor) against fixed counts, alternating round by
+    round: idle (against 2 threads) and with one competing CPU-bound process started and
+    stopped here (against 1 and 2 threads)."""
+    def measure_all(cases: tuple[str, ...]) -> dict[str, list[float]]:
+        got: dict[str, list[float]] = {t: [] for t in cases}
+        for r in range(rounds):
+            for threads in cases[r % len(cases):] + cases[:r % len(cases)]:
+                value = run(me("crossrank", "--steps", str(steps), "--batch", str(batch),
+                               "--threads", threads))
+                if value is not None:
+                    got[threads].append(value)
+        return got
+
+    idle = measure_all(("auto", "2"))
     burner = subprocess.Popen([sys.executable, "-c",
-                               f"import time\nend = time.time() + {seconds}\n"
+                               "import time\nend = time.time() + 1800\n"
                                "while time.time() < end:\n    pass\n"])
     try:
         time.sleep(0.5)
-        rows = []
-        for threads in ("auto", "1", "2"):
-            rows.append((threads, run(me("crossrank", "--steps", str(steps), "--batch",
-                                         str(batch), "--threads", threads))))
+        busy = measure_all(("auto", "1", "2"))
     finally:
         burner.kill()
         burner.wait()
-    print(f"\nwith one competing CPU-bound process ({steps} steps each, thread choice included):")
-    for threads, value in rows:
-        label = "default (measured choice)" if threads == "auto" else f"--threads {threads}"
-        print(f"  {label:<28} {'failed' if value is None else f'{value:,.0f} samples/s'}")
+    print(f"\nthread choice ({steps} steps a run after 3 untimed ones, the choice's probes "
+          f"included; {rounds} alternating rounds):")
+    for title, got, base in (("idle", idle, "2"), ("one competing CPU-bound process", busy, "1")):
+        print(f"  {title}:")
+        for threads, values in got.items():
+            label = "default (measured choice)" if threads == "auto" else f"--threads {threads}"
+            if not values:
+                print(f"    {label:<28} failed")
+                continue
+            med = statistics.median(values)
+            each = " / ".join(f"{v:,.0f}" for v in values)
+            ratio = (f"  {med / statistics.median(got[base]):.2f}x --threads {base}"
+                     if threads == "auto" and got[base] else "")
+            print(f"    {label:<28} {each:<30} median {med:>7,.0f}{ratio}")
 
 
 def main() -> None:
@@ -189,7 +213,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument("--busy", action="store_true", help="add the busy-machine case")
-    parser.add_argument("--busy-steps", type=int, default=80)
+    parser.add_argument("--busy-steps", type=int, default=200)
+    parser.add_argument("--busy-rounds", type=int, default=3)
     parser.add_argument("--child", nargs="?", const="", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", default="2", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
@@ -200,7 +225,7 @@ def main() -> None:
         return
     same_run_table(args.rounds, args.steps, args.batch)
     if args.busy:
-        busy_table(args.busy_steps, args.batch, seconds=600)
+        thread_choice_table(args.busy_steps, args.batch, args.busy_rounds)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,11 @@ slower than on one thread (``crossrank train`` measured 758 samples/s on 2 threa
 20,735 on 1; issue #18). No setting is right for both, and the load changes while a run
 trains, so :class:`ThreadGovernor` measures:
 
-1. **probe**: each candidate thread count (all cores, half of them, one) runs for at least
-   ``probe_seconds`` of steps (at least one step; at most ``probe_steps``), and its time per
-   sample is the median over those steps;
+1. **probe**: each candidate thread count (all cores, half of them, one; the count held until
+   now first) runs for at least ``probe_seconds`` of steps (at least one step; at most
+   ``probe_steps``), and its time per sample is the median over those steps; a candidate
+   whose step is already ``1.5x`` slower than the fastest one measured in this round stops
+   there (one slow step is what a losing count costs a round, not ``probe_seconds`` of them);
 2. **hold**: the fastest candidate runs for ``hold_seconds``; if its time per sample rises
    above ``1.5x`` what its probe measured over three steps in a row (the machine got busier,
    or quieter for the others), the next probe starts at once;
@@ -156,7 +158,8 @@ class ThreadGovernor:
         per_sample = seconds / rows
         self._samples.append(per_sample)
         if self._queue:  # probing self.current
-            if (now - self._phase_started >= self.probe_seconds
+            losing = bool(self._round) and per_sample > _SLOWER * min(self._round.values())
+            if (losing or now - self._phase_started >= self.probe_seconds
                     or len(self._samples) >= self.probe_steps):
                 self._round[self.current] = statistics.median(self._samples)
                 self.history.append((self.current, self._round[self.current]))
@@ -170,7 +173,10 @@ class ThreadGovernor:
 
     # ------------------------------------------------------------------ phases
     def _start_round(self, now: float | None = None) -> None:
-        self._queue = [c for c in self.choices if self._skip[c] == 0]
+        # the count held until now first: it is the likeliest winner, and the others' probes
+        # can stop at their first step when they lose to it
+        self._queue = sorted((c for c in self.choices if self._skip[c] == 0),
+                             key=lambda c: c != self.current)
         for c in self.choices:
             self._skip[c] = max(0, self._skip[c] - 1)
         self._round = {}
