@@ -18,6 +18,7 @@ from torch import nn
 
 from crossrank.errors import ConfigError
 from crossrank.models.base import RankingModel
+from crossrank.train.plain_optim import SGD, Adagrad, Adam
 from crossrank.train.rowwise_optim import RowwiseAdagrad, RowwiseSGD, RowwiseSparseAdam
 
 OPTIMIZERS = ("adam", "adagrad", "sgd")
@@ -87,7 +88,8 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
     scales = part_lr_scales(model, lr_scales or {})
     dense_groups = _groups([p for p in params if id(p) not in sparse_ids], scales, lr)
     sparse_groups = _groups([p for p in params if id(p) in sparse_ids], scales, sparse_lr or lr)
-    dense_cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
+    # torch's optimizers, without their 1.3-2 s import of torch._dynamo (train.plain_optim)
+    dense_cls = {"adam": Adam, "adagrad": Adagrad, "sgd": SGD}
     sparse_cls = {"adam": RowwiseSparseAdam, "adagrad": RowwiseAdagrad, "sgd": RowwiseSGD}
     optimizers: list[torch.optim.Optimizer] = []
     if dense_groups:

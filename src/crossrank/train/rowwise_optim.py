@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from crossrank.train.plain_optim import WithoutDynamoImport
+
 __all__ = ["RowwiseAdagrad", "RowwiseSGD", "RowwiseSparseAdam"]
 
 
@@ -73,7 +75,7 @@ def _params(optimizer: torch.optim.Optimizer) -> Iterable[tuple[dict[str, Any], 
             yield group, param
 
 
-class RowwiseAdagrad(torch.optim.Optimizer):
+class RowwiseAdagrad(WithoutDynamoImport):
     """Adagrad on the touched rows: ``sum[r] += g[r]**2``,
     ``w[r] -= lr_t * g[r] / (sqrt(sum[r]) + eps)`` with ``lr_t = lr / (1 + (t-1) lr_decay)``,
     as ``torch.optim.Adagrad`` for a sparse gradient (state ``sum``, ``step``)."""
@@ -106,7 +108,7 @@ class RowwiseAdagrad(torch.optim.Optimizer):
             _update_rows(param, rows, w.add_(g / sums.sqrt_().add_(group["eps"]), alpha=-clr))
 
 
-class RowwiseSparseAdam(torch.optim.Optimizer):
+class RowwiseSparseAdam(WithoutDynamoImport):
     """Adam's moments and step on the touched rows only, as ``torch.optim.SparseAdam``
     (state ``step`` an int, ``exp_avg``, ``exp_avg_sq``; bias correction by the table's
     step count)."""
@@ -146,7 +148,7 @@ class RowwiseSparseAdam(torch.optim.Optimizer):
                                              alpha=-step_size))
 
 
-class RowwiseSGD(torch.optim.Optimizer):
+class RowwiseSGD(WithoutDynamoImport):
     """Plain SGD on the touched rows, ``w[r] -= lr * g[r]`` (no momentum: the sparse tables'
     SGD in :func:`~crossrank.train.optim.build_optimizer` has none)."""
 
