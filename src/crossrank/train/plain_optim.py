@@ -15,7 +15,6 @@ torch's ``_use_grad_for_differentiable`` does it for non-differentiable optimize
 step them inside ``torch.compile``.
 
 Example:
-    >>> import sys
     >>> p = torch.nn.Parameter(torch.ones(2))
     >>> opt = Adagrad([p], lr=0.5)
     >>> p.sum().backward()
