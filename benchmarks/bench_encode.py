@@ -6,7 +6,9 @@ the shared Criteo head10k repeated), then times, over the whole file:
     pyarrow parse (inferred)    pyarrow.csv streaming read with type inference: the baseline
     pyarrow parse (binary)      the same with every column read as binary, as the reader does
     read + validate             crossrank.data.iter_tables (typed, every bad-row check)
-    read + validate + encode    ... + FeatureEncoder.transform (vocabulary, then hashing)
+    read + validate + encode    ... + FeatureEncoder.transform (vocabulary, then hashing) on
+                                two threads (crossrank.data.encode_stream: what evaluate,
+                                predict and explain read); "1 thread": the same in the loop
     encode to cache             ... + writing the memory-mapped .npy cache
 
 With ``--multi-valued`` every row gets a 40th column, a multi-valued field of 5 '|'-joined
@@ -36,6 +38,7 @@ from crossrank.data import (
     FeatureEncoder,
     TableSchema,
     criteo_schema,
+    encode_stream,
     encode_to_cache,
     iter_tables,
     make_synthetic_clicks,
@@ -131,8 +134,9 @@ def main() -> None:
         print(f"encoder fitted on the first {4 * args.chunk_rows:,} rows in {fit_s:.1f}s; "
               f"vocabulary sizes {min(vocab.vocab_sizes):,}..{max(vocab.vocab_sizes):,}")
 
-        def encode(encoder: FeatureEncoder) -> Callable[[], int]:
-            return lambda: sum(len(encoder.transform(t)) for t in tables())
+        def encode(encoder: FeatureEncoder, workers: int = 2) -> Callable[[], int]:
+            return lambda: sum(len(b) for _, b in encode_stream(tables(), encoder,
+                                                                 workers=workers))
 
         stages = [
             ("pyarrow parse (inferred types)", pyarrow_parse(None)),
@@ -140,6 +144,7 @@ def main() -> None:
              pyarrow_parse({c: pa.binary() for c in schema.column_names})),
             ("read + validate", lambda: sum(t.num_rows for t in tables())),
             ("read + validate + encode (vocab)", encode(vocab)),
+            ("... (vocab), 1 thread", encode(vocab, workers=1)),
             ("read + validate + encode (hash)", encode(hashed)),
             ("encode to cache (vocab)",
              lambda: len(encode_to_cache(tables(), vocab, Path(tmp) / "cache", overwrite=True))),

@@ -127,8 +127,29 @@ def test_a_record_longer_than_the_fast_block_reads_the_file_again_as_one_read(tm
     monkeypatch.setattr(text_reader.TextFile, "_batch", counting)
     again, again_rejects = _read(path, fmt, chunk_rows=64)
     assert sum(1 for size, _ in batches if size == 4096) > 3  # several handed on, then again
+    assert max(n for _, n in batches) <= 64  # a block of ~400 rows is checked a chunk at a time
     assert any(size > 4096 for size, _ in batches)
     assert again.equals(whole) and again_rejects == whole_rejects
     bad = sum(1 for i in range(3000) if i != 2000 and (i % 53 == 3 or i % 61 == 8))
     assert len(whole_rejects) == bad and again.num_rows == 3000 - bad
     assert len(again["C1"][again["I1"].to_pylist().index(2000.0)].as_py()) == 20_000
+
+
+def test_small_blocks_are_checked_together_a_chunk_at_a_time(tmp_path, monkeypatch):
+    # blocks of 256 bytes (~25 rows): the checks run on 100-row chunks made of several
+    # blocks, and a block's rows beyond a chunk wait for the next one
+    monkeypatch.setattr(text_reader, "_MIN_BLOCK", 256)
+    path = tmp_path / "d.tsv"
+    path.write_text("".join(f"{i % 2}\t{i}\tc{i % 3}\n" for i in range(1234)))
+    sizes = []
+    real = text_reader.TextFile._batch
+
+    def counting(self, batch, delivered):
+        sizes.append(batch.num_rows)
+        return real(self, batch, delivered)
+
+    monkeypatch.setattr(text_reader.TextFile, "_batch", counting)
+    table, rejects = _read(path, "criteo", chunk_rows=100)
+    assert sizes == [100] * 12 + [34] and rejects == []
+    assert table["I1"].to_pylist() == [float(i) for i in range(1234)]
+    assert table["at"].to_pylist() == list(range(1, 1235))

@@ -8,6 +8,7 @@ alone does not.
 from crossrank.data.cache import concatenate_caches, encode_to_cache, remove_cache
 from crossrank.data.column_check import check_columns
 from crossrank.data.dataset import EncodedDataset
+from crossrank.data.encode_stream import encode_stream
 from crossrank.data.encoders import DENSE_TRANSFORMS, EncodedBatch, FeatureEncoder
 from crossrank.data.files import FORMATS, Format, infer_format, list_shards
 from crossrank.data.fit_stats import FitStats
@@ -48,6 +49,7 @@ __all__ = [
     "concatenate_caches",
     "criteo_schema",
     "empty_table",
+    "encode_stream",
     "encode_to_cache",
     "infer_format",
     "infer_schema",

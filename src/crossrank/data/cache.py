@@ -37,8 +37,8 @@ import pyarrow as pa
 from numpy.typing import DTypeLike
 
 from crossrank.data.dataset import CACHE_FORMAT, CACHE_VERSION, EncodedDataset
+from crossrank.data.encode_stream import encode_stream
 from crossrank.data.encoders import FeatureEncoder
-from crossrank.data.ordered_map import map_in_order
 from crossrank.safe_io import atomic_write_text, read_json_object
 
 _HEADER_BYTES = 128  # fixed .npy header size, so the row count can be written at the end
@@ -140,7 +140,7 @@ def encode_to_cache(
         cache_dir: directory to create (or an empty one).
         overwrite: replace an existing cache in ``cache_dir``.
         workers: threads that encode chunks while the calling thread reads the next ones and
-            writes the last (:func:`~crossrank.data.ordered_map.map_in_order`; the cache is
+            writes the last (:func:`~crossrank.data.encode_stream.encode_stream`; the cache is
             the same, byte for byte); 1: the calling thread alone.
 
     Returns:
@@ -167,8 +167,7 @@ def encode_to_cache(
     has_label: bool | None = None
     has_ids: bool | None = None
     try:
-        for batch in map_in_order(lambda table: encoder.transform(table, pad_lists=False),
-                                  tables, workers=workers):
+        for _, batch in encode_stream(tables, encoder, workers=workers, pad_lists=False):
             if has_label is None:
                 has_label, has_ids = batch.label is not None, batch.ids is not None
                 if batch.label is not None:

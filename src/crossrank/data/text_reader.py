@@ -15,7 +15,9 @@ The parser reads blocks of 1 MiB first: pyarrow parses them about twice as fast 
 blocks (a chunk's bytes, at least 16 MiB), which leave the core's cache. A record longer than
 a small block stops that parse, and the file is read again with the big block, the rows
 already handed on and the bad records already met skipped (:meth:`TextFile._parse`), so the
-tables, rejects and line numbers are those of one read.
+tables, rejects and line numbers are those of one read. The parsed blocks are checked
+together, a chunk's rows at a time (:meth:`TextFile._hand_on`), not block by block: the
+checks' fixed cost per call and column is then paid once a chunk.
 
 When the file cannot be read on (a compressed stream that is truncated or corrupt, a record
 longer than the parser's big block), the rows before are kept and the rest of the file is one
@@ -48,6 +50,11 @@ _SAMPLE_BYTES = 1 << 20
 _FAST_BLOCK = 1 << 20
 _MIN_BLOCK = 16 << 20  # a record up to this long always parses (the big block is at least this)
 _MAX_BLOCK = 1 << 30
+# Parsed blocks waiting for the validating thread. Blocks are validated together, a chunk
+# at a time (see TextFile._hand_on), so the parser must run some blocks ahead to overlap the
+# checks of the chunk before: on 2 cores, 8 blocks encoded 444,000 rows/s where 2 made
+# 422,000 and 34 (two chunks) 416,000 (500k rows with a multi-valued column, 5 rounds each)
+_PARSED_AHEAD = 8
 
 
 def _newlines(text: str | bytes) -> int:
@@ -241,11 +248,14 @@ class TextFile:
             reader = self._reader(source, skip_rows)
         except (pa.ArrowInvalid, OSError) as e:
             return None if "Empty CSV file" in str(e) else self._why(e)
+        held: list[pa.RecordBatch] = []  # parsed blocks waiting to make up a chunk
+        held_rows = 0
         # the thread stops (closing) before the reader it reads from closes
-        with reader, closing(prefetch_batches(reader)) as batches:
+        with reader, closing(prefetch_batches(reader, depth=_PARSED_AHEAD)) as batches:
             for batch in batches:
                 if isinstance(batch, BaseException):
                     if isinstance(batch, pa.ArrowInvalid | OSError):
+                        yield from self._hand_on(held, held_rows)
                         return self._why(batch)
                     raise batch
                 if skip:  # handed on before this file was read again
@@ -253,12 +263,29 @@ class TextFile:
                     batch, skip = batch.slice(dropped), skip - dropped
                     if batch.num_rows == 0:
                         continue
-                table = self._batch(batch, self.delivered)
-                self.delivered += batch.num_rows
-                self.rows_seen += batch.num_rows
-                if table.num_rows:
-                    yield table
+                held.append(batch)
+                held_rows += batch.num_rows
+                while held_rows >= self.chunk_rows:  # a block may hold several chunks
+                    yield from self._hand_on(held, self.chunk_rows)
+                    held_rows -= self.chunk_rows
+            yield from self._hand_on(held, held_rows)
         return None
+
+    def _hand_on(self, held: list[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
+        """Validate the first ``rows`` rows of the parsed blocks ``held`` as one batch and
+        yield them, leaving the rest in ``held``. Checks run on whole chunks, not blocks:
+        pyarrow's per-call cost over 40 columns is paid ~16 times less often (a chunk's
+        checks take 0.25 s per 500k rows where the blocks' took 0.42)."""
+        if rows == 0:
+            return
+        whole = held[0] if len(held) == 1 else pa.concat_batches(held)
+        held[:] = [whole.slice(rows)] if whole.num_rows > rows else []
+        batch = whole.slice(0, rows)
+        table = self._batch(batch, self.delivered)
+        self.delivered += batch.num_rows
+        self.rows_seen += batch.num_rows
+        if table.num_rows:
+            yield table
 
     def _why(self, e: BaseException) -> str:
         """pyarrow's reason for stopping, on one line."""

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from crossrank.data import EncodedDataset, check_columns, iter_tables
 from crossrank.data.columns import column
+from crossrank.data.encode_stream import encode_stream
 from crossrank.data.files import infer_format
 from crossrank.data.negative_sampling import recalibrate
 from crossrank.data.readers import OnBadRows
@@ -67,9 +68,9 @@ def evaluate_on_data(model_dir: str | Path, *, data: str, fmt: str | None = None
     rejects = open_rejects(on_bad_rows, rejects_path, Path.cwd())  # not in the model dir
     scores, labels, weights, groups = [], [], [], []
     tally = oov_tally(encoder)
-    for table in iter_tables(data, fmt=format_, schema=schema, on_bad_rows=on_bad_rows,
-                             rejects=rejects):
-        batch = encoder.transform(table)
+    tables = iter_tables(data, fmt=format_, schema=schema, on_bad_rows=on_bad_rows,
+                         rejects=rejects)
+    for table, batch in encode_stream(tables, encoder):
         tally.add(batch.sparse)
         s, y, w = score(model, EncodedDataset.from_batch(batch))
         scores.append(s)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from crossrank.data import EncodedBatch, FeatureEncoder, RejectsLog, TableSchema, iter_tables
+from crossrank.data.encode_stream import encode_stream
 from crossrank.data.files import infer_format
 from crossrank.data.negative_sampling import sampling_rate_from_metadata
 from crossrank.data.oov_share import OOVTally, oov_warnings
@@ -49,9 +50,10 @@ def sampling_rate(meta: dict[str, Any], model_dir: Path) -> float:
 def encoded_batches(data: str, fmt: str | None, schema: TableSchema, encoder: FeatureEncoder,
                     on_bad_rows: OnBadRows, rejects: RejectsLog | None) -> Iterator[EncodedBatch]:
     """The rows of ``data`` read with ``schema`` and encoded, chunk by chunk, in file order."""
-    for table in iter_tables(data, fmt=infer_format(data, fmt), schema=schema,
-                             on_bad_rows=on_bad_rows, rejects=rejects):
-        yield encoder.transform(table)
+    tables = iter_tables(data, fmt=infer_format(data, fmt), schema=schema,
+                         on_bad_rows=on_bad_rows, rejects=rejects)
+    for _, batch in encode_stream(tables, encoder):
+        yield batch
 
 
 def open_rejects(on_bad_rows: OnBadRows, rejects_path: str | Path | None,

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from crossrank.data import RejectsLog, TableSchema, check_columns, iter_tables
+from crossrank.data.encode_stream import encode_stream
 from crossrank.data.files import infer_format, list_shards
 from crossrank.data.negative_sampling import recalibrate
 from crossrank.data.readers import OnBadRows
@@ -197,10 +198,10 @@ def predict_on_data(model_dir: str | Path, *, data: str, out_path: str | Path,
             for file, labelled in zip(files, has_label, strict=True):
                 lines.start(file, format_)
                 read_schema, skip_label = _label_unread(schema, labelled)
-                for table in iter_tables(file, fmt=format_, schema=read_schema,
-                                         skip_label=skip_label, on_bad_rows=on_bad_rows,
-                                         rejects=placed, positions=_PLACE):
-                    batch = encoder.transform(table)
+                tables = iter_tables(file, fmt=format_, schema=read_schema,
+                                     skip_label=skip_label, on_bad_rows=on_bad_rows,
+                                     rejects=placed, positions=_PLACE)
+                for table, batch in encode_stream(tables, encoder):
                     tally.add(batch.sparse)
                     with torch.no_grad():
                         logits = model(torch.from_numpy(batch.dense),
