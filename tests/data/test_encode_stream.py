@@ -1,6 +1,8 @@
 """encode_stream: the tables of a stream encoded on threads, handed on in order, errors in
 their place."""
 
+import importlib
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -66,5 +68,31 @@ def test_an_encoding_error_is_raised_in_its_place():
     seen = []
     with pytest.raises(ValueError, match="no column .c."):
         for table, _ in encode_stream([tables[0], broken, tables[2]], encoder, workers=2):
+            seen.append(table["k"][0].as_py())
+    assert seen == [0]
+
+
+def test_one_chunk_is_encoded_without_sampling_the_machine(monkeypatch):
+    module = importlib.import_module("crossrank.data.encode_stream")  # the package's
+    # attribute of that name is the function
+    tables = _tables(3, 10)
+    encoder = FeatureEncoder(SCHEMA).fit(tables)
+    calls = []
+    monkeypatch.setattr(module, "encoding_workers", lambda: calls.append(1) or 2)
+    assert len(list(encode_stream(tables[:1], encoder))) == 1 and calls == []
+    assert len(list(encode_stream(iter(tables), encoder))) == 3 and calls == [1]
+
+
+def test_with_the_default_workers_a_second_chunk_error_follows_the_first():
+    tables = _tables(2, 10)
+    encoder = FeatureEncoder(SCHEMA).fit(tables)
+
+    def failing():
+        yield tables[0]
+        raise ValueError("bad row at line 12")
+
+    seen = []
+    with pytest.raises(ValueError, match="line 12"):
+        for table, _ in encode_stream(failing(), encoder):
             seen.append(table["k"][0].as_py())
     assert seen == [0]

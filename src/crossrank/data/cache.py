@@ -130,7 +130,7 @@ def encode_to_cache(
     cache_dir: str | Path,
     *,
     overwrite: bool = False,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> EncodedDataset:
     """Encode a stream of tables with a fitted ``encoder`` into ``cache_dir``.
 
@@ -141,7 +141,8 @@ def encode_to_cache(
         overwrite: replace an existing cache in ``cache_dir``.
         workers: threads that encode chunks while the calling thread reads the next ones and
             writes the last (:func:`~crossrank.data.encode_stream.encode_stream`; the cache is
-            the same, byte for byte); 1: the calling thread alone.
+            the same, byte for byte); 1: the calling thread alone; None: 2 or 1 by how busy
+            the machine is (:func:`~crossrank.spare_cores.encoding_workers`).
 
     Returns:
         The cache, opened memory-mapped.

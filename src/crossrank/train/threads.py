@@ -43,25 +43,18 @@ Example:
 from __future__ import annotations
 
 import functools
-import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
 
 import torch
 
+from crossrank.spare_cores import available_cores
+
 _SLOWER = 1.5  # the held count's time per sample above this x its probe: probe again
 _SLOWER_STEPS = 3  # ... for this many steps in a row
 _FAR_SLOWER = 2.0  # a probe this many x slower than the best: skip it in later rounds
 _MAX_SKIP = 16
-
-
-def available_cores() -> int:
-    """CPUs this process may run on (its affinity mask, else the machine's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 @functools.cache
