@@ -7,8 +7,9 @@ the shared Criteo head10k repeated), then times, over the whole file:
     pyarrow parse (binary)      the same with every column read as binary, as the reader does
     read + validate             crossrank.data.iter_tables (typed, every bad-row check)
     read + validate + encode    ... + FeatureEncoder.transform (vocabulary, then hashing) on
-                                two threads (crossrank.data.encode_stream: what evaluate,
-                                predict and explain read); "1 thread": the same in the loop
+                                the default threads (crossrank.data.encode_stream: what
+                                evaluate, predict and explain read; 2 on a free machine, else
+                                1); "1 thread": in the calling thread
     encode to cache             ... + writing the memory-mapped .npy cache
 
 With ``--multi-valued`` every row gets a 40th column, a multi-valued field of 5 '|'-joined
@@ -45,6 +46,7 @@ from crossrank.data import (
     write_table,
 )
 from crossrank.data.multi_valued import MultiValuedSpec
+from crossrank.spare_cores import encoding_workers, others_busy
 
 SHARED_HEAD = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "criteo" / (
     "criteo_kaggle_head10k.tsv")
@@ -131,10 +133,13 @@ def main() -> None:
         fit_s = time.perf_counter() - started
         hashed = FeatureEncoder(schema, hash_buckets=1 << 20).fit(
             itertools.islice(tables(), 1 if args.multi_valued else 0))
+        busy = others_busy()
+        print(f"other processes' CPU use: {busy if busy is None else round(busy, 2)} cores; "
+              f"encoding threads by default: {encoding_workers(busy=busy)}")
         print(f"encoder fitted on the first {4 * args.chunk_rows:,} rows in {fit_s:.1f}s; "
               f"vocabulary sizes {min(vocab.vocab_sizes):,}..{max(vocab.vocab_sizes):,}")
 
-        def encode(encoder: FeatureEncoder, workers: int = 2) -> Callable[[], int]:
+        def encode(encoder: FeatureEncoder, workers: int | None = None) -> Callable[[], int]:
             return lambda: sum(len(b) for _, b in encode_stream(tables(), encoder,
                                                                  workers=workers))
 
