@@ -144,3 +144,15 @@ def test_ema_decay_is_a_training_option_of_config_files():
     assert TrainConfig().ema_decay is None  # off by default
     with pytest.raises(ConfigError, match="ema_decay must be in"):
         TrainConfig.from_dict({"ema_decay": 1})
+
+
+def test_ema_decay_can_be_searched_by_crossrank_tune():
+    from crossrank.tune.space import build_space
+
+    space = build_space({"space": {"training.ema_decay": ["none", 0.99, 0.999]},
+                         "default_space": False}, {"data": {"path": "x.tsv"}})
+    assert [(p.key, p.choices) for p in space.params] == [("training.ema_decay",
+                                                           (None, 0.99, 0.999))]
+    with pytest.raises(ConfigError, match="ema_decay must be in"):
+        build_space({"space": {"training.ema_decay": [0.99, 1.5]}, "default_space": False},
+                    {"data": {"path": "x.tsv"}})
