@@ -47,7 +47,7 @@ def run(seed: int, model: str, options: dict, args, tmp: Path, train: Path, test
         "model": {"name": model, "embedding_dim": args.embedding_dim, **options},
         "training": {"lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
                      "patience": args.patience, "valid_fraction": 0.1, "seed": seed,
-                     "refit": args.refit, "progress": False}})
+                     "refit": args.refit, "ema_decay": args.ema_decay, "progress": False}})
     train_run(run_config, out, verbose=False)
     return evaluate_on_data(out, data=str(test), fmt="criteo")
 
@@ -71,6 +71,9 @@ def main() -> None:
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
                         help="after early stopping, retrain on all training rows for the "
                              "best epoch count (training.refit)")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="validate and save an EMA of the weights (training.ema_decay)")
+    parser.add_argument("--per-seed", action="store_true", help="print each seed's figures")
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} not found: the shared data sits beside the repository")
@@ -85,9 +88,12 @@ def main() -> None:
                    for seed in range(args.first_seed, args.first_seed + args.seeds)]
     auc = [r["auc"] for r in results]
     ll = [r["logloss"] for r in results]
+    if args.per_seed:
+        print("per seed: AUC " + ", ".join(f"{a:.4f}" for a in auc) + "; log-loss "
+              + ", ".join(f"{b:.4f}" for b in ll))
     print(f"Criteo head-10k, {args.model} {json.dumps(options)}, D={args.embedding_dim}, "
           f"min_count={args.min_count}, missing_indicator={args.missing_indicator}, "
-          f"lr={args.lr}, refit={args.refit}, "
+          f"lr={args.lr}, refit={args.refit}, ema_decay={args.ema_decay}, "
           f"seeds {args.first_seed}..{args.first_seed + args.seeds - 1}")
     print(f"{'model':<42} {'test AUC':>9} {'test logloss':>13}")
     sd = statistics.stdev(auc) if len(auc) > 1 else 0.0

@@ -65,7 +65,8 @@ def run(seed: int, model_name: str, options: dict, args, genres: str | None = No
         model = build_model(model_name, schema, options, task="regression")
         config = TrainConfig(lr=args.lr, weight_decay=args.weight_decay,
                              batch_size=args.batch_size, epochs=epochs,
-                             patience=args.patience, seed=seed, progress=False)
+                             patience=args.patience, seed=seed, ema_decay=args.ema_decay,
+                             progress=False)
         with tempfile.TemporaryDirectory() as out:
             result = Trainer(model, config, out_dir=out, verbose=False).fit(rows, valid_rows)
         return model, result.best_epoch
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--genres", nargs="?", const="mean", default=None,
                         choices=("sum", "mean", "max"),
                         help="also train with the movie's genres pooled this way (default mean)")
+    parser.add_argument("--ema-decay", type=float, default=None,
+                        help="validate and keep an EMA of the weights (training.ema_decay)")
     args = parser.parse_args()
     if not DATA.is_dir():
         raise SystemExit(f"{DATA} not found: the shared data sits beside the repository")
@@ -120,7 +123,7 @@ def main() -> None:
     sd = statistics.stdev(rmse) if len(rmse) > 1 else 0.0
     print(f"MovieLens-100K, {args.model} {json.dumps(options)}, D={args.embedding_dim}, "
           f"lr={args.lr}, weight_decay={args.weight_decay}, patience={args.patience}, "
-          f"refit={args.refit}, "
+          f"refit={args.refit}, ema_decay={args.ema_decay}, "
           f"seeds {seeds.start}-{seeds.stop - 1} (80/20 random split per seed)")
     print(f"{'model':<40} {'test RMSE':>10}")
     print(f"{'crossrank ' + args.model + ' (mean)':<40} {statistics.mean(rmse):>10.4f}   "

@@ -228,3 +228,20 @@ def test_a_first_pass_that_never_improved_refits_for_one_epoch(data, tmp_path, c
     saved = load_file(str(out / "model.safetensors"))
     assert _same(saved, load_file(str(direct / "latest.safetensors")))
     assert not _same(saved, load_file(str(out / "latest.safetensors")))
+
+
+def test_with_ema_decay_the_refit_saves_the_average_after_its_epochs(data, tmp_path):
+    out = tmp_path / "run"
+    result = train_run(_run(data, ema_decay=0.9), out, verbose=False)
+    assert result.refit
+    epochs = json.loads((out / "model.json").read_text())["refit"]["epochs"]
+    direct = tmp_path / "direct"
+    train_run(_run(data, valid_fraction=0.0, epochs=epochs, patience=epochs, ema_decay=0.9),
+              direct, verbose=False)
+    state = load_file(str(direct / "state.safetensors"))  # the average after epoch E
+    average = {k.removeprefix("average."): v for k, v in state.items()
+               if k.startswith("average.")}
+    saved = load_file(str(out / "model.safetensors"))
+    assert average and all((saved[k] == v).all() for k, v in average.items())
+    # the live weights after E epochs are another set
+    assert not _same(saved, load_file(str(direct / "latest.safetensors")))

@@ -48,6 +48,7 @@ __all__ = ["CHECKSUMS", "FORMAT", "atomic_write_bytes", "atomic_write_json", "lo
            "save_tensors", "save_training_state", "verify_checksums"]
 
 FORMAT = "crossrank-model-v1"
+_AVERAGE = "average."  # state.safetensors' prefix of the weight average's tensors
 CHECKSUMS = "sha256"  # key of model.json / state.json: {file relative to the directory: hex}
 
 
@@ -196,21 +197,27 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], skeletons: list[dict]) -> l
 
 
 def save_training_state(out_dir: str | Path, *, optimizer_states: list[dict],
-                        progress: dict[str, Any], latest: Callable[[], str]) -> None:
+                        progress: dict[str, Any], latest: Callable[[], str],
+                        average: dict[str, Tensor] | None = None) -> None:
     """Optimizer and RNG state for ``--resume``: ``state.safetensors``, then ``latest()``
     (which writes ``latest.safetensors`` and returns its SHA-256), then ``state.json`` with
-    both checksums, last, so a run cut short leaves the state of the epoch before."""
+    both checksums, last, so a run cut short leaves the state of the epoch before.
+    ``average``: the weight average's tensors (``training.ema_decay``), kept in
+    ``state.safetensors`` beside the optimizer's."""
     out = Path(out_dir)
     tensors, skeletons = _flatten_optimizer(optimizer_states)
     tensors["rng.torch"] = torch.get_rng_state()
+    tensors.update({_AVERAGE + name: value for name, value in (average or {}).items()})
     checksums = {"state.safetensors": save_tensors(out / "state.safetensors", tensors),
                  "latest.safetensors": latest()}
     atomic_write_json(out / "state.json", {"optimizers": skeletons, "progress": progress,
                                            CHECKSUMS: checksums})
 
 
-def load_training_state(model_dir: str | Path) -> tuple[list[dict], dict[str, Any]]:
-    """Inverse of ``save_training_state``; restores torch's RNG state as a side effect. The
+def load_training_state(
+        model_dir: str | Path) -> tuple[list[dict], dict[str, Any], dict[str, Tensor]]:
+    """Inverse of ``save_training_state``: the optimizer states, the progress and the weight
+    average ({} when none was kept); restores torch's RNG state as a side effect. The
     state files (and ``latest.safetensors``) are checked against the SHA-256 recorded."""
     path = Path(model_dir)
     state_path = path / "state.json"
@@ -224,9 +231,11 @@ def load_training_state(model_dir: str | Path) -> tuple[list[dict], dict[str, An
     tensors = load_tensors(path / "state.safetensors")
     try:
         rng = tensors.pop("rng.torch")
+        average = {name[len(_AVERAGE):]: tensors.pop(name) for name in list(tensors)
+                   if name.startswith(_AVERAGE)}
         states = _unflatten_optimizer(tensors, meta["optimizers"])
         progress = meta["progress"]
     except (KeyError, TypeError, ValueError) as err:
         raise file_error(state_path, err) from None
     torch.set_rng_state(rng)
-    return states, progress
+    return states, progress, average

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.safe_io import atomic_link
 from crossrank.train import health
+from crossrank.train.averaging import WeightAverage
 from crossrank.train.batch_source import (  # noqa: F401 (importable from here as before)
     Batch,
     BatchSource,
@@ -95,7 +97,10 @@ class Trainer:
     checkpoint of the latest state (for ``--resume``) and of the best weights
     (``model.safetensors``). Training stops after ``patience`` epochs without improvement of
     ``config.monitor`` (of the training loss when there is no validation set); the best
-    weights are restored into ``model`` at the end.
+    weights are restored into ``model`` at the end. With ``config.ema_decay`` the moving
+    average of the weights (:mod:`crossrank.train.averaging`) takes their place in validation,
+    early stopping and ``model.safetensors`` (``keep_best=False``: the model ends with it); the
+    weights as trained go on training, and the average is checkpointed for ``--resume``.
 
     A run that diverges stops and says so (:class:`~crossrank.errors.DivergedError`, naming the
     epoch and update; :mod:`crossrank.train.health`): a non-finite update is never applied, a
@@ -143,6 +148,9 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self.train_step = TrainStep(model, config, net=self.net)
         self.optimizer = self.train_step.optimizer
+        # every rank updates its own (equal) average: the weights are equal on every rank
+        self.average = (None if config.ema_decay is None
+                        else WeightAverage(model, decay=config.ema_decay))
 
     def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
             stop_after_epochs: int | None = None) -> FitResult:
@@ -185,33 +193,40 @@ class Trainer:
                 record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
                 if cfg.on_nonfinite == "skip":
                     record["skipped_steps"] = skipped
-                if valid is not None and has_valid:
-                    scores, labels, weights = score(model, valid, device=cfg.device,
-                                                    world=self.world)
-                    record["valid"] = model_metrics(model.tasks, Scored(scores, labels, weights),
-                                                    self.task_names)
-                    if len(model.tasks) == 1:
-                        record.update(health.quality_flags(model.task, scores, labels,
-                                                           record["valid"], weights))
-                    value = record["valid"][self.monitor]
-                else:
-                    value = -train_loss if higher else train_loss
-                # every rank must take rank 0's early-stopping and checkpoint decisions
-                value = broadcast_float(value)
-                # a NaN metric (or an infinite one) is never an improvement
-                improved = math.isfinite(value) and (
-                    best is None or (value > best if higher else value < best))
-                if improved:
-                    best, best_epoch, bad_epochs = value, epoch + 1, 0
-                    if out is not None:
-                        # written while the optimizer state is (_checkpoint_latest joins it)
-                        saving = _in_background(self._save_best, out, record,
-                                                never_improved=False)
-                    elif self.out_dir is None and self.keep_best:
-                        best_weights = {k: v.detach().clone()
-                                        for k, v in model.state_dict().items()}
-                else:
-                    bad_epochs += 1
+                # with training.ema_decay the averaged weights are validated and saved as the
+                # best; the live ones go on training (and into latest.safetensors)
+                with self._averaged():
+                    if valid is not None and has_valid:
+                        scores, labels, weights = score(model, valid, device=cfg.device,
+                                                        world=self.world)
+                        record["valid"] = model_metrics(model.tasks,
+                                                        Scored(scores, labels, weights),
+                                                        self.task_names)
+                        if len(model.tasks) == 1:
+                            record.update(health.quality_flags(model.task, scores, labels,
+                                                               record["valid"], weights))
+                        value = record["valid"][self.monitor]
+                    else:
+                        value = -train_loss if higher else train_loss
+                    # every rank must take rank 0's early-stopping and checkpoint decisions
+                    value = broadcast_float(value)
+                    # a NaN metric (or an infinite one) is never an improvement
+                    improved = math.isfinite(value) and (
+                        best is None or (value > best if higher else value < best))
+                    if improved:
+                        best, best_epoch, bad_epochs = value, epoch + 1, 0
+                        if out is not None:
+                            # written while the optimizer state is (_checkpoint_latest joins
+                            # it); an average is written before the live weights return
+                            saving = _in_background(self._save_best, out, record,
+                                                    never_improved=False)
+                            if self.average is not None:
+                                wait([saving])
+                        elif self.out_dir is None and self.keep_best:
+                            best_weights = {k: v.detach().clone()
+                                            for k, v in model.state_dict().items()}
+                    else:
+                        bad_epochs += 1
                 history.append(record)
                 if out is not None:
                     with open(out / "metrics.jsonl", "a") as fh:
@@ -229,6 +244,8 @@ class Trainer:
             where = health.standing(self.out_dir, best_epoch, keep_best=self.keep_best)
             raise DivergedError(f"{err}; {where}") from None
         self._restore_best(best_weights)
+        if not self.keep_best and self.average is not None and self.average.updates:
+            self.average.copy_into_model()  # a fixed-length run ends with its average
         if history and best_epoch == -1:
             raise health.no_finite_value(history, self.monitor, has_valid)
         end = health.run_health(history, best_epoch, monitor=self.monitor, has_valid=has_valid,
@@ -275,6 +292,8 @@ class Trainer:
             except NonFiniteUpdate as err:  # not applied: stop, or skip and count
                 budget.spend(err.why, update=i + 1)
             else:
+                if self.average is not None:
+                    self.average.update()
                 n = float(label.shape[0]) if weight else 0.0
                 if rows_w is not None:  # the reported loss is the weighted mean
                     n = float(rows_w.sum()) if weight else 0.0
@@ -309,17 +328,23 @@ class Trainer:
         write of every weight."""
         def latest() -> str:
             path = out / "latest.safetensors"
-            if saving is None:
+            if saving is None or self.average is not None:  # the live weights, not the best
+                if saving is not None:
+                    saving.result()  # the best model written (or its error raised)
                 return save_tensors(path, self.model.state_dict())
             digest = saving.result()  # the best model written (or its error raised)
             atomic_link(out / "model.safetensors", path)
             return digest
 
         try:
+            progress = {"epoch": epoch, "best": best, "best_epoch": best_epoch,
+                        "bad_epochs": bad_epochs, "history": history}
+            average: dict[str, Tensor] = {}
+            if self.average is not None:
+                progress["average_updates"] = self.average.updates
+                average = self.average.state_dict()
             save_training_state(out, optimizer_states=self.optimizer.state_dict(),
-                                progress={"epoch": epoch, "best": best, "best_epoch": best_epoch,
-                                          "bad_epochs": bad_epochs, "history": history},
-                                latest=latest)
+                                progress=progress, latest=latest, average=average)
         finally:
             if saving is not None:
                 wait([saving])  # never leave the epoch with a write in flight
@@ -328,7 +353,7 @@ class Trainer:
         assert self.out_dir is not None  # fit() checked
         problem: Exception | None = None
         try:
-            states, progress = load_training_state(self.out_dir)
+            states, progress, average = load_training_state(self.out_dir)
             weights = load_tensors(self.out_dir / "latest.safetensors")
         except (OSError, ValueError) as err:
             problem = err
@@ -351,8 +376,18 @@ class Trainer:
             raise problem
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(states)
+        if self.average is not None:
+            if "average_updates" not in progress:
+                raise ValueError(f"cannot resume with training.ema_decay "
+                                 f"{self.config.ema_decay}: the run in {str(self.out_dir)!r} "
+                                 "kept no weight average")
+            self.average.load_state_dict(average, progress["average_updates"])
         return (progress["epoch"], progress["best"], progress["best_epoch"],
                 progress["bad_epochs"], progress["history"])
+
+    def _averaged(self) -> AbstractContextManager[None]:
+        """The model holds the weight average inside the block (without one: its own)."""
+        return nullcontext() if self.average is None else self.average.applied()
 
     def _restore_best(self, best_weights: dict[str, Tensor] | None) -> None:
         """Load the best epoch's weights (from ``out_dir``, or ``best_weights`` without one)."""
