@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, wait
@@ -32,6 +31,7 @@ from crossrank.models.base import RankingModel
 from crossrank.safe_io import atomic_link
 from crossrank.train import health
 from crossrank.train.averaging import WeightAverage
+from crossrank.train.background import in_background
 from crossrank.train.batch_source import (  # noqa: F401 (importable from here as before)
     Batch,
     BatchSource,
@@ -41,7 +41,6 @@ from crossrank.train.batch_source import (  # noqa: F401 (importable from here a
 )
 from crossrank.train.checkpoint import (
     load_tensors,
-    load_training_state,
     save_model,
     save_tensors,
     save_training_state,
@@ -52,6 +51,7 @@ from crossrank.train.multitask_metrics import (
     higher_is_better,
     resolve_monitor,
 )
+from crossrank.train.resume import read_resume_state
 from crossrank.train.scoring import (  # noqa: F401 (evaluate: importable from here)
     Scored,
     evaluate,
@@ -218,7 +218,7 @@ class Trainer:
                         if out is not None:
                             # written while the optimizer state is (_checkpoint_latest joins
                             # it); an average is written before the live weights return
-                            saving = _in_background(self._save_best, out, record,
+                            saving = in_background(self._save_best, out, record,
                                                     never_improved=False)
                             if self.average is not None:
                                 wait([saving])
@@ -351,29 +351,7 @@ class Trainer:
 
     def _resume(self) -> tuple[int, float | None, int, int, list[dict[str, Any]]]:
         assert self.out_dir is not None  # fit() checked
-        problem: Exception | None = None
-        try:
-            states, progress, average = load_training_state(self.out_dir)
-            weights = load_tensors(self.out_dir / "latest.safetensors")
-        except (OSError, ValueError) as err:
-            problem = err
-        if self.world.is_distributed:
-            # Every rank reads rank 0's files. A rank that cannot (out_dir not shared) or that
-            # reads another state would hang the others in the first all-reduce or train
-            # from other weights: agree first, and fail on every rank.
-            epoch = -1.0 if problem is not None else float(progress["epoch"])
-            epoch_of_rank0 = broadcast_float(epoch)  # a collective: every rank calls it
-            behind = float(problem is not None or epoch != epoch_of_rank0)
-            failed = int(all_reduce_sum([behind])[0])
-            if failed:
-                mine = f"rank {self.world.rank}: " + (
-                    str(problem) if problem is not None else f"epoch {epoch:g}")
-                raise RuntimeError(
-                    f"cannot resume: {failed} of {self.world.world_size} ranks did not read "
-                    f"the state rank 0 resumes from in {str(self.out_dir)!r} ({mine}); "
-                    "out_dir must be on a file system that every rank shares")
-        if problem is not None:
-            raise problem
+        states, progress, average, weights = read_resume_state(self.out_dir, self.world)
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(states)
         if self.average is not None:
@@ -407,20 +385,3 @@ def _progress(total: int, desc: str, enabled: bool):
         return None
     from tqdm import tqdm
     return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, leave=False)
-
-
-def _in_background(fn: Callable[..., str], *args: Any, **kwargs: Any) -> Future[str]:
-    """``fn(*args, **kwargs)`` run in a new thread; its result (or error) in the future.
-    Writing files mostly releases the GIL (the copy into the page cache, fsync, SHA-256), so
-    two files are written at once on two cores."""
-    future: Future[str] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as err:  # handed to whoever waits on the future
-            future.set_exception(err)
-
-    threading.Thread(target=run, name="crossrank-save").start()
-    return future
-
