@@ -19,14 +19,16 @@ test rows by ``crossrank evaluate``. ``--refit off`` trains the seeds with
 ``crossrank train --no-refit`` instead (the first pass's early-stopped model, the one the
 trials scored); ``--refit both`` trains each seed both ways and reports both. The refit cost
 a hand-tuned Criteo model 0.0023 AUC, so which way suits a tuned configuration is measured,
-not assumed; ``best.toml`` is left as the study wrote it. It also checks that ``best.toml``
+not assumed; ``best.toml`` is left as the study wrote it. ``--space-extra KEY=JSON`` (repeatable) adds
+an entry to every study's space, e.g. ``training.ema_decay=["none", 0.99, 0.995, 0.999]``;
+without it the spaces are as above. It also checks that ``best.toml``
 trained with the study's seed prints the best trial's fold-0 validation value (to the five
 decimals train prints; the tests check it exactly).
 
 Reads ../shared/data (never copied into the repository).
 Run: .venv/bin/python benchmarks/tune_quality.py [--data criteo|movielens|both]
      [--trials 50] [--timeout 30m] [--folds 5] [--threads 1] [--seeds 5]
-     [--refit on|off|both] [--work DIR]
+     [--refit on|off|both] [--work DIR] [--space-extra KEY=JSON ...]
 (a quick check that it works: --trials 2 --epochs 1 --seeds 1)
 """
 
@@ -107,9 +109,10 @@ def study(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.epochs:
         training["epochs"] = args.epochs
     base = {**base, "training": training}
+    space = _with_extra(SPACES[name], args.space_extra)
     out = work / f"{name}_tune"
     started = time.perf_counter()
-    result = tune(base, SPACES[name], out, trials=args.trials, timeout=parse_duration(args.timeout),
+    result = tune(base, space, out, trials=args.trials, timeout=parse_duration(args.timeout),
                   folds=args.folds, overwrite=True,
                   log=print if args.verbose else (lambda line: None))
     minutes = (time.perf_counter() - started) / 60
@@ -134,6 +137,27 @@ def study(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 if k in tests[mode][-1]), flush=True)
     return {"name": name, "result": result, "minutes": minutes, "reproduced": reproduced,
             "tests": tests, "out": out}
+
+
+def _with_extra(tune_table: dict[str, Any] | None,
+                extra: list[tuple[str, Any]]) -> dict[str, Any] | None:
+    """``tune_table`` with the ``--space-extra`` entries added to its space (a copy)."""
+    if not extra:
+        return tune_table
+    table = dict(tune_table or {})
+    table["space"] = {**table.get("space", {}), **dict(extra)}
+    return table
+
+
+def _space_entry(text: str) -> tuple[str, Any]:
+    """``KEY=JSON`` (a ``--space-extra`` value) as (KEY, the decoded JSON)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=JSON, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{key}: not JSON: {value!r} ({err})") from None
 
 
 def _cli(*argv: str) -> str:
@@ -180,6 +204,10 @@ def main() -> None:
                         help="keep the splits, studies and models here (default: a temporary "
                              "directory)")
     parser.add_argument("--verbose", action="store_true", help="print each trial's line")
+    parser.add_argument("--space-extra", type=_space_entry, action="append", default=[],
+                        metavar="KEY=JSON",
+                        help="add a [tune.space] entry to every study (repeatable), e.g. "
+                             "'training.ema_decay=[\"none\", 0.99, 0.995, 0.999]'")
     args = parser.parse_args()
     names = ["criteo", "movielens"] if args.data == "both" else [args.data]
     for name in names:
