@@ -129,9 +129,18 @@ def _plot_history(study: Any, finished: list[Any], path: Path, monitor: str) -> 
             ys.append(best)
         ax.step(xs, ys, where="post", color="tab:red", label="best so far", zorder=2)
     if pruned:
-        ax.scatter([t.number for t in pruned],
-                   [t.intermediate_values[t.last_step] for t in pruned], marker="x", s=22,
-                   color="tab:gray", label="pruned: value when stopped", zorder=3)
+        stopped = [(t.number, t.intermediate_values[t.last_step]) for t in pruned]
+        low, high = _view(ax, [t.value for t in complete], [v for _, v in stopped])
+        inside = [(n, v) for n, v in stopped if low <= v <= high]
+        if inside:
+            ax.scatter(*zip(*inside, strict=True), marker="x", s=22, color="tab:gray",
+                       label="pruned: value when stopped", zorder=3)
+        # far off the complete trials' values: drawn at the axis' edge, not to scale
+        for edge, marker, off in ((high, "^", [n for n, v in stopped if v > high]),
+                                  (low, "v", [n for n, v in stopped if v < low])):
+            if off:
+                ax.scatter(off, [edge] * len(off), marker=marker, s=26, color="tab:gray",
+                           clip_on=False, zorder=3, label=f"pruned: off the scale ({len(off)})")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -141,6 +150,20 @@ def _plot_history(study: Any, finished: list[Any], path: Path, monitor: str) -> 
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     return _save(fig, path)
+
+
+def _view(ax: Any, complete: list[float], stopped: list[float]) -> tuple[float, float]:
+    """Set the value axis to the complete trials' values with a margin of their spread on
+    each side (a pruned trial that blew up would otherwise squash them to a line); without
+    complete trials, every value. Returns the axis' limits."""
+    values = complete or stopped
+    low, high = min(values), max(values)
+    margin = (high - low) or abs(high) * 0.05 or 1.0
+    low, high = low - margin, high + margin
+    if not complete:
+        return low, high
+    ax.set_ylim(low, high)
+    return low, high
 
 
 def _importances(study: Any) -> dict[str, float]:
