@@ -12,11 +12,15 @@ the shared Criteo head10k repeated), then times, over the whole file:
                                 1); "1 thread": in the calling thread
     encode to cache             ... + writing the memory-mapped .npy cache
 
+pyarrow's memory pool is the one the ``crossrank`` command chooses (jemalloc where pyarrow has
+it: :func:`crossrank.data.memory_pool.prefer_jemalloc`); ``--default-pool`` keeps pyarrow's
+own default.
+
 With ``--multi-valued`` every row gets a 40th column, a multi-valued field of 5 '|'-joined
 Zipf ids of 100,000 (declared ``M1:|``), encoded with its own vocabulary and stored jagged.
 
 Usage: python benchmarks/bench_encode.py [--rows 1000000] [--head10k] [--chunk-rows 65536]
-       [--multi-valued]
+       [--multi-valued] [--default-pool]
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from crossrank.data import (
     make_synthetic_clicks,
     write_table,
 )
+from crossrank.data.memory_pool import prefer_jemalloc
 from crossrank.data.multi_valued import MultiValuedSpec
 from crossrank.spare_cores import encoding_workers, others_busy
 
@@ -100,7 +105,11 @@ def main() -> None:
     parser.add_argument("--chunk-rows", type=int, default=65536)
     parser.add_argument("--multi-valued", action="store_true",
                         help="add a 5-element '|'-joined multi-valued column")
+    parser.add_argument("--default-pool", action="store_true",
+                        help="keep pyarrow's default memory pool (the command uses jemalloc)")
     args = parser.parse_args()
+    pool = pa.default_memory_pool().backend_name if args.default_pool else prefer_jemalloc()
+    print(f"pyarrow memory pool: {pool}")
     schema: TableSchema = criteo_schema()
     if args.multi_valued:
         schema = dataclasses.replace(schema, multi_valued=(MultiValuedSpec("M1", "|"),))

@@ -21,14 +21,15 @@ trials scored); ``--refit both`` trains each seed both ways and reports both. Th
 a hand-tuned Criteo model 0.0023 AUC, so which way suits a tuned configuration is measured,
 not assumed; ``best.toml`` is left as the study wrote it. ``--space-extra KEY=JSON`` (repeatable) adds
 an entry to every study's space, e.g. ``training.ema_decay=["none", 0.99, 0.995, 0.999]``;
-without it the spaces are as above. It also checks that ``best.toml``
+without it the spaces are as above. ``--base FILE.toml`` starts the study from a config
+file's settings (e.g. an earlier study's ``best.toml``) instead. It also checks that ``best.toml``
 trained with the study's seed prints the best trial's fold-0 validation value (to the five
 decimals train prints; the tests check it exactly).
 
 Reads ../shared/data (never copied into the repository).
 Run: .venv/bin/python benchmarks/tune_quality.py [--data criteo|movielens|both]
      [--trials 50] [--timeout 30m] [--folds 5] [--threads 1] [--seeds 5]
-     [--refit on|off|both] [--work DIR] [--space-extra KEY=JSON ...]
+     [--refit on|off|both] [--work DIR] [--space-extra KEY=JSON ...] [--base FILE.toml]
 (a quick check that it works: --trials 2 --epochs 1 --seeds 1)
 """
 
@@ -49,6 +50,7 @@ import pyarrow.csv as pa_csv
 
 from crossrank.cli import main as crossrank
 from crossrank.data import load_movielens_100k, movielens_schema
+from crossrank.pipeline.config_file import read_config_file
 from crossrank.tune import parse_duration, tune
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -103,8 +105,10 @@ def movielens_split(work: Path) -> tuple[Path, Path, str]:
 
 def study(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     train, test, fmt = (criteo_split if name == "criteo" else movielens_split)(work)
-    base: dict[str, Any] = {**(CRITEO_BASE if name == "criteo" else MOVIELENS_BASE),
-                            "data": {"path": str(train), "format": fmt}}
+    start = CRITEO_BASE if name == "criteo" else MOVIELENS_BASE
+    if args.base is not None:  # a TOML file's sections instead (its data path is ignored)
+        start = {k: v for k, v in read_config_file(args.base).items() if k != "data"}
+    base: dict[str, Any] = {**start, "data": {"path": str(train), "format": fmt}}
     training = {**base["training"], "threads": args.threads}
     if args.epochs:
         training["epochs"] = args.epochs
@@ -208,8 +212,14 @@ def main() -> None:
                         metavar="KEY=JSON",
                         help="add a [tune.space] entry to every study (repeatable), e.g. "
                              "'training.ema_decay=[\"none\", 0.99, 0.995, 0.999]'")
+    parser.add_argument("--base", default=None, metavar="FILE.toml",
+                        help="start from this config file's settings instead of the "
+                             "hand-tuned ones (one --data only), e.g. an earlier study's "
+                             "best.toml")
     args = parser.parse_args()
     names = ["criteo", "movielens"] if args.data == "both" else [args.data]
+    if args.base is not None and len(names) > 1:
+        raise SystemExit("--base: give one --data")
     for name in names:
         if not (CRITEO if name == "criteo" else MOVIELENS).exists():
             raise SystemExit(f"{name} data not found under {SHARED}")

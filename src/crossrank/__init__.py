@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+# before the process's first matrix product: MKL's products the same on any thread count
+from crossrank import reproducible as _reproducible  # noqa: F401
+
 if TYPE_CHECKING:
     from crossrank.layers import (
         MLP,

@@ -96,3 +96,24 @@ def test_with_the_default_workers_a_second_chunk_error_follows_the_first():
         for table, _ in encode_stream(failing(), encoder):
             seen.append(table["k"][0].as_py())
     assert seen == [0]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_wide_id_matrices_are_cut_into_slices_under_the_byte_limit(monkeypatch, workers):
+    module = importlib.import_module("crossrank.data.encode_stream")
+    width = 1 + 50  # one categorical field and the padded multi-valued one
+    monkeypatch.setattr(module, "_MIN_ROWS", 4)
+    monkeypatch.setattr(module, "_MAX_IDS_BYTES", 8 * width * 16)  # 16 rows' ids
+    tables = _tables(3, 37)
+    encoder = FeatureEncoder(SCHEMA, min_count=2).fit(tables)
+    got = list(encode_stream(iter(tables), encoder, workers=workers))
+    assert [t.num_rows for t, _ in got] == [16, 16, 5] * 3
+    for table, batch in got:
+        assert batch.sparse.shape == (table.num_rows, width)
+        assert batch.sparse.nbytes <= 8 * width * 16
+        np.testing.assert_array_equal(batch.sparse, encoder.transform(table).sparse)
+    whole = encoder.transform(pa.concat_tables(tables))
+    np.testing.assert_array_equal(np.concatenate([b.sparse for _, b in got]), whole.sparse)
+    # without padding (the cache's stream) the ids are 8 bytes a row: no cut
+    assert [t.num_rows for t, _ in encode_stream(iter(tables), encoder, workers=workers,
+                                                 pad_lists=False)] == [37] * 3

@@ -12,6 +12,7 @@ from test_hashing import reference_hash
 
 from crossrank.data import EncodedBatch, FeatureEncoder, TableSchema
 from crossrank.data import fit_stats as fit_stats_module
+from crossrank.data.vocabulary import Vocabulary
 from tolerances import TOLERANCES
 
 F64 = dict(zip(("rtol", "atol"), TOLERANCES[torch.float64], strict=True))
@@ -99,6 +100,21 @@ def test_hash_collisions_inside_a_vocabulary_fall_back_to_exact_lookup():
     for vocab in enc._vocabs:
         vocab.exact = True  # what fit does when two values share a 64-bit hash
     np.testing.assert_array_equal(enc.transform(TRAIN).sparse, expected)
+
+
+@pytest.mark.parametrize("queries", [5, 63, 64, 3000])
+def test_vocabulary_lookup_equals_a_dictionary(queries):
+    """Distinct values in any order (a few, and enough to be searched sorted), known and
+    unknown, against a dict from value to id (position + 2, OOV 1)."""
+    rng = np.random.default_rng(queries)
+    known = [f"{x:x}" for x in rng.choice(10**9, 2000, replace=False)]
+    vocab = Vocabulary(pa.array(known))
+    ids = {v: k + 2 for k, v in enumerate(known)}
+    asked = list(dict.fromkeys(
+        [known[i] for i in rng.integers(0, 2000, queries)] + [f"new{i}" for i in range(queries)]))
+    rng.shuffle(asked)
+    got = vocab.lookup(pa.array(asked)).tolist()
+    assert got == [ids.get(v, 1) for v in asked]
 
 
 def test_dense_transforms_and_missing_indicators():

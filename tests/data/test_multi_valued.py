@@ -19,6 +19,7 @@ from crossrank.data.cache import concatenate_caches, encode_to_cache
 from crossrank.data.multi_valued import (
     MAX_LIST_LENGTH,
     MultiValuedSpec,
+    join_padded,
     pad_lists,
     parse_multi_valued,
     split_lists,
@@ -179,3 +180,30 @@ def test_the_cache_stores_jagged_lists_and_batches_pad_them(tmp_path):
 def test_pad_lists_raises_on_a_row_wider_than_its_width():
     with pytest.raises(ValueError, match="more than the width 1"):
         pad_lists(np.array([1, 2]), np.array([0, 2]), None, 1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_join_padded_equals_a_loop_over_rows(seed):
+    """Two jagged fields (lengths 0..width) padded after the categorical ids, for every row and
+    for a random selection of rows (repeats and any order), against an explicit loop."""
+    rng = np.random.default_rng(seed)
+    n, widths = int(rng.integers(0, 30)), (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    sparse = rng.integers(0, 1000, (n, 3))
+    bags = []
+    for w in widths:
+        lengths = rng.integers(0, w + 1, n)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]) + 4  # a slice of a bigger field
+        values = np.concatenate([rng.integers(2, 50, 4), rng.integers(2, 50, int(lengths.sum()))])
+        bags.append((values, offsets))
+    for rows in (None, rng.integers(0, max(n, 1), int(rng.integers(0, 10))) if n else None):
+        picked = range(n) if rows is None else rows
+        expected = []
+        for i in picked:
+            line = list(sparse[i])
+            for (values, offsets), w in zip(bags, widths):
+                elements = list(values[offsets[i]:offsets[i + 1]])
+                line += elements + [-1] * (w - len(elements))
+            expected.append(line)
+        got = join_padded(sparse if rows is None else sparse[rows], bags, widths, rows=rows)
+        assert got.shape == (len(picked), 3 + sum(widths)) and got.dtype == np.int64
+        assert got.tolist() == expected

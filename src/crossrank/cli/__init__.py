@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from crossrank.cli.parser import build_parser, build_serve_parser
+from crossrank.data.memory_pool import prefer_jemalloc
 from crossrank.errors import CrossrankError
 
 __all__ = ["build_parser", "main"]
@@ -23,6 +24,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(given)
     args.argv = given
+    prefer_jemalloc()  # the command's own process: a faster pool for pyarrow's chunks
     try:
         return int(args.func(args))
     except (CrossrankError, ValueError, OSError) as err:

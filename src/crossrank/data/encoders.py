@@ -48,7 +48,7 @@ from crossrank.data.columns import as_float64, column, row_labels, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
 from crossrank.data.field_ids import FEW_ROWS, few_field_ids, field_ids, hashed_ids_of_fields
 from crossrank.data.fit_stats import FitStats
-from crossrank.data.multi_valued import join_padded
+from crossrank.data.multi_valued import write_padded
 from crossrank.data.multi_valued_encoder import MultiValuedEncoder
 from crossrank.data.oov_share import expected_shares
 from crossrank.data.schema import TableSchema
@@ -263,10 +263,11 @@ class FeatureEncoder:
         dense[:, :d] = x
         if self.missing_indicator:
             dense[:, d:] = missing
-        sparse = self._categorical_ids(table)  # (B, F)
         bags = tuple(self.lists.transform(table))  # (values, offsets) per multi-valued field
-        if pad_lists:
-            sparse = join_padded(sparse, bags, self.lists.widths)  # (B, F + sum of widths)
+        widths, f = self.lists.widths if pad_lists and bags else (), len(self.schema.categorical)
+        sparse = np.empty((n, f + sum(widths)), dtype=np.int64)  # (B, F + sum of widths)
+        self._categorical_ids(table, sparse[:, :f])
+        write_padded(sparse, f, bags[:len(widths)], widths)  # one matrix: no copies
         label = row_labels(table, self.schema.labels)
         ids = None
         if self.schema.id_column is not None and self.schema.id_column in table.column_names:
@@ -274,22 +275,22 @@ class FeatureEncoder:
         return EncodedBatch(dense=dense, sparse=sparse, label=label, ids=ids, multi_valued=bags,
                             weight=row_weights(table, self.schema.weight))
 
-    def _categorical_ids(self, table: pa.Table) -> np.ndarray:
-        """Every categorical field's ids, (B, F) int64: a few rows value by value, a request's
-        hashed fields all at once, else one field at a time (:mod:`crossrank.data.field_ids`)."""
+    def _categorical_ids(self, table: pa.Table, sparse: np.ndarray) -> None:
+        """Every categorical field's ids into ``sparse`` (B, F) int64: a few rows value by
+        value, a request's hashed fields all at once, else one field at a time
+        (:mod:`crossrank.data.field_ids`)."""
         n, names = table.num_rows, self.schema.categorical
         if self.hash_buckets is not None and FEW_ROWS < n <= _TOGETHER_ROWS:
             together = hashed_ids_of_fields([column(table, f) for f in names], self.hash_buckets)
             if together is not None:
-                return together
-        sparse = np.empty((n, len(names)), dtype=np.int64)
+                sparse[:] = together
+                return
         for j, name in enumerate(names):
             values = column(table, name)
             vocab = None if self.hash_buckets is not None or self._vocabs is None \
                 else self._vocabs[j]
             few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
             sparse[:, j] = field_ids(values, vocab, self.hash_buckets) if few is None else few
-        return sparse
 
     # ----------------------------------------------------------------- persistence
     def _header(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from crossrank.safe_io import atomic_path
 
 MISSING_ID = 0
 OOV_ID = 1
+_FEW_NEEDLES = 64  # fewer look-ups than this are not sorted first (the sort's fixed cost)
 
 
 class Vocabulary:
@@ -79,13 +80,32 @@ class Vocabulary:
             pos = pc.index_in(uniques, value_set=self.values).fill_null(-1).to_numpy()
             return np.where(pos >= 0, pos.astype(np.int64) + 2, OOV_ID)
         h = stable_hash64(uniques)
-        at = np.minimum(np.searchsorted(self.sorted_hashes, h), len(self) - 1)
+        at = np.minimum(_sorted_search(self.sorted_hashes, h), len(self) - 1)
         candidate = self.order[at]
         hit = self.sorted_hashes[at] == h
         if hit.any():  # confirm: equal hashes of different strings must not share an id
             same = pc.equal(self.values.take(pa.array(candidate)), uniques)
             hit &= same.fill_null(False).to_numpy(zero_copy_only=False)
         return np.where(hit, candidate + 2, OOV_ID).astype(np.int64)
+
+
+def _sorted_search(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(haystack, needles)``, the needles searched in sorted order.
+
+    numpy's binary search starts each needle from where the one before ended when they come
+    in order; random needles in a vocabulary of 200,000 hashes miss the cache at every level
+    (~200 ns a needle), sorted ones cost ~45 ns with the sort. A few needles search as given.
+
+    Example:
+        >>> _sorted_search(np.array([10, 20, 30]), np.array([25, 5, 30])).tolist()
+        [2, 0, 2]
+    """
+    if len(needles) < _FEW_NEEDLES:
+        return np.searchsorted(haystack, needles)
+    order = np.argsort(needles)
+    found = np.empty(len(needles), dtype=np.intp)
+    found[order] = np.searchsorted(haystack, needles[order])
+    return found
 
 
 def select_vocabulary(counts: pa.Table, min_count: int,

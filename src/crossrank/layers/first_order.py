@@ -59,7 +59,9 @@ class FirstOrder(nn.Module):
         self.dense_weight = nn.Parameter(torch.zeros(num_dense))
 
     def forward(self, dense: Tensor, categorical: Tensor | None) -> Tensor:
-        out = dense @ self.dense_weight.to(dense.dtype)  # (B,)
+        # (B, D) @ (D, 1), a matrix product: bit-identical on any thread count, where a
+        # matrix-vector product is not (crossrank.reproducible)
+        out = (dense @ self.dense_weight.to(dense.dtype).unsqueeze(1)).squeeze(1)  # (B,)
         if self.values is not None and categorical is not None:
             # (B, F+M, 1) -> (B,)
             out = out + self.values(categorical).sum(dim=(1, 2)).to(out.dtype)

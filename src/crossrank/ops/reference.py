@@ -104,7 +104,9 @@ def vector_cross_layer(x0: Tensor, xl: Tensor, weight: Tensor, bias: Tensor | No
         >>> vector_cross_layer(x, x, torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.5])).tolist()
         [[2.5, 4.5]]
     """
-    s = xl @ weight  # (B,)
+    # a matrix product (B, N) @ (N, 1), not a matrix-vector one: MKL keeps products, not
+    # matrix-vector ones, bit-identical on any thread count (crossrank.reproducible)
+    s = (xl @ weight.unsqueeze(1)).squeeze(1)  # (B, 1) -> (B,)
     out = x0 * s.unsqueeze(1) + xl  # (B, N)
     if bias is not None:
         out = out + bias
