@@ -30,6 +30,7 @@ Reads ../shared/data (never copied into the repository).
 Run: .venv/bin/python benchmarks/tune_quality.py [--data criteo|movielens|both]
      [--trials 50] [--timeout 30m] [--folds 5] [--threads 1] [--seeds 5]
      [--refit on|off|both] [--work DIR] [--space-extra KEY=JSON ...] [--base FILE.toml]
+     [--refine N] [--keep-study]
 (a quick check that it works: --trials 2 --epochs 1 --seeds 1)
 """
 
@@ -86,14 +87,18 @@ TARGET = {"criteo": "AUC >= 0.745, log-loss <= 0.466", "movielens": "RMSE <= 0.9
 
 
 def criteo_split(work: Path) -> tuple[Path, Path, str]:
-    lines = CRITEO.read_bytes().splitlines(keepends=True)
     train, test = work / "criteo_train.tsv", work / "criteo_test.tsv"
+    if train.exists() and test.exists():  # kept: a continued study checks the files' times
+        return train, test, "criteo"
+    lines = CRITEO.read_bytes().splitlines(keepends=True)
     train.write_bytes(b"".join(lines[:8000]))
     test.write_bytes(b"".join(lines[8000:10000]))
     return train, test, "criteo"
 
 
 def movielens_split(work: Path) -> tuple[Path, Path, str]:
+    if (work / "movielens_train.csv").exists() and (work / "movielens_test.csv").exists():
+        return work / "movielens_train.csv", work / "movielens_test.csv", "csv"
     table = load_movielens_100k(MOVIELENS)
     order = np.random.default_rng(0).permutation(table.num_rows)
     cut = int(0.8 * table.num_rows)
@@ -117,7 +122,7 @@ def study(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     out = work / f"{name}_tune"
     started = time.perf_counter()
     result = tune(base, space, out, trials=args.trials, timeout=parse_duration(args.timeout),
-                  folds=args.folds, overwrite=True,
+                  folds=args.folds, refine_trials=args.refine, overwrite=not args.keep_study,
                   log=print if args.verbose else (lambda line: None))
     minutes = (time.perf_counter() - started) / 60
     if result.best_number is None:
@@ -212,6 +217,12 @@ def main() -> None:
                         metavar="KEY=JSON",
                         help="add a [tune.space] entry to every study (repeatable), e.g. "
                              "'training.ema_decay=[\"none\", 0.99, 0.995, 0.999]'")
+    parser.add_argument("--refine", type=int, default=0, metavar="N",
+                        help="crossrank tune --refine N: after the search, up to N trials "
+                             "changing one choice of the best trial at a time")
+    parser.add_argument("--keep-study", action="store_true",
+                        help="continue the study in --work (its splits kept) instead of "
+                             "starting anew, e.g. to refine a finished one")
     parser.add_argument("--base", default=None, metavar="FILE.toml",
                         help="start from this config file's settings instead of the "
                              "hand-tuned ones (one --data only), e.g. an earlier study's "

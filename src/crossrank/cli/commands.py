@@ -125,7 +125,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: 'tune' must be a table ([tune]), got {tune_table!r}")
     result = tune(base, tune_table, args.out, trials=args.trials,
                   timeout=parse_duration(args.timeout), jobs=args.jobs, folds=_integer(args.folds),
-                  overwrite=args.overwrite)
+                  refine_trials=args.refine, overwrite=args.overwrite)
     if result.best_number is None:
         print(f"no trial completed ({result.finished} finished); see {args.out}/trials.csv")
         return 1

@@ -116,6 +116,12 @@ def _add_tune_parser(sub: Any) -> None:
                             "all other rows; a trial's value is the mean of its folds'. On "
                             "small data (thousands of rows) 5 keeps trials from fitting one "
                             "split's noise; each trial costs K trainings")
+    study.add_argument("--refine", type=int, default=0, metavar="N",
+                       help="after the search (--trials, --timeout), at most N more trials, "
+                            "each changing one choice entry of the best trial (e.g. "
+                            "model.sparse_gradients) to another of its choices, the rest as "
+                            "it was; the best moves to any that validates better, and its "
+                            "own such changes are tried next (default: 0, none)")
     study.add_argument("--out", default="runs/tune",
                        help="the study's directory (default: runs/tune); locked while tuning")
     study.add_argument("--overwrite", action="store_true",

@@ -95,15 +95,15 @@ class Param:
         if self.kind == "int":
             return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log,
                                      step=int(self.step or 1))
-        shown = [_shown(c) for c in self.choices]
+        shown = [shown_choice(c) for c in self.choices]
         return self.choices[shown.index(trial.suggest_categorical(self.key, shown))]
 
     def stored_value(self, value: Any) -> Any | None:
         """``value`` (a config value) as Optuna would store it for this entry, or None when
         the entry cannot draw it (out of range, off the step, not a choice)."""
         if self.kind == "choice":
-            shown = _shown(value)
-            return shown if shown in [_shown(c) for c in self.choices] else None
+            shown = shown_choice(value)
+            return shown if shown in [shown_choice(c) for c in self.choices] else None
         if isinstance(value, bool) or not isinstance(value, int | float):
             return None
         if self.kind == "int" and not isinstance(value, int):
@@ -125,12 +125,12 @@ class Param:
 
     def describe(self) -> str:
         if self.kind == "choice":
-            return "one of " + ", ".join(str(_shown(c)) for c in self.choices)
+            return "one of " + ", ".join(str(shown_choice(c)) for c in self.choices)
         how = " log" if self.log else (f" step {self.step:g}" if self.step else "")
         return f"{self.kind} {self.low:g}..{self.high:g}{how}"
 
 
-def _shown(value: Any) -> Any:
+def shown_choice(value: Any) -> Any:
     """A choice as Optuna stores it: numbers, strings and booleans as they are, none as
     "none" (as a config file writes it), lists as JSON text."""
     if value is None:
@@ -156,7 +156,7 @@ class SearchSpace:
         for p in self.params:
             value = stored[p.key]
             if p.kind == "choice":
-                value = p.choices[[_shown(c) for c in p.choices].index(value)]
+                value = p.choices[[shown_choice(c) for c in p.choices].index(value)]
             out[p.key] = value
         return out
 
@@ -184,7 +184,7 @@ class SearchSpace:
     def to_dict(self) -> dict[str, Any]:
         """Plain data of the space (recorded with the study, compared when it continues)."""
         return {p.key: {"kind": p.kind, "low": p.low, "high": p.high, "log": p.log,
-                        "step": p.step, "choices": [_shown(c) for c in p.choices]}
+                        "step": p.step, "choices": [shown_choice(c) for c in p.choices]}
                 for p in self.params}
 
 
@@ -259,7 +259,7 @@ def check_entry(key: str, spec: Any, known: Mapping[str, Any], base: Mapping[str
         if not spec:
             raise ConfigError(f"{where}: an empty list of choices")
         choices = tuple(_none_for(c, tp) for c in spec)
-        if len({json.dumps(_shown(c)) for c in choices}) < len(choices):
+        if len({json.dumps(shown_choice(c)) for c in choices}) < len(choices):
             raise ConfigError(f"{where}: a choice is listed twice in {list(spec)}")
         param = Param(key, "choice", choices=choices)
     elif isinstance(spec, Mapping):
@@ -271,7 +271,7 @@ def check_entry(key: str, spec: Any, known: Mapping[str, Any], base: Mapping[str
         try:
             build_run_config(base, as_layer({key: value}))
         except ConfigError as err:
-            raise ConfigError(f"{where}: {_shown(value)} does not build a run: {err}") from None
+            raise ConfigError(f"{where}: {shown_choice(value)} does not build a run: {err}") from None
     return param
 
 

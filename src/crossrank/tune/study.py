@@ -44,6 +44,7 @@ from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock
 from crossrank.pipeline.train_run import PreparedData, fit_prepared, prepare_run_data
 from crossrank.train.multitask_metrics import higher_is_better, resolve_monitor
+from crossrank.tune.refine import refine
 from crossrank.tune.report import write_best_toml, write_plots, write_trials_csv
 from crossrank.tune.space import SearchSpace, as_layer, build_space
 
@@ -124,7 +125,7 @@ def _fingerprint(run: RunConfig, space: SearchSpace, folds: int) -> dict[str, An
 
 def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str | Path, *,
          trials: int, timeout: float | None = None, jobs: int = 1, folds: int = 1,
-         overwrite: bool = False, pruner: Any = None,
+         refine_trials: int = 0, overwrite: bool = False, pruner: Any = None,
          log: Callable[[str], Any] | None = None) -> TuneResult:
     """Run (or continue) the study in ``out`` until ``trials`` trials have finished or
     ``timeout`` seconds have passed; see the module doc.
@@ -138,6 +139,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
             is reached finish too, and are kept).
         folds: validation splits per trial (module doc); at most as many blocks of
             ``training.valid_fraction`` as the data holds.
+        refine_trials: after the search (``trials``, ``timeout``), at most this many trials
+            that change one choice of the best trial at a time (:mod:`crossrank.tune.refine`).
         overwrite: start a new study where ``out`` holds one.
         pruner: an Optuna pruner (default: median pruning from the second epoch on, once five
             trials have finished).
@@ -156,6 +159,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         raise ConfigError(f"--jobs must be a positive integer, got {jobs!r}")
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 1:
         raise ConfigError(f"--folds must be a positive integer, got {folds!r}")
+    if isinstance(refine_trials, bool) or not isinstance(refine_trials, int) or refine_trials < 0:
+        raise ConfigError(f"--refine must be an integer >= 0, got {refine_trials!r}")
     out = Path(out)
     lock = RunDirLock(out)
     lock.acquire()
@@ -203,9 +208,9 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
             + "; search space:\n" + space.describe())
         runner = _Runner(study, space, base, data, first, monitor, trials, out, log, folds)
         if done < trials:
-            study.optimize(runner.objective, timeout=timeout, n_jobs=jobs,
-                           catch=(ConfigError, DivergedError, ValueError),
-                           callbacks=[runner.after_trial])
+            runner.optimize(timeout=timeout, jobs=jobs)
+        if refine_trials:
+            refine(study, space, refine_trials, runner.run_more, log)
         files = runner.write_outputs(plots=True)
     finally:
         lock.release()
@@ -271,6 +276,17 @@ class _Runner:
 
     def run_config(self, values: Mapping[str, Any]) -> RunConfig:
         return build_run_config(self.base, as_layer(values))
+
+    def optimize(self, *, timeout: float | None = None, jobs: int = 1,
+                 trials: int | None = None) -> None:
+        self.study.optimize(self.objective, timeout=timeout, n_jobs=jobs, n_trials=trials,
+                            catch=(ConfigError, DivergedError, ValueError),
+                            callbacks=[self.after_trial])
+
+    def run_more(self, count: int) -> None:
+        """``count`` more trials (the refinement's, enqueued), counted in the progress lines."""
+        self.trials = self.finished + count
+        self.optimize(trials=count)
 
     def objective(self, trial: Any) -> float:
         import optuna
