@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from fresh_process import run_python
 
 _PROBE = """
 import crossrank, os, torch
@@ -19,13 +17,8 @@ print(os.environ["MKL_CBWR"], all(torch.equal(a, b) for a, b in zip(*out)))
 """
 
 
-def _run(env_value: str | None) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
-    if env_value is not None:
-        env["MKL_CBWR"] = env_value
-    done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
-                          text=True, check=True)
-    return done.stdout.split()
+def _run(value: str | None) -> list[str]:
+    return run_python(_PROBE, variable="MKL_CBWR", value=value)
 
 
 def test_importing_crossrank_makes_products_thread_count_free():

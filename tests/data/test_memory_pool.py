@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pyarrow as pa
 import pytest
+from fresh_process import run_python
 
 import crossrank.cli as cli
 
@@ -24,12 +21,7 @@ def _has_jemalloc() -> bool:
 
 
 def _run(env_pool: str | None) -> list[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
-    if env_pool is not None:
-        env["ARROW_DEFAULT_MEMORY_POOL"] = env_pool
-    out = subprocess.run([sys.executable, "-c", _SHOW], env=env, capture_output=True,
-                         text=True, check=True)
-    return out.stdout.split()
+    return run_python(_SHOW, variable="ARROW_DEFAULT_MEMORY_POOL", value=env_pool)
 
 
 @pytest.mark.skipif(not _has_jemalloc(), reason="this pyarrow has no jemalloc")
