@@ -11,6 +11,7 @@ command makes it when it starts, and a user's own program may call :func:`prefer
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pyarrow as pa
@@ -30,8 +31,7 @@ def prefer_jemalloc() -> str:
         True
     """
     if not os.environ.get(USER_CHOICE):
-        try:
+        # a build without jemalloc (e.g. the Windows wheels) keeps its default
+        with contextlib.suppress(NotImplementedError):
             pa.set_memory_pool(pa.jemalloc_memory_pool())
-        except NotImplementedError:  # a build without jemalloc (e.g. Windows wheels)
-            pass
     return str(pa.default_memory_pool().backend_name)
