@@ -3,6 +3,7 @@ time, the rest of its values kept, and the best moving to a change that validate
 
 from __future__ import annotations
 
+import csv
 import re
 
 import optuna
@@ -50,6 +51,10 @@ def test_refinement_trials_change_one_choice_of_the_best_so_far(clicks, tmp_path
             changed = _changed(trial.params, trials[best].params)
             assert len(changed) == 1 and changed[0] in CHOICES, (trial.params, best)
         k += n
+    # trials.csv marks the refinement's trials
+    with open(out / "trials.csv") as fh:
+        marks = [row["refinement"] for row in csv.DictReader(fh)]
+    assert marks == [""] * 2 + ["yes"] * (len(trials) - 2)
     # no configuration twice
     assert len({tuple(sorted(map(str, t.params.items()))) for t in trials}) == len(trials)
     ended = [line for line in lines if line.startswith("refinement:")]

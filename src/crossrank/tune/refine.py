@@ -22,7 +22,9 @@ from typing import Any
 
 from crossrank.tune.space import SearchSpace, shown_choice
 
-__all__ = ["one_choice_neighbours", "refine"]
+__all__ = ["REFINEMENT", "one_choice_neighbours", "refine"]
+
+REFINEMENT = "refinement"  # the user attribute that marks a refinement's trials
 
 
 def one_choice_neighbours(space: SearchSpace, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -73,7 +75,7 @@ def refine(study: Any, space: SearchSpace, budget: int, run_trials: Callable[[in
         log(f"refinement: {len(todo)} trial(s) changing one choice of the best trial "
             f"(#{best.number})")
         for params in todo:
-            study.enqueue_trial(params)
+            study.enqueue_trial(params, user_attrs={REFINEMENT: True})
         run_trials(len(todo))
         spent += len(todo)
         if study.best_trial.number == best.number:

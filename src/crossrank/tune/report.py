@@ -14,6 +14,7 @@ from typing import Any
 from crossrank.pipeline.run_config import RunConfig
 from crossrank.pipeline.train_run import write_run_toml
 from crossrank.safe_io import atomic_path, atomic_write_text
+from crossrank.tune.refine import REFINEMENT
 from crossrank.tune.space import SearchSpace
 
 TRIAL_COLUMNS = ("number", "state", "value", "epochs", "best_epoch", "duration_s")
@@ -24,12 +25,13 @@ def write_trials_csv(study: Any, space: SearchSpace, path: Path, *, folds: int =
     epoch's validation metric, with ``folds`` > 1 the mean over the folds; a pruned trial's
     last one on fold 0), epochs trained and best epoch (fold 0), seconds, with ``folds`` > 1
     each fold's value (``fold_0`` ...: a completed trial's), then each searched option's value
-    (lists as JSON), and a failed trial's error."""
+    (lists as JSON), "yes" for a trial of ``--refine`` (:mod:`crossrank.tune.refine`), and a
+    failed trial's error."""
     keys = [p.key for p in space.params]
     fold_columns = [f"fold_{k}" for k in range(folds)] if folds > 1 else []
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow([*TRIAL_COLUMNS, *fold_columns, *keys, "error"])
+    writer.writerow([*TRIAL_COLUMNS, *fold_columns, *keys, REFINEMENT, "error"])
     for trial in study.get_trials(deepcopy=False):
         value = trial.value if trial.value is not None else (
             trial.intermediate_values.get(trial.last_step) if trial.last_step is not None
@@ -41,7 +43,7 @@ def write_trials_csv(study: Any, space: SearchSpace, path: Path, *, folds: int =
             f"{trial.duration.total_seconds():.2f}" if trial.duration else "",
             *_fold_cells(trial.user_attrs.get("folds"), len(fold_columns)),
             *(_cell(params[k]) if k in params else "" for k in keys),
-            trial.user_attrs.get("error", "")])
+            "yes" if trial.user_attrs.get(REFINEMENT) else "", trial.user_attrs.get("error", "")])
     atomic_write_text(path, text.getvalue())
     return path
 
@@ -141,6 +143,10 @@ def _plot_history(study: Any, finished: list[Any], path: Path, monitor: str) -> 
             if off:
                 ax.scatter(off, [edge] * len(off), marker=marker, s=26, color="tab:gray",
                            clip_on=False, zorder=3, label=f"pruned: off the scale ({len(off)})")
+    refined = [t.number for t in finished if t.user_attrs.get(REFINEMENT)]
+    if refined:
+        ax.axvline(min(refined) - 0.5, color="tab:green", linestyle=":",
+                   label="--refine from here: one choice of the best changed")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
