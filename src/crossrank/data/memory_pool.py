@@ -2,10 +2,11 @@
 
 pyarrow's default pool (mimalloc in the Linux wheels) hands freed pages back to the system and
 faults them in again, zeroed, for the next chunk; jemalloc keeps them for reuse. Reading,
-validating and encoding a Criteo-shaped TSV took 25% less CPU with jemalloc (1.45 against
-1.95 s for 500,000 rows, 2 cores, BENCHMARKS.md "pyarrow's memory pool"), at the same peak
-memory. The choice is process-wide, so the library leaves it to the program: the ``crossrank``
-command makes it when it starts, and a user's own program may call :func:`prefer_jemalloc`
+validating and encoding 500,000 Criteo-shaped TSV rows in a fresh process took 25% less CPU
+with jemalloc (1.39-1.45 against 1.79-1.96 s, 2 cores; BENCHMARKS.md, "Encoding: fewer fresh
+pages, sorted look-ups, jemalloc for the command"), at the same peak memory. The choice is
+process-wide, so the library leaves it to the program: the ``crossrank`` command makes it
+when it starts, and a user's own program may call :func:`prefer_jemalloc`
 (or set ``ARROW_DEFAULT_MEMORY_POOL``, which always wins).
 """
 
