@@ -1,16 +1,25 @@
 """Start ranks of a worker script as torchrun would (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT in the environment; gloo on 127.0.0.1), with one deadline for all of them so a
 hang fails the test instead of blocking it; and what a rank checks about itself after leaving
-the group (:func:`group_threads`)."""
+the group (:func:`group_threads`).
+
+The rendezvous store is hosted here, in the launching process, as torchrun's agent hosts it
+(``TORCHELASTIC_USE_AGENT_STORE``: every rank connects as a client), on a port the kernel
+picks for it. A port found free, closed and handed to rank 0 stays free only by luck until
+rank 0 binds it, seconds later once torch is imported; any process that binds or connects
+meanwhile may be given it, and rank 0 then fails with "address already in use".
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
+
+import torch.distributed as dist
 
 from crossrank.distributed.context import group_thread_names
 
@@ -25,12 +34,6 @@ def group_threads() -> list[str] | None:
     return group_thread_names()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run_ranks(worker: Path, args: list[str], *, world: int = 2, timeout: float = 120.0,
               cwd: Path | None = None) -> list[tuple[int, str]]:
     """``python worker *args`` on ``world`` ranks; each rank's (exit code, stdout + stderr).
@@ -38,11 +41,15 @@ def run_ranks(worker: Path, args: list[str], *, world: int = 2, timeout: float =
     Raises ``TimeoutError`` (after killing every rank) when they are not all done within
     ``timeout`` seconds.
     """
-    port = str(free_port())
+    # port 0: the kernel picks one, bound before any rank starts (the module doc says why)
+    store = dist.TCPStore("127.0.0.1", 0, world_size=world, is_master=True,
+                          wait_for_workers=False, timeout=timedelta(seconds=timeout))
+    port = str(store.port)
     procs = []
     for rank in range(world):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank),
                "WORLD_SIZE": str(world), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
+               "TORCHELASTIC_USE_AGENT_STORE": "True",
                "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
                # a rank that aborts or crashes prints every thread's Python stack first
                "PYTHONFAULTHANDLER": "1"}
@@ -63,6 +70,7 @@ def run_ranks(worker: Path, args: list[str], *, world: int = 2, timeout: float =
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        del store  # stops listening
     return [(p.returncode, text) for p, text in zip(procs, outputs)]
 
 

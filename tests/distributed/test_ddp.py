@@ -26,21 +26,7 @@ WORLD = 2
 
 
 def _launch(tmp_path: Path, spec: dict) -> list[dict]:
-    """Run WORLD ranks of ddp_worker.py as torchrun would; returns each rank's report.
-
-    The free port can be taken by another process between the probe and the ranks' bind; only
-    that (the rendezvous port in use) is retried, with a new port.
-    """
-    for _ in range(2):
-        try:
-            return _launch_once(tmp_path, spec)
-        except AssertionError as err:
-            if "address already in use" not in str(err).lower():
-                raise
-    return _launch_once(tmp_path, spec)
-
-
-def _launch_once(tmp_path: Path, spec: dict) -> list[dict]:
+    """Run WORLD ranks of ddp_worker.py as torchrun would; returns each rank's report."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))

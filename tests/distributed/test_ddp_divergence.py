@@ -23,12 +23,9 @@ SPEC = {"rows": 96, "valid_rows": 20, "batch_size": 16, "epochs": 2, "lr": 0.01,
 def _launch(tmp_path: Path, spec: dict) -> list[dict]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    for attempt in range(2):  # only a rendezvous port taken meanwhile is retried
-        results = run_ranks(WORKER, [str(tmp_path / "spec.json")], world=WORLD, timeout=120)
-        failed = [f"rank {r} exited {code}:\n{text}" for r, (code, text) in enumerate(results)
-                  if code]
-        if not failed or attempt or "address already in use" not in "".join(failed).lower():
-            break
+    results = run_ranks(WORKER, [str(tmp_path / "spec.json")], world=WORLD, timeout=120)
+    failed = [f"rank {r} exited {code}:\n{text}" for r, (code, text) in enumerate(results)
+              if code]
     assert not failed, "\n".join(failed)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
     for r, rep in enumerate(reports):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from launch import run_ranks
+from launch import run_ranks, transcript
 from safetensors.numpy import load_file
 
 from crossrank.cli import main as cli_main
@@ -58,7 +58,10 @@ def train_on_two_ranks(tmp_path: Path, name: str, argv: list[str], timeout: floa
     results = run_ranks(WORKER, [str(reports), *argv], timeout=timeout)
     out = []
     for rank, (code, text) in enumerate(results):
-        report = json.loads((reports / f"rank{rank}.json").read_text())
+        path = reports / f"rank{rank}.json"
+        # a rank that crashed or raised wrote no report: its output says why
+        assert path.exists(), f"rank {rank} wrote no report\n{transcript(results)}"
+        report = json.loads(path.read_text())
         assert report["code"] == code, f"rank {rank} exited {code} after returning " \
             f"{report['code']}:\n{text}"
         # `crossrank train` ended the group, on success and on failure: no thread of it is

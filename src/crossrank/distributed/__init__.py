@@ -35,8 +35,11 @@ the rank's share (:func:`batch_share` says which, and their weight); for a sourc
 ``iter_batches`` every rank reads whole global batches and keeps its share
 (:func:`shard_batches`, the reference), which costs W times the reads.
 
-Embeddings are replicated: every rank holds the whole table and DDP all-reduces its (sparse,
-on gloo) gradients. When a table outgrows one device's memory, shard it instead: TorchRec's
+Embeddings are replicated: every rank holds the whole table. DDP all-reduces the dense
+gradients; the tables with sparse gradients are left out of it and their gradients averaged
+after the backward pass (:mod:`crossrank.distributed.sparse_gradients`: gloo's sparse
+all-reduce, run by DDP during the backward pass, corrupted the heap under load).
+When a table outgrows one device's memory, shard it instead: TorchRec's
 ``EmbeddingBagCollection``/``EmbeddingCollection`` under ``DistributedModelParallel`` places
 tables (or rows/columns of them) on different ranks and exchanges lookups with all-to-all.
 It fits behind the model's embedding interface, :class:`crossrank.layers.embedding.FieldEmbedding`

@@ -26,6 +26,7 @@ from crossrank.distributed import (
     broadcast_module,
     current_context,
 )
+from crossrank.distributed.sparse_gradients import SparseGradientAverager, leave_out_of_ddp
 from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.safe_io import atomic_link
@@ -140,13 +141,18 @@ class Trainer:
         check_task_weights(config.task_weights, len(model.tasks))
         self.world = current_context()
         self.net: torch.nn.Module = model  # what the training step calls: model or DDP(model)
+        averager = None
         if self.world.is_distributed:
             device = torch.device(config.device)
             ids = None
             if device.type == "cuda":
                 ids = [device.index if device.index is not None else torch.cuda.current_device()]
+            # sparse tables are averaged after the backward pass, not by DDP (the module
+            # doc of crossrank.distributed.sparse_gradients says why)
+            averager = SparseGradientAverager(leave_out_of_ddp(model))
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        self.train_step = TrainStep(model, config, net=self.net)
+        self.train_step = TrainStep(model, config, net=self.net,
+                                    after_backward=averager.average if averager else None)
         self.optimizer = self.train_step.optimizer
         # every rank updates its own (equal) average: the weights are equal on every rank
         self.average = (None if config.ema_decay is None

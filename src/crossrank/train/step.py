@@ -8,6 +8,7 @@ so every way of training does the same arithmetic and reports the same loss.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -78,6 +79,9 @@ class TrainStep:
             business.
         net: what the forward pass calls, when it is not ``model`` itself (the
             ``DistributedDataParallel`` wrapper of ``model``).
+        after_backward: called once each backward pass has returned, before the gradients
+            are read (under DDP: the average of the sparse tables' gradients over the ranks,
+            :class:`~crossrank.distributed.sparse_gradients.SparseGradientAverager`).
 
     Shape:
         dense: (B, n_dense) float; sparse: (B, F) int64, or None for a dense-only model;
@@ -95,8 +99,10 @@ class TrainStep:
     """
 
     def __init__(self, model: RankingModel, config: TrainConfig, *,
-                 net: nn.Module | None = None) -> None:
+                 net: nn.Module | None = None,
+                 after_backward: Callable[[], None] | None = None) -> None:
         self.model, self.config = model, config
+        self.after_backward = after_backward
         self.net: nn.Module = model if net is None else net
         self.optimizer: MultiOptimizer = build_optimizer(
             model, config.optimizer, config.lr, sparse_lr=config.sparse_lr,
@@ -145,6 +151,8 @@ class TrainStep:
         total = total * torch.where(torch.isfinite(total.detach()), 1.0, math.nan)
         opt.zero_grad()
         total.backward()
+        if self.after_backward is not None:
+            self.after_backward()
         if not bool(torch.isfinite(self._gradient_norm())):  # the one host sync of the check
             opt.zero_grad()
             value = float(loss.detach())
