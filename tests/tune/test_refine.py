@@ -80,3 +80,25 @@ def test_a_negative_refinement_budget_is_refused(clicks, tmp_path):
     base = merge_tables(BASE, {"data": {"path": str(clicks)}})
     with pytest.raises(ConfigError, match="--refine must be an integer >= 0"):
         tune(base, SPACE, tmp_path / "s", trials=1, refine_trials=-1)
+
+
+def test_trials_left_when_the_runner_stops_are_marked_not_run():
+    """A runner that stops early (5 trials failing in a row) leaves no trial waiting: the rest
+    of the round is marked failed, "not run", and the refinement ends."""
+    from crossrank.tune.refine import REFINEMENT, refine
+    from crossrank.tune.space import Param, SearchSpace
+
+    space = SearchSpace((Param("a", "choice", choices=(1, 2, 3, 4)),))
+    study = optuna.create_study()
+    study.enqueue_trial({"a": 1})
+    study.optimize(lambda t: float(t.suggest_categorical("a", [1, 2, 3, 4])), n_trials=1)
+    lines: list[str] = []
+    ran = refine(study, space, 10, lambda n: study.optimize(lambda t: 9.0, n_trials=1),
+                 lines.append)
+    states = [t.state for t in study.trials]
+    assert ran == 3 and optuna.trial.TrialState.WAITING not in states
+    assert states.count(optuna.trial.TrialState.FAIL) == 2
+    left = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert all(t.user_attrs[REFINEMENT] and "not run" in t.user_attrs["error"] for t in left)
+    assert sorted(t.params["a"] for t in left) == [3, 4]  # the round's order: 2 ran first
+    assert lines[-1] == "refinement: stopped, 2 enqueued trial(s) not run"

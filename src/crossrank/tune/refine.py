@@ -78,10 +78,31 @@ def refine(study: Any, space: SearchSpace, budget: int, run_trials: Callable[[in
             study.enqueue_trial(params, user_attrs={REFINEMENT: True})
         run_trials(len(todo))
         spent += len(todo)
+        left = _not_run(study, space)
+        if left:  # the runner stopped (trials failing in a row): say so, leave none waiting
+            log(f"refinement: stopped, {left} enqueued trial(s) not run")
+            break
         if study.best_trial.number == best.number:
             log(f"refinement: no one-choice change beats trial #{best.number}")
             break
     return spent
+
+
+def _not_run(study: Any, space: SearchSpace) -> int:
+    """Mark the refinement's enqueued trials the runner did not run as failed ("not run"),
+    with their values, so that none is left waiting: a later run of the same study would
+    otherwise start with them, and a later refinement would count them as tried. Returns how
+    many there were."""
+    from optuna.trial import TrialState
+
+    waiting = [t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+               if t.user_attrs.get(REFINEMENT)]
+    for _ in waiting:
+        trial = study.ask()  # the oldest waiting trial, with its enqueued values
+        space.suggest(trial)  # recorded as its parameters (trials.csv shows them)
+        trial.set_user_attr("error", "not run: the refinement stopped before it")
+        study.tell(trial, state=TrialState.FAIL)
+    return len(waiting)
 
 
 def _key(params: Mapping[str, Any]) -> str:
