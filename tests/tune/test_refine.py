@@ -96,7 +96,7 @@ def test_trials_left_when_the_runner_stops_are_marked_not_run():
     ran = refine(study, space, 10, lambda n: study.optimize(lambda t: 9.0, n_trials=1),
                  lines.append)
     states = [t.state for t in study.trials]
-    assert ran == 3 and optuna.trial.TrialState.WAITING not in states
+    assert ran == 1 and optuna.trial.TrialState.WAITING not in states  # 1 of the 3 ran
     assert states.count(optuna.trial.TrialState.FAIL) == 2
     left = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
     assert all(t.user_attrs[REFINEMENT] and "not run" in t.user_attrs["error"] for t in left)

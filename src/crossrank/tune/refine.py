@@ -81,6 +81,7 @@ def refine(study: Any, space: SearchSpace, budget: int, run_trials: Callable[[in
         left = _not_run(study, space)
         if left:  # the runner stopped (trials failing in a row): say so, leave none waiting
             log(f"refinement: stopped, {left} enqueued trial(s) not run")
+            spent -= left
             break
         if study.best_trial.number == best.number:
             log(f"refinement: no one-choice change beats trial #{best.number}")
