@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from crossrank.distributed.sparse_gradients import sparse_tables
 from crossrank.errors import ConfigError
 from crossrank.models.base import RankingModel
 from crossrank.train.plain_optim import SGD, Adagrad, Adam
@@ -83,7 +84,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, *,
         raise ValueError(f"lr must be positive, got {lr!r}")
     if not weight_decay >= 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    sparse_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding) and m.sparse}
+    sparse_ids = {id(weight) for _, weight in sparse_tables(model)}
     params = [p for p in model.parameters() if p.requires_grad]
     scales = part_lr_scales(model, lr_scales or {})
     dense_groups = _groups([p for p in params if id(p) not in sparse_ids], scales, lr)
