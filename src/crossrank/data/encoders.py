@@ -285,12 +285,19 @@ class FeatureEncoder:
             if together is not None:
                 sparse[:] = together
                 return
+        # field by field into the rows of a (F, B) array, then one transposed copy: writing
+        # each field as a strided column of (B, F) took 2-3x longer (~8% of encoding)
+        by_field = np.empty((len(names), n), dtype=np.int64)
         for j, name in enumerate(names):
             values = column(table, name)
             vocab = None if self.hash_buckets is not None or self._vocabs is None \
                 else self._vocabs[j]
             few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
-            sparse[:, j] = field_ids(values, vocab, self.hash_buckets) if few is None else few
+            if few is None:
+                field_ids(values, vocab, self.hash_buckets, out=by_field[j])
+            else:
+                by_field[j] = few
+        sparse[:] = by_field.T
 
     # ----------------------------------------------------------------- persistence
     def _header(self) -> dict[str, Any]:

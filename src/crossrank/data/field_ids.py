@@ -24,9 +24,10 @@ from crossrank.data.vocabulary import MISSING_ID, Vocabulary
 FEW_ROWS = 8
 
 
-def field_ids(values: pa.Array, vocab: Vocabulary | None,
-              hash_buckets: int | None) -> np.ndarray:
-    """Ids of a column's values (``vocab`` or, when it is None, ``hash_buckets``).
+def field_ids(values: pa.Array, vocab: Vocabulary | None, hash_buckets: int | None,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Ids of a column's values (``vocab`` or, when it is None, ``hash_buckets``), written
+    into ``out`` when given (a contiguous (n,) int64 row: no temporary array).
 
     Shape:
         values (n,) -> (n,) int64.
@@ -46,7 +47,7 @@ def field_ids(values: pa.Array, vocab: Vocabulary | None,
     else:
         table = vocab.lookup(uniques)
     table = np.append(table, MISSING_ID)  # null codes point past the end -> MISSING_ID
-    return table[encoded.indices.fill_null(len(uniques)).to_numpy()]
+    return np.take(table, encoded.indices.fill_null(len(uniques)).to_numpy(), out=out)
 
 
 def few_field_ids(values: pa.Array, vocab: Vocabulary | None,
