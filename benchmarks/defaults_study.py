@@ -101,6 +101,10 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     # today's defaults with dense embedding updates (Adam on every row, every step): what the
     # tuned MovieLens model chose (session 8)
     "dense": {"model": {"sparse_gradients": False}},
+    # today's defaults with the weight average the tuned MovieLens model chose (session 10)
+    "ema": {"training": {"ema_decay": 0.995}},
+    "ema-dense": {"training": {"ema_decay": 0.995}, "model": {"sparse_gradients": False}},
+    "ema-999": {"training": {"ema_decay": 0.999}},
 }
 # hand-tuned figures: (metric -> value, where measured)
 TUNED = {"criteo": ({"auc": 0.7406, "logloss": 0.4684},
