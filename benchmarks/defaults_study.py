@@ -63,9 +63,10 @@ MOVIELENS = SHARED / "movielens-100k"
 DATA_SETS = ("criteo", "ml-reg", "ml-bin", "synthetic", "criteo-csv")
 
 # Earlier defaults and candidates, given explicitly so that they stay measurable after the
-# configs change: each names the FM term and the refit it was measured with (none, off).
+# configs change: each names the FM term, the refit and the weight average it was measured
+# with (none, off, none).
 NO_FM = {"fm_dim": 0, "fm_l2": 0.0}
-NO_REFIT = {"refit": False}
+NO_REFIT = {"refit": False, "ema_decay": 0}
 # the defaults before 2026-12-01
 OLD = {"encoder": {"min_count": 1},
        "model": {"embedding_dim": 16, "deep_layers": [256, 128], "dropout": 0.0,
@@ -88,9 +89,13 @@ FM = {"model": {"terms": {"fm_dim": 32, "fm_l2": 0.05}}}
 # the refit: after early stopping chose E, a fresh model trained on all the training rows (the
 # validation rows too) for E epochs (training.refit)
 REFIT = {"training": {"refit": True}}
+# no weight average for any task: the defaults before session 10
+NO_EMA = {"training": {"ema_decay": 0}}
 CANDIDATES: dict[str, dict[str, Any]] = {
     "old": OLD,
-    "defaults": {},  # whatever the configs declare now: since 2026-12-02 lowrank-fm-refit
+    "defaults": {},  # whatever the configs declare now: since session 10 lowrank-fm-refit
+    # with the weight average (0.995) for regression
+    "no-ema": NO_EMA,  # today's defaults without the weight average (= lowrank-fm-refit)
     "reg256": REG256,
     "lowrank": LOWRANK,
     "lowrank-refit": merge_tables(LOWRANK, REFIT),
@@ -100,8 +105,9 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "reg128": merge_tables(REG256, {"model": {"deep_layers": [128, 64]}}),
     # today's defaults with dense embedding updates (Adam on every row, every step): what the
     # tuned MovieLens model chose (session 8)
-    "dense": {"model": {"sparse_gradients": False}},
-    # today's defaults with the weight average the tuned MovieLens model chose (session 10)
+    "dense": {"model": {"sparse_gradients": False}, **NO_EMA},
+    # the weight average the tuned MovieLens model chose, for every task (session 10: the
+    # defaults since for regression)
     "ema": {"training": {"ema_decay": 0.995}},
     "ema-dense": {"training": {"ema_decay": 0.995}, "model": {"sparse_gradients": False}},
     "ema-999": {"training": {"ema_decay": 0.999}},

@@ -71,18 +71,18 @@ def test_empty_text_is_missing_in_a_few_values_as_in_many():
 def test_hashed_fields_encoded_together_get_each_fields_ids(rows):
     """A request-sized batch hashes all its fields in one pass; the ids are those of one field
     at a time (what a file's large chunks take)."""
-    from crossrank.data import encoders
+    from crossrank.data import field_ids
 
     schema = TableSchema(label=None, dense=(), categorical=("a", "b"))
     encoder = FeatureEncoder(schema, hash_buckets=97).fit([pa.table({"a": ["x"], "b": ["y"]})])
     table = pa.table({"a": pa.array([a for a, _ in rows], pa.string()),
                       "b": pa.array([b for _, b in rows], pa.string())})
     together = encoder.transform(table).sparse
-    saved = encoders._TOGETHER_ROWS
-    encoders._TOGETHER_ROWS = 0  # one field at a time
+    saved = field_ids.TOGETHER_ROWS
+    field_ids.TOGETHER_ROWS = 0  # one field at a time
     try:
         apart = encoder.transform(table).sparse
     finally:
-        encoders._TOGETHER_ROWS = saved
+        field_ids.TOGETHER_ROWS = saved
     np.testing.assert_array_equal(together, apart)
     assert together.shape == (len(rows), 2)

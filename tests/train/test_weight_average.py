@@ -5,7 +5,7 @@ import torch
 
 from crossrank.errors import ConfigError
 from crossrank.models import FeatureSchema, build_model
-from crossrank.train.averaging import WeightAverage
+from crossrank.train.averaging import REGRESSION_EMA_DECAY, WeightAverage, resolve_ema_decay
 from crossrank.train.checkpoint import load_tensors
 from crossrank.train.config import TrainConfig
 from crossrank.train.inmemory import TensorSource
@@ -132,27 +132,54 @@ def test_resume_of_a_run_without_an_average_is_an_error(tmp_path):
             train, None, resume=True)
 
 
-@pytest.mark.parametrize("decay", [0.0, 1.0, -0.5, 1.5])
+@pytest.mark.parametrize("decay", [1.0, -0.5, 1.5])
 def test_bad_ema_decay_is_one_line(decay):
-    with pytest.raises(ConfigError, match=rf"^ema_decay must be in \(0, 1\) or none, got "
-                                          rf"{decay}$"):
+    with pytest.raises(ConfigError, match=rf"^ema_decay must be in \[0, 1\) \(0: no average\) "
+                                          rf"or none \(by the task\), got {decay}$"):
         TrainConfig(ema_decay=decay)
 
 
 def test_ema_decay_is_a_training_option_of_config_files():
     assert TrainConfig.from_dict({"ema_decay": 0.99}).ema_decay == 0.99
-    assert TrainConfig().ema_decay is None  # off by default
+    assert TrainConfig.from_dict({"ema_decay": 0}).ema_decay == 0  # no average
+    assert TrainConfig().ema_decay is None  # by the task
     with pytest.raises(ConfigError, match="ema_decay must be in"):
         TrainConfig.from_dict({"ema_decay": 1})
+
+
+@pytest.mark.parametrize("tasks, given, used", [
+    (["regression"], None, REGRESSION_EMA_DECAY),  # the default: averaged
+    (["binary"], None, None),  # the default: not averaged
+    (["regression", "regression"], None, REGRESSION_EMA_DECAY),
+    (["binary", "regression"], None, None),  # mixed: as binary
+    (["regression"], 0.0, None),  # 0: no average, whatever the task
+    (["binary"], 0.9, 0.9),  # a decay given is used as given
+    (["regression"], 0.9, 0.9),
+])
+def test_the_default_average_is_decided_by_the_task(tasks, given, used):
+    assert resolve_ema_decay(given, tasks) == used
+
+
+@pytest.mark.parametrize("task, given, averaged", [
+    ("regression", None, True), ("binary", None, False), ("regression", 0.0, False)])
+def test_the_trainer_averages_a_regression_run_by_default(task, given, averaged):
+    torch.manual_seed(0)
+    model = build_model("dcn", SCHEMA, {"deep_layers": [8], "cross.rank": 2},
+                        task=task).double()
+    trainer = Trainer(model, _config(ema_decay=given, epochs=1), verbose=False)
+    assert (trainer.average is not None) == averaged
+    if averaged:
+        assert trainer.average.decay == REGRESSION_EMA_DECAY
+        assert trainer.ema_decay == REGRESSION_EMA_DECAY
 
 
 def test_ema_decay_can_be_searched_by_crossrank_tune():
     from crossrank.tune.space import build_space
 
-    space = build_space({"space": {"training.ema_decay": ["none", 0.99, 0.999]},
+    space = build_space({"space": {"training.ema_decay": [0, 0.99, 0.999]},
                          "default_space": False}, {"data": {"path": "x.tsv"}})
     assert [(p.key, p.choices) for p in space.params] == [("training.ema_decay",
-                                                           (None, 0.99, 0.999))]
+                                                           (0, 0.99, 0.999))]
     with pytest.raises(ConfigError, match="ema_decay must be in"):
         build_space({"space": {"training.ema_decay": [0.99, 1.5]}, "default_space": False},
                     {"data": {"path": "x.tsv"}})

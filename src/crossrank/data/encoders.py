@@ -46,7 +46,7 @@ import pyarrow as pa
 
 from crossrank.data.columns import as_float64, column, row_labels, row_weights
 from crossrank.data.encoded_batch import EncodedBatch
-from crossrank.data.field_ids import FEW_ROWS, few_field_ids, field_ids, hashed_ids_of_fields
+from crossrank.data.field_ids import ids_of_fields
 from crossrank.data.fit_stats import FitStats
 from crossrank.data.multi_valued import write_padded
 from crossrank.data.multi_valued_encoder import MultiValuedEncoder
@@ -62,10 +62,6 @@ from crossrank.data.vocabulary import (
     write_vocabularies,
 )
 from crossrank.safe_io import atomic_write_text, file_error, plain_name, read_json_object
-
-# up to this many rows, hashed fields are encoded all at once (a request or a micro-batch;
-# a file's 65,536-row chunks keep one field at a time, whose dictionaries stay small)
-_TOGETHER_ROWS = 8192
 
 __all__ = ["DENSE_TRANSFORMS", "MISSING_ID", "OOV_ID", "DenseTransform", "EncodedBatch",
            "FeatureEncoder"]
@@ -276,28 +272,12 @@ class FeatureEncoder:
                             weight=row_weights(table, self.schema.weight))
 
     def _categorical_ids(self, table: pa.Table, sparse: np.ndarray) -> None:
-        """Every categorical field's ids into ``sparse`` (B, F) int64: a few rows value by
-        value, a request's hashed fields all at once, else one field at a time
-        (:mod:`crossrank.data.field_ids`)."""
-        n, names = table.num_rows, self.schema.categorical
-        if self.hash_buckets is not None and FEW_ROWS < n <= _TOGETHER_ROWS:
-            together = hashed_ids_of_fields([column(table, f) for f in names], self.hash_buckets)
-            if together is not None:
-                sparse[:] = together
-                return
-        # field by field into the rows of a (F, B) array, then one transposed copy: writing
-        # each field as a strided column of (B, F) took 2-3x longer (~8% of encoding)
-        by_field = np.empty((len(names), n), dtype=np.int64)
-        for j, name in enumerate(names):
-            values = column(table, name)
-            vocab = None if self.hash_buckets is not None or self._vocabs is None \
-                else self._vocabs[j]
-            few = few_field_ids(values, vocab, self.hash_buckets) if n <= FEW_ROWS else None
-            if few is None:
-                field_ids(values, vocab, self.hash_buckets, out=by_field[j])
-            else:
-                by_field[j] = few
-        sparse[:] = by_field.T
+        """Every categorical field's ids into ``sparse`` (B, F) int64
+        (:func:`crossrank.data.field_ids.ids_of_fields`)."""
+        vocabs = self._vocabs if self.hash_buckets is None and self._vocabs is not None \
+            else [None] * len(self.schema.categorical)
+        ids_of_fields([column(table, f) for f in self.schema.categorical], vocabs,
+                      self.hash_buckets, out=sparse)
 
     # ----------------------------------------------------------------- persistence
     def _header(self) -> dict[str, Any]:

@@ -200,6 +200,10 @@ def check_resume(out: Path, new: dict[str, Any]) -> None:
     except ConfigError as err:
         raise RunDirError(f"{out / 'model.json'}: its run_config is not one this version reads "
                           f"({err}); start a new run") from None
+    if saved["training"]["ema_decay"] is None:
+        # runs write the decay their task chose (0: none); a run that wrote none is older
+        # than that default and did not average (none meant no average then)
+        saved["training"]["ema_decay"] = 0.0
     changed = changed_options(saved, json.loads(json.dumps(new)))
     if changed:
         raise RunDirError("cannot resume with changed options: " + ", ".join(changed)

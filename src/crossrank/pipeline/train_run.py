@@ -45,6 +45,7 @@ from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock, check_resume, claim_run_dir
 from crossrank.pipeline.schema import resolve_table_schema, resolved_section
 from crossrank.safe_io import atomic_write_bytes, sha256_file
+from crossrank.train.averaging import resolve_ema_decay
 from crossrank.train.checkpoint import CHECKSUMS
 from crossrank.train.loop import FitResult, Trainer
 from crossrank.train.threads import torch_default_threads
@@ -111,7 +112,9 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
     if first is None:
         first = fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
         record_first_pass(out, first, run.training)
-    resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
+    resolved = with_resolved_training(
+        run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema),
+        prepared.schema)
     metadata = _model_metadata(resolved, prepared, out if current_context().is_main else None)
     return refit(resolved, prepared.schema, prepared.encoder, prepared.dataset, out, first,
                  metadata=metadata, resume=refit_resume,
@@ -142,8 +145,9 @@ def prepare_run_data(run: RunConfig, out: Path, *, resume: bool = False,
     if inferred is not None:
         log("schema inferred (name columns with --dense/--categorical/--exclude, or give "
             "--schema):\n" + inferred.format_table())
-    resolved = run.replace(data=dataclasses.replace(run.data, format=fmt),
-                           schema=resolved_section(run.schema, schema))
+    resolved = with_resolved_training(run.replace(
+        data=dataclasses.replace(run.data, format=fmt),
+        schema=resolved_section(run.schema, schema)), schema)
     if resume:  # before the cache is reused: it was encoded with the saved options
         run_agreed(lambda: check_resume(out, resolved.to_dict()) if world.is_main else None)
     started = time.perf_counter()
@@ -173,6 +177,7 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     torch.manual_seed(cfg.seed)
     resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
     train, valid = holdout(prepared.dataset, cfg.valid_fraction, fold)
+    resolved = with_resolved_training(resolved, schema)
     model = build_run_model(run, schema, encoder)
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
@@ -182,6 +187,15 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     trainer = Trainer(model, cfg, out_dir=out, verbose=verbose, on_epoch=on_epoch,
                       task_names=schema.labels, metadata=metadata)
     return trainer.fit(train, valid, resume=resume)
+
+
+def with_resolved_training(run: RunConfig, schema: TableSchema) -> RunConfig:
+    """``run`` with the training options the data's task decides written down: the weight
+    average (``training.ema_decay`` none -> the task's decay, or 0 for none), so that
+    ``run.toml`` and ``model.json`` say what was done and ``crossrank train --config run.toml``
+    does it again whatever a later version's default."""
+    ema_decay = resolve_ema_decay(run.training.ema_decay, schema.tasks) or 0.0
+    return run.replace(training=dataclasses.replace(run.training, ema_decay=ema_decay))
 
 
 def _model_metadata(resolved: RunConfig, prepared: PreparedData,

@@ -20,11 +20,34 @@ the averaged weights with the last weights' statistics). Integer entries (batch 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+# training.ema_decay none: the decay of a regression run (every label a regression), no average
+# for the others. Chosen on the defaults study (README Defaults): on MovieLens-100K regression
+# it took the test RMSE down by ~0.005 on every seed; on Criteo head-10k (binary) it cost
+# ~0.005 AUC on every seed.
+REGRESSION_EMA_DECAY = 0.995
+
+
+def resolve_ema_decay(decay: float | None, tasks: Sequence[str]) -> float | None:
+    """The decay a run averages its weights with, None for no average: ``decay`` as given
+    (0: no average); None (``training.ema_decay``'s default) decides by the task:
+    :data:`REGRESSION_EMA_DECAY` when every task is ``regression``, else no average.
+
+    Example:
+        >>> resolve_ema_decay(None, ["regression"]), resolve_ema_decay(None, ["binary"])
+        (0.995, None)
+        >>> resolve_ema_decay(0.9, ["binary"]), resolve_ema_decay(0.0, ["regression"])
+        (0.9, None)
+    """
+    if decay is None:
+        every_regression = bool(tasks) and all(task == "regression" for task in tasks)
+        return REGRESSION_EMA_DECAY if every_regression else None
+    return decay if decay > 0 else None
 
 
 class WeightAverage:

@@ -86,7 +86,8 @@ class TrainConfig:
     ema_decay: float | None = option(
         None, help="validate, early-stop on and save an exponential moving average of the "
         "weights over the updates, decaying by this per update (e.g. 0.99: about the last "
-        "100 updates); none: the weights as trained")
+        "100 updates); 0: no average, the weights as trained; none: by the task, 0.995 for "
+        "regression, no average for binary (README Defaults)")
     seed: int = option(0, help="seed (runs are deterministic on the CPU)")
     threads: int | None = option(
         None, help="torch CPU threads (none: measured while training: all cores, half or one, "
@@ -135,8 +136,9 @@ class TrainConfig:
             raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"grad_clip must be positive or none, got {self.grad_clip!r}")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise ConfigError(f"ema_decay must be in (0, 1) or none, got {self.ema_decay!r}")
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0: no average) or none (by the "
+                              f"task), got {self.ema_decay!r}")
         if self.patience < 0:
             raise ConfigError(f"patience must be >= 0, got {self.patience!r}")
         if self.warmup_steps < 0:

@@ -123,6 +123,7 @@ def fit_tensors(model: RankingModel, dense: Tensor, labels: Tensor, *,
         optimizer=config.optimizer, lr=config.lr, epochs=config.epochs,
         batch_size=config.batch_size, schedule=config.schedule, seed=config.seed,
         patience=config.epochs,  # never stops early
+        ema_decay=0.0,  # the last epoch's weights, as documented, for every task
         device=str(next(model.parameters()).device), progress=False)
     trainer = Trainer(model, train_config, verbose=False, keep_best=False)
     return [record["train_loss"] for record in trainer.fit(source, None).history]

@@ -31,7 +31,7 @@ from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.safe_io import atomic_link
 from crossrank.train import health
-from crossrank.train.averaging import WeightAverage
+from crossrank.train.averaging import WeightAverage, resolve_ema_decay
 from crossrank.train.background import in_background
 from crossrank.train.batch_source import (  # noqa: F401 (importable from here as before)
     Batch,
@@ -98,7 +98,8 @@ class Trainer:
     checkpoint of the latest state (for ``--resume``) and of the best weights
     (``model.safetensors``). Training stops after ``patience`` epochs without improvement of
     ``config.monitor`` (of the training loss when there is no validation set); the best
-    weights are restored into ``model`` at the end. With ``config.ema_decay`` the moving
+    weights are restored into ``model`` at the end. With a weight average (``config.ema_decay``;
+    by default for regression: :func:`~crossrank.train.averaging.resolve_ema_decay`) the moving
     average of the weights (:mod:`crossrank.train.averaging`) takes their place in validation,
     early stopping and ``model.safetensors`` (``keep_best=False``: the model ends with it); the
     weights as trained go on training, and the average is checkpointed for ``--resume``.
@@ -155,8 +156,9 @@ class Trainer:
                                     after_backward=averager.average if averager else None)
         self.optimizer = self.train_step.optimizer
         # every rank updates its own (equal) average: the weights are equal on every rank
-        self.average = (None if config.ema_decay is None
-                        else WeightAverage(model, decay=config.ema_decay))
+        self.ema_decay = resolve_ema_decay(config.ema_decay, model.tasks)
+        self.average = (None if self.ema_decay is None
+                        else WeightAverage(model, decay=self.ema_decay))
 
     def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
             stop_after_epochs: int | None = None) -> FitResult:
@@ -363,7 +365,7 @@ class Trainer:
         if self.average is not None:
             if "average_updates" not in progress:
                 raise ValueError(f"cannot resume with training.ema_decay "
-                                 f"{self.config.ema_decay}: the run in {str(self.out_dir)!r} "
+                                 f"{self.ema_decay}: the run in {str(self.out_dir)!r} "
                                  "kept no weight average")
             self.average.load_state_dict(average, progress["average_updates"])
         return (progress["epoch"], progress["best"], progress["best_epoch"],
