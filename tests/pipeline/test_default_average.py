@@ -50,9 +50,11 @@ def _recorded(out: Path) -> tuple[float, float]:
     return toml, meta
 
 
-def test_a_regression_run_averages_and_says_so(ratings, tmp_path):
+def test_a_regression_run_averages_and_says_so(ratings, tmp_path, capsys):
     out = tmp_path / "reg"
-    train_run(_regression(ratings), out, verbose=False)
+    train_run(_regression(ratings), out)
+    assert "validating and saving the weight average, decay 0.995 (the default for " \
+        "regression; --ema-decay 0 for none)" in capsys.readouterr().out
     assert _recorded(out) == (REGRESSION_EMA_DECAY, REGRESSION_EMA_DECAY)
     saved = load_file(str(out / "model.safetensors"))
     # run.toml trains the same model again, and 0 turns the average off
@@ -61,7 +63,9 @@ def test_a_regression_run_averages_and_says_so(ratings, tmp_path):
     retrained = load_file(str(again / "model.safetensors"))
     assert all((saved[k] == retrained[k]).all() for k in saved)
     off = tmp_path / "off"
-    train_run(_regression(ratings, ema_decay=0), off, verbose=False)
+    capsys.readouterr()
+    train_run(_regression(ratings, ema_decay=0), off)
+    assert "weight average" not in capsys.readouterr().out
     assert _recorded(off) == (0.0, 0.0)
     unaveraged = load_file(str(off / "model.safetensors"))  # same updates, not averaged
     assert any(not (saved[k] == unaveraged[k]).all() for k in saved)

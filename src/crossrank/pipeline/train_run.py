@@ -179,8 +179,12 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     train, valid = holdout(prepared.dataset, cfg.valid_fraction, fold)
     resolved = with_resolved_training(resolved, schema)
     model = build_run_model(run, schema, encoder)
+    averaged = resolved.training.ema_decay
+    by_task = (f"; validating and saving the weight average, decay {averaged} (the default "
+               "for regression; --ema-decay 0 for none)"
+               if run.training.ema_decay is None and averaged else "")
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
-        f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows")
+        f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows{by_task}")
     if world.is_main and out is not None:
         write_run_toml(resolved, out / "run.toml")
     metadata = _model_metadata(resolved, prepared, out if world.is_main else None)
