@@ -175,9 +175,9 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     starting = torch_default_threads()
     torch.set_num_threads(cfg.threads or starting)
     torch.manual_seed(cfg.seed)
-    resolved = run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema)
+    resolved = with_resolved_training(
+        run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema), schema)
     train, valid = holdout(prepared.dataset, cfg.valid_fraction, fold)
-    resolved = with_resolved_training(resolved, schema)
     model = build_run_model(run, schema, encoder)
     averaged = resolved.training.ema_decay
     by_task = (f"; validating and saving the weight average, decay {averaged} (the default "
