@@ -38,6 +38,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import warnings
@@ -174,10 +175,19 @@ def _check_parity(run: Any, graph: ScoringGraph, kinds: tuple[str, ...],
 
 def _write_model(tmp: Path, fmt: str, graph: ScoringGraph, kinds: tuple[str, ...],
                  model: RankingModel) -> tuple[str, dict[str, Any]]:
-    with warnings.catch_warnings():
-        # torch 2.13's own pytree code warns about its own deprecated LeafSpec check
-        warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
-        return _write_model_quietly(tmp, fmt, graph, kinds, model)
+    # the ONNX exporter's op registry logs a warning per torchvision op when torchvision is
+    # not installed ("torchvision is not installed. Skipping torchvision::roi_pool"): ops no
+    # crossrank model uses, lines a user would take for a problem with the export
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # torch 2.13's own pytree code warns about its own deprecated LeafSpec check
+            warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec.*")
+            return _write_model_quietly(tmp, fmt, graph, kinds, model)
+    finally:
+        registry.setLevel(level)
 
 
 def _write_model_quietly(tmp: Path, fmt: str, graph: ScoringGraph, kinds: tuple[str, ...],
