@@ -16,11 +16,23 @@ recent weights, and averaged over the same updates they describe the averaged we
 activations as nearly as statistics of the live weights can (copying the live ones would pair
 the averaged weights with the last weights' statistics). Integer entries (batch norm's
 ``num_batches_tracked``) are not averaged: the live value stays.
+
+Embedding tables with sparse gradients are averaged lazily (``lazy_tables``): a row changes
+only in the updates whose batch looks it up, and while its weight w stays the same the
+recurrence folds to avg_t - w = (avg_s - w) g(t) / g(s) with g(t) = d^t / (1 - d^t). So a
+lazy row keeps r = (avg - w) / g, which does not move while the row does not; an update that
+changes the row from w to w' adds (w - w') / g(t - 1) to it (the recurrence, rearranged), and
+avg_t = w + r g(t) when the average is read (validation, a checkpoint). Each update then
+touches only the rows its batch changed (their weights before the step are kept by
+:meth:`WeightAverage.before_step`), where the plain average passes over every row of every
+table; r is kept relative to a base update, moved every few thousand updates so that g's
+ratios stay within float range. The same values to rounding (tested in float64).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -69,24 +81,84 @@ class WeightAverage:
         3.0
     """
 
-    def __init__(self, model: nn.Module, *, decay: float) -> None:
+    def __init__(self, model: nn.Module, *, decay: float,
+                 lazy_tables: Iterable[tuple[str, Tensor]] = ()) -> None:
         if not 0 < decay < 1:
             raise ValueError(f"decay must be in (0, 1), got {decay!r}")
         self.model, self.decay = model, decay
         self.updates = 0  # t: updates averaged so far
+        self._lazy: dict[str, Tensor] = dict(lazy_tables)
+        state = model.state_dict()
+        unknown = sorted(n for n in self._lazy
+                         if n not in state or not state[n].is_floating_point())
+        if unknown:
+            raise ValueError(f"lazy tables {unknown} are not floating-point entries of the "
+                             "model's state_dict")
         self._shadow: dict[str, Tensor] = {
-            name: value.detach().clone() for name, value in model.state_dict().items()
-            if value.is_floating_point()}
+            name: value.detach().clone() for name, value in state.items()
+            if value.is_floating_point() and name not in self._lazy}
+        # lazy tables (module doc): r = (avg - w) * g(base) / g(t), 0 before any update
+        self._residual = {name: torch.zeros_like(w.detach()) for name, w in self._lazy.items()}
+        self._base = 0  # the update r is relative to (0: none yet, g(0) taken as 1)
+        self._rebase_every = max(1, int(20 / -math.log(decay)))  # d^-R <= e^20
+        self._before: dict[str, tuple[Tensor, Tensor]] | None = None
+
+    @torch.no_grad()
+    def before_step(self) -> None:
+        """Call after the backward pass and before the optimizer step when there are lazy
+        tables: keeps the weights the step will change (the rows in their gradients)."""
+        self._before = {}
+        for name, weight in self._lazy.items():
+            grad = weight.grad
+            if grad is None:
+                continue
+            # a row repeated in the gradient is updated twice, to the same value (sorting
+            # them out first cost more than it saved: crossrank bench's model, 2026-12-02)
+            rows = (grad._indices()[0] if grad.is_sparse else  # a dense gradient: every row
+                    torch.arange(weight.shape[0], device=weight.device))
+            self._before[name] = (rows, weight.detach().index_select(0, rows))
 
     @torch.no_grad()
     def update(self) -> None:
         """Fold the model's current weights in as update t + 1."""
+        if self._lazy and self._before is None:
+            raise RuntimeError("lazy tables: call before_step() before each optimizer step")
         self.updates += 1
         d, t = self.decay, self.updates
         factor = (1 - d) / (1 - d ** t)  # 1 at t = 1: the average starts at w_1
         live = self.model.state_dict()
         for name, avg in self._shadow.items():
             avg.lerp_(live[name].detach(), factor)
+        step = self._g_ratio(self._base, t - 1)  # g(base) / g(t - 1); 0 at t = 1
+        for name, (rows, before) in (self._before or {}).items():
+            residual = self._residual[name]
+            change = before.sub_(self._lazy[name].detach().index_select(0, rows))  # w - w'
+            residual.index_copy_(0, rows, residual.index_select(0, rows).add_(change, alpha=step))
+        self._before = None if self._lazy else {}
+        if t - self._base >= self._rebase_every:
+            scale = self._g_ratio(t, self._base)  # g(t) / g(base)
+            for residual in self._residual.values():
+                residual.mul_(scale)
+            self._base = t
+
+    def _g_ratio(self, a: int, b: int) -> float:
+        """g(a) / g(b) with g(t) = d^t / (1 - d^t) and g(0) taken as 1 (the unbased r),
+        computed without forming d^t alone (it underflows over long runs)."""
+        d = self.decay
+        if b == 0:  # 1 / g(0) := 1
+            return 0.0 if a == 0 else d ** a / (1 - d ** a)  # a < rebase_every here
+        if a == 0:
+            return (1 - d ** b) / d ** b  # b < rebase_every here
+        return d ** (a - b) * (1 - d ** b) / (1 - d ** a)
+
+    def averages(self) -> dict[str, Tensor]:
+        """Every averaged tensor by its state_dict name (the lazy tables' computed now; the
+        model's own weights before any update)."""
+        out = dict(self._shadow)
+        scale = self._g_ratio(self.updates, self._base) if self.updates else 0.0
+        for name, residual in self._residual.items():
+            out[name] = torch.add(self._lazy[name].detach(), residual, alpha=scale)
+        return out
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -95,31 +167,51 @@ class WeightAverage:
         if self.updates == 0:
             yield
             return
+        averages = self.averages()
         live = self.model.state_dict()
-        kept = {name: live[name].detach().clone() for name in self._shadow}
-        self._copy_into_model(self._shadow)
+        kept = {name: live[name].detach().clone() for name in averages}
+        self._copy_into_model(averages)
         try:
             yield
         finally:
             self._copy_into_model(kept)
 
+    @torch.no_grad()
     def state_dict(self) -> dict[str, Tensor]:
-        """The averaged tensors, by the model's state_dict names (for a checkpoint)."""
-        return dict(self._shadow)
+        """What a checkpoint keeps to continue the average exactly, by the model's state_dict
+        names: the averaged tensors, and for a lazy table its residual r, based at the
+        current update (the base moves here, so that a resumed run and one that went on
+        hold the same r)."""
+        if self.updates and self._base != self.updates:
+            scale = self._g_ratio(self.updates, self._base)
+            for residual in self._residual.values():
+                residual.mul_(scale)
+            self._base = self.updates
+        return {**self._shadow, **self._residual}
 
-    def load_state_dict(self, tensors: dict[str, Tensor], updates: int) -> None:
-        """Continue from a checkpoint's average of ``updates`` updates."""
-        if set(tensors) != set(self._shadow):
-            raise ValueError(f"the average's tensors must be {sorted(self._shadow)}, got "
+    @torch.no_grad()
+    def load_state_dict(self, tensors: dict[str, Tensor], updates: int, *,
+                        residuals: bool = True) -> None:
+        """Continue from a checkpoint's :meth:`state_dict` after ``updates`` updates;
+        ``residuals=False``: its lazy tables hold averages (a checkpoint written before they
+        were kept as residuals), and the model the weights it had then."""
+        names = set(self._shadow) | set(self._residual)
+        if set(tensors) != names:
+            raise ValueError(f"the average's tensors must be {sorted(names)}, got "
                              f"{sorted(tensors)}")
-        with torch.no_grad():
-            for name, avg in self._shadow.items():
-                avg.copy_(tensors[name])
-        self.updates = updates
+        for name, avg in self._shadow.items():
+            avg.copy_(tensors[name])
+        for name, residual in self._residual.items():  # based at this update
+            residual.copy_(tensors[name])
+            if not residuals:
+                residual.sub_(self._lazy[name].detach())  # r = avg - w
+            if not updates:
+                residual.zero_()
+        self.updates, self._base = updates, updates
 
     def copy_into_model(self) -> None:
         """Load the averaged weights into the model (for good)."""
-        self._copy_into_model(self._shadow)
+        self._copy_into_model(self.averages())
 
     @torch.no_grad()
     def _copy_into_model(self, tensors: dict[str, Tensor]) -> None:

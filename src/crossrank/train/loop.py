@@ -26,7 +26,11 @@ from crossrank.distributed import (
     broadcast_module,
     current_context,
 )
-from crossrank.distributed.sparse_gradients import SparseGradientAverager, leave_out_of_ddp
+from crossrank.distributed.sparse_gradients import (
+    SparseGradientAverager,
+    leave_out_of_ddp,
+    sparse_tables,
+)
 from crossrank.errors import DivergedError
 from crossrank.models.base import RankingModel
 from crossrank.safe_io import atomic_link
@@ -98,11 +102,10 @@ class Trainer:
     checkpoint of the latest state (for ``--resume``) and of the best weights
     (``model.safetensors``). Training stops after ``patience`` epochs without improvement of
     ``config.monitor`` (of the training loss when there is no validation set); the best
-    weights are restored into ``model`` at the end. With a weight average (``config.ema_decay``;
-    by default for regression: :func:`~crossrank.train.averaging.resolve_ema_decay`) the moving
-    average of the weights (:mod:`crossrank.train.averaging`) takes their place in validation,
-    early stopping and ``model.safetensors`` (``keep_best=False``: the model ends with it); the
-    weights as trained go on training, and the average is checkpointed for ``--resume``.
+    weights are restored into ``model`` at the end. With ``config.ema_decay`` (by default for
+    regression) the moving average of the weights (:mod:`crossrank.train.averaging`) takes
+    their place in validation, early stopping and ``model.safetensors`` (``keep_best=False``:
+    the model ends with it); the live weights train on; the average is checkpointed.
 
     A run that diverges stops and says so (:class:`~crossrank.errors.DivergedError`, naming the
     epoch and update; :mod:`crossrank.train.health`): a non-finite update is never applied, a
@@ -152,13 +155,15 @@ class Trainer:
             # doc of crossrank.distributed.sparse_gradients says why)
             averager = SparseGradientAverager(leave_out_of_ddp(model))
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-        self.train_step = TrainStep(model, config, net=self.net,
-                                    after_backward=averager.average if averager else None)
-        self.optimizer = self.train_step.optimizer
         # every rank updates its own (equal) average: the weights are equal on every rank
         self.ema_decay = resolve_ema_decay(config.ema_decay, model.tasks)
-        self.average = (None if self.ema_decay is None
-                        else WeightAverage(model, decay=self.ema_decay))
+        self.average = None if self.ema_decay is None else WeightAverage(
+            model, decay=self.ema_decay, lazy_tables=sparse_tables(model))
+        # after backward: the ranks' sparse gradients averaged, then the lazy average's rows
+        hooks = [hook for hook in (averager.average if averager else None,
+                                   self.average.before_step if self.average else None) if hook]
+        self.train_step = TrainStep(model, config, net=self.net, after_backward=hooks)
+        self.optimizer = self.train_step.optimizer
 
     def fit(self, train: BatchSource, valid: BatchSource | None, *, resume: bool = False,
             stop_after_epochs: int | None = None) -> FitResult:
@@ -349,7 +354,7 @@ class Trainer:
                         "bad_epochs": bad_epochs, "history": history}
             average: dict[str, Tensor] = {}
             if self.average is not None:
-                progress["average_updates"] = self.average.updates
+                progress.update(average_updates=self.average.updates, average_residuals=True)
                 average = self.average.state_dict()
             save_training_state(out, optimizer_states=self.optimizer.state_dict(),
                                 progress=progress, latest=latest, average=average)
@@ -364,10 +369,10 @@ class Trainer:
         self.optimizer.load_state_dict(states)
         if self.average is not None:
             if "average_updates" not in progress:
-                raise ValueError(f"cannot resume with training.ema_decay "
-                                 f"{self.ema_decay}: the run in {str(self.out_dir)!r} "
-                                 "kept no weight average")
-            self.average.load_state_dict(average, progress["average_updates"])
+                raise ValueError(f"cannot resume with training.ema_decay {self.ema_decay}: the "
+                                 f"run in {str(self.out_dir)!r} kept no weight average")
+            self.average.load_state_dict(average, progress["average_updates"],
+                                         residuals=bool(progress.get("average_residuals")))
         return (progress["epoch"], progress["best"], progress["best_epoch"],
                 progress["bad_epochs"], progress["history"])
 

@@ -8,7 +8,7 @@ so every way of training does the same arithmetic and reports the same loss.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -79,9 +79,11 @@ class TrainStep:
             business.
         net: what the forward pass calls, when it is not ``model`` itself (the
             ``DistributedDataParallel`` wrapper of ``model``).
-        after_backward: called once each backward pass has returned, before the gradients
-            are read (under DDP: the average of the sparse tables' gradients over the ranks,
-            :class:`~crossrank.distributed.sparse_gradients.SparseGradientAverager`).
+        after_backward: called in order once each backward pass has returned, before the
+            gradients are read (under DDP: the average of the sparse tables' gradients over
+            the ranks, :class:`~crossrank.distributed.sparse_gradients.SparseGradientAverager`;
+            then the lazy weight average's :meth:`~crossrank.train.averaging.WeightAverage.
+            before_step`).
 
     Shape:
         dense: (B, n_dense) float; sparse: (B, F) int64, or None for a dense-only model;
@@ -100,9 +102,9 @@ class TrainStep:
 
     def __init__(self, model: RankingModel, config: TrainConfig, *,
                  net: nn.Module | None = None,
-                 after_backward: Callable[[], None] | None = None) -> None:
+                 after_backward: Sequence[Callable[[], None]] = ()) -> None:
         self.model, self.config = model, config
-        self.after_backward = after_backward
+        self.after_backward = tuple(after_backward)
         self.net: nn.Module = model if net is None else net
         self.optimizer: MultiOptimizer = build_optimizer(
             model, config.optimizer, config.lr, sparse_lr=config.sparse_lr,
@@ -151,8 +153,8 @@ class TrainStep:
         total = total * torch.where(torch.isfinite(total.detach()), 1.0, math.nan)
         opt.zero_grad()
         total.backward()
-        if self.after_backward is not None:
-            self.after_backward()
+        for hook in self.after_backward:
+            hook()
         if not bool(torch.isfinite(self._gradient_norm())):  # the one host sync of the check
             opt.zero_grad()
             value = float(loss.detach())
