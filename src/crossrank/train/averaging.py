@@ -70,6 +70,9 @@ class WeightAverage:
     Args:
         model: the model trained; its weights at construction are not part of the average.
         decay: d in (0, 1); the average spans about 1 / (1 - d) updates.
+        lazy_tables: (state_dict name, weight) of tables whose rows change only with their
+            gradient's rows (sparse gradients): averaged lazily (module doc); then call
+            :meth:`before_step` between the backward pass and each optimizer step.
 
     Example:
         >>> m = nn.Linear(1, 1, bias=False)
@@ -77,7 +80,7 @@ class WeightAverage:
         >>> for w in (1.0, 2.0, 4.0):
         ...     _ = m.weight.data.fill_(w)
         ...     avg.update()
-        >>> round(avg.state_dict()["weight"].item(), 4)  # (1*1 + 2*2 + 4*4) / (1 + 2 + 4)
+        >>> round(avg.averages()["weight"].item(), 4)  # (1*1 + 2*2 + 4*4) / (1 + 2 + 4)
         3.0
     """
 
