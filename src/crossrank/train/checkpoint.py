@@ -202,7 +202,8 @@ def save_training_state(out_dir: str | Path, *, optimizer_states: list[dict],
     """Optimizer and RNG state for ``--resume``: ``state.safetensors``, then ``latest()``
     (which writes ``latest.safetensors`` and returns its SHA-256), then ``state.json`` with
     both checksums, last, so a run cut short leaves the state of the epoch before.
-    ``average``: the weight average's tensors (``training.ema_decay``), kept in
+    ``average``: the weight average's state (``training.ema_decay``; a sparse table's as its
+    residual, :meth:`~crossrank.train.averaging.WeightAverage.state_dict`), kept in
     ``state.safetensors`` beside the optimizer's."""
     out = Path(out_dir)
     tensors, skeletons = _flatten_optimizer(optimizer_states)
