@@ -38,7 +38,7 @@ Run: .venv/bin/python benchmarks/tune_quality.py
      [--data criteo|movielens|movielens-binary|synthetic|both]
      [--trials 50] [--timeout 30m] [--folds 5] [--threads 1] [--seeds 5]
      [--refit on|off|both] [--work DIR] [--space-extra KEY=JSON ...] [--base FILE.toml]
-     [--refine N] [--keep-study]
+     [--refine N] [--keep-study] [--with-base]
 (a quick check that it works: --trials 2 --epochs 1 --seeds 1)
 """
 
@@ -61,7 +61,9 @@ import pyarrow.csv as pa_csv
 
 from crossrank.cli import main as crossrank
 from crossrank.data import load_movielens_100k, movielens_schema, write_default_synthetic
+from crossrank.pipeline import build_run_config
 from crossrank.pipeline.config_file import read_config_file
+from crossrank.pipeline.train_run import write_run_toml
 from crossrank.tune import parse_duration, tune
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -180,12 +182,17 @@ def study(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     again = _train(best, work / f"{name}_again", "--no-progress")
     reproduced = again[f"valid {result.monitor}"] == f"{result.best_folds[0]:.5f}"
     modes = ("on", "off") if args.refit == "both" else (args.refit,)
+    if args.with_base:  # the study's starting configuration, untuned, on the same rows
+        write_run_toml(build_run_config(base), work / f"{name}_base.toml")
+        modes = (*modes, "base")
     tests: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
     for seed in range(args.seeds):
         for mode in modes:
-            model = work / (f"{name}_seed{seed}" + ("_norefit" if mode == "off" else ""))
+            model = work / (f"{name}_seed{seed}" + {"on": "", "off": "_norefit",
+                                                     "base": "_base"}[mode])
             flags = ("--no-refit",) if mode == "off" else ()
-            _train(best, model, "--seed", str(seed), "--no-progress", *flags)
+            config = work / f"{name}_base.toml" if mode == "base" else best
+            _train(config, model, "--seed", str(seed), "--no-progress", *flags)
             tests[mode].append(_evaluate(model, test, fmt))
             print(f"{name} seed {seed} refit {mode}: " + ", ".join(
                 f"test {k} {tests[mode][-1][k]:.4f}" for k in ("auc", "logloss", "rmse")
@@ -266,6 +273,10 @@ def main() -> None:
     parser.add_argument("--refine", type=int, default=0, metavar="N",
                         help="crossrank tune --refine N: after the search, up to N trials "
                              "changing one choice of the best trial at a time")
+    parser.add_argument("--with-base", action="store_true",
+                        help="also train the study's starting configuration (untuned: the "
+                             "defaults for movielens-binary and synthetic) for the same seeds "
+                             "on the same rows; its rows say 'base' under refit")
     parser.add_argument("--keep-study", action="store_true",
                         help="continue the study in --work (its splits kept) instead of "
                              "starting anew, e.g. to refine a finished one")
