@@ -119,24 +119,23 @@ def criteo_split(work: Path) -> tuple[Path, Path, str]:
 
 
 def movielens_split(work: Path) -> tuple[Path, Path, str]:
-    if (work / "movielens_train.csv").exists() and (work / "movielens_test.csv").exists():
-        return work / "movielens_train.csv", work / "movielens_test.csv", "csv"
-    table = load_movielens_100k(MOVIELENS)
-    order = np.random.default_rng(0).permutation(table.num_rows)
-    cut = int(0.8 * table.num_rows)
-    train, test = work / "movielens_train.csv", work / "movielens_test.csv"
-    pa_csv.write_csv(table.take(order[:cut]), train)
-    pa_csv.write_csv(table.take(order[cut:]), test)
-    return train, test, "csv"
+    return _movielens_80_20(work, "movielens", binary=False)
 
 
 def movielens_binary_split(work: Path) -> tuple[Path, Path, str]:
-    train, test = work / "movielens_binary_train.csv", work / "movielens_binary_test.csv"
+    return _movielens_80_20(work, "movielens_binary", binary=True)
+
+
+def _movielens_80_20(work: Path, prefix: str, *, binary: bool) -> tuple[Path, Path, str]:
+    """Seed 0's 80/20 split of MovieLens-100K as CSV (kept when already written: a continued
+    study checks the files' times); ``binary``: label ``liked`` = rating >= 4."""
+    train, test = work / f"{prefix}_train.csv", work / f"{prefix}_test.csv"
     if not (train.exists() and test.exists()):
         table = load_movielens_100k(MOVIELENS)
-        liked = pc.cast(pc.greater_equal(table["user_rating"], 4), pa.int64())
-        table = table.drop_columns(["user_rating"]).append_column("liked", liked)
-        order = np.random.default_rng(0).permutation(table.num_rows)  # movielens_split's
+        if binary:
+            liked = pc.cast(pc.greater_equal(table["user_rating"], 4), pa.int64())
+            table = table.drop_columns(["user_rating"]).append_column("liked", liked)
+        order = np.random.default_rng(0).permutation(table.num_rows)
         cut = int(0.8 * table.num_rows)
         pa_csv.write_csv(table.take(order[:cut]), train)
         pa_csv.write_csv(table.take(order[cut:]), test)
