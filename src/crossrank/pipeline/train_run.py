@@ -112,9 +112,7 @@ def _train(run: RunConfig, out: Path, *, resume: bool, verbose: bool,
     if first is None:
         first = fit_prepared(run, prepared, out, resume=resume, verbose=verbose, log=log)
         record_first_pass(out, first, run.training)
-    resolved = with_resolved_training(
-        run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema),
-        prepared.schema)
+    resolved = prepared.resolved  # run with its data, schema and training resolved
     metadata = _model_metadata(resolved, prepared, out if current_context().is_main else None)
     return refit(resolved, prepared.schema, prepared.encoder, prepared.dataset, out, first,
                  metadata=metadata, resume=refit_resume,
