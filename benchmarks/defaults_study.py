@@ -14,6 +14,9 @@ Data sets (``--data``, repeatable; default all):
   the run's seed); test: 10,000 rows of the same click model written with another seed.
 * ``criteo-csv``: the 200-row Criteo CSV sample, first 150 rows train, last 50 test: a smoke
   case (its test metric is noise).
+* ``criteo-N`` (N < 8,000, e.g. ``criteo-1200``): a point of the small-data learning curve:
+  Criteo head-10k's first N rows train (validation carved from their end), the same 2,000
+  test rows as ``criteo``.
 
 Candidates (``--candidate``, repeatable; default ``old`` and ``defaults``): ``defaults`` is
 whatever the configs declare now (no option given); the others are fixed option sets below.
@@ -61,6 +64,8 @@ CRITEO = SHARED / "criteo" / "criteo_kaggle_head10k.tsv"
 CRITEO_CSV = SHARED / "criteo" / "criteo_sample200.csv"
 MOVIELENS = SHARED / "movielens-100k"
 DATA_SETS = ("criteo", "ml-reg", "ml-bin", "synthetic", "criteo-csv")
+# the auto model's network, whatever the data's size (auto is linear on small data)
+NETWORK = {"model": {"name": "dcn"}}
 
 # Earlier defaults and candidates, given explicitly so that they stay measurable after the
 # configs change: each names the FM term, the refit and the weight average it was measured
@@ -111,6 +116,11 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "ema": {"training": {"ema_decay": 0.995}},
     "ema-dense": {"training": {"ema_decay": 0.995}, "model": {"sparse_gradients": False}},
     "ema-999": {"training": {"ema_decay": 0.999}},
+    # session 11: the network and the linear model whatever the data's size
+    "network": NETWORK,
+    "linear": {"model": {"name": "linear"}},
+    "linear-mc1": {"model": {"name": "linear"}, "encoder": {"min_count": 1}},
+    "linear-mc3": {"model": {"name": "linear"}, "encoder": {"min_count": 3}},
 }
 # hand-tuned figures: (metric -> value, where measured)
 TUNED = {"criteo": ({"auc": 0.7406, "logloss": 0.4684},
@@ -143,6 +153,12 @@ def prepare(name: str, seed: int, work: Path) -> tuple[dict[str, Any], Path, str
     work.mkdir(parents=True, exist_ok=True)
     if name == "criteo":
         train, test = _lines_split(CRITEO, 8000, 10000, work, ".tsv", header=False)
+        return {"data": {"path": str(train), "format": "criteo"}}, test, "criteo"
+    if name.startswith("criteo-") and name[7:].isdigit():  # the learning curve's first N rows
+        rows = int(name[7:])
+        train, test = _lines_split(CRITEO, 8000, 10000, work, ".tsv", header=False)
+        lines = train.read_bytes().splitlines(keepends=True)
+        train.write_bytes(b"".join(lines[:rows]))
         return {"data": {"path": str(train), "format": "criteo"}}, test, "criteo"
     if name == "criteo-csv":
         train, test = _lines_split(CRITEO_CSV, 150, 200, work, ".csv", header=True)
@@ -231,6 +247,10 @@ def linear_baseline(model_dir: Path, train: str, test: Path, fmt_train: str,
             "c": best}
 
 
+def _metrics(name: str) -> tuple[str, ...]:
+    return METRICS.get(name, METRICS["criteo"])  # criteo-N: Criteo's
+
+
 def _cell(values: list[float]) -> str:
     if not values:
         return "-"
@@ -240,7 +260,8 @@ def _cell(values: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", action="append", choices=DATA_SETS, default=None)
+    parser.add_argument("--data", action="append", default=None,
+                        help=f"one of {', '.join(DATA_SETS)}, or criteo-N (N < 8000)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--candidate", action="append", choices=sorted(CANDIDATES), default=None)
@@ -248,6 +269,10 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the linear baseline")
     args = parser.parse_args()
     names = args.data or list(DATA_SETS)
+    for name in names:
+        if name not in DATA_SETS and not (name.startswith("criteo-") and name[7:].isdigit()
+                                          and 0 < int(name[7:]) < 8000):
+            parser.error(f"--data {name!r}: one of {', '.join(DATA_SETS)}, or criteo-N")
     candidates = args.candidate or ["old", "defaults"]
     for path in (CRITEO, CRITEO_CSV, MOVIELENS):
         if not path.exists():
@@ -267,14 +292,15 @@ def main() -> None:
                     out = work / cand
                     metrics, seconds, epochs = train_and_test(
                         flags, CANDIDATES[cand], seed, args.threads, out, test, fmt)
-                    for key in METRICS[name]:
+                    for key in _metrics(name):
                         table.setdefault(cand, {}).setdefault(key, []).append(metrics[key])
                     table.setdefault(cand, {}).setdefault("seconds", []).append(seconds)
                     print(f"{name} seed {seed} {cand}: " + ", ".join(
-                        f"{k} {metrics[k]:.4f}" for k in METRICS[name])
+                        f"{k} {metrics[k]:.4f}" for k in _metrics(name))
                         + f" ({epochs} epochs, {seconds:.1f}s)", flush=True)
                 # the Criteo splits do not change with the seed: one linear fit serves all
-                fit_key = (name, None if name in ("criteo", "criteo-csv") else seed)
+                fixed = name.startswith("criteo")
+                fit_key = (name, None if fixed else seed)
                 if not args.no_baseline and fit_key not in linear:
                     train_path = flags.get("data", {}).get("path") \
                         or str(work / candidates[0] / "synthetic_train.tsv")
@@ -283,22 +309,22 @@ def main() -> None:
                                                   train_fmt, fmt)
                 if not args.no_baseline:
                     base = linear[fit_key]
-                    for key in METRICS[name]:
-                        table.setdefault("linear", {}).setdefault(key, []).append(base[key])
-                    print(f"{name} seed {seed} linear (C/alpha {base['c']}): " + ", ".join(
-                        f"{k} {base[k]:.4f}" for k in METRICS[name]), flush=True)
-    columns = [*candidates, *([] if args.no_baseline else ["linear"])]
+                    for key in _metrics(name):
+                        table.setdefault("sklearn", {}).setdefault(key, []).append(base[key])
+                    print(f"{name} seed {seed} sklearn (C/alpha {base['c']}): " + ", ".join(
+                        f"{k} {base[k]:.4f}" for k in _metrics(name)), flush=True)
+    columns = [*candidates, *([] if args.no_baseline else ["sklearn"])]
     print(f"\ntest metric, mean ± sd over seeds {seeds.start}..{seeds.stop - 1} "
-          f"(linear: LogisticRegression / Ridge on one-hot, C chosen on validation)")
+          f"(sklearn: LogisticRegression / Ridge on one-hot, C chosen on validation)")
     print(f"{'data':<11} {'metric':<8} " + " ".join(f"{c:>17}" for c in columns)
           + "  tuned (where measured); peers")
     for name in names:
-        for key in METRICS[name]:
+        for key in _metrics(name):
             cells = " ".join(f"{_cell(results[name].get(c, {}).get(key, [])):>17}"
                              for c in columns)
             tuned = TUNED.get(name)
             ref = f"{tuned[0][key]:.4f} ({tuned[1]})" if tuned else "-"
-            peers = PEERS.get(name, "") if key == METRICS[name][0] else ""
+            peers = PEERS.get(name, "") if key == _metrics(name)[0] else ""
             print(f"{name:<11} {key:<8} {cells}  {ref}{'; ' + peers if peers else ''}")
         secs = " ".join(f"{_cell(results[name].get(c, {}).get('seconds', [])):>17}"
                         for c in candidates)

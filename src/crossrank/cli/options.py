@@ -45,7 +45,7 @@ def _flag(key: str) -> str:
 
 def config_flags() -> list[tuple[str, str, Any, str, Any, Any]]:
     """``(dotted key, flag, type, help, default, choices)`` of every generated flag."""
-    from crossrank.models.registry import list_models
+    from crossrank.models.registry import AUTO_LINEAR_ROWS, AUTO_MODEL, list_models
 
     rows: list[tuple[str, str, Any, str, Any, Any]] = []
     for section, cls in _sections():
@@ -53,7 +53,9 @@ def config_flags() -> list[tuple[str, str, Any, str, Any, Any]]:
             if key not in _NO_FLAG:
                 rows.append((key, _flag(key), tp, help_text, default, choices))
     rows.append(("model.name", "--model", str, "model family (its options: --model-option, "
-                 "listed below)", "dcn", tuple(list_models())))
+                 "listed below); auto: dcn, or linear on fewer than "
+                 f"{AUTO_LINEAR_ROWS:,} training rows when no model option is given",
+                 AUTO_MODEL, (AUTO_MODEL, *list_models())))
     rows.append(("model.embedding_dim", "--embedding-dim", int, "embedding dim D", 16, None))
     flags = [r[1] for r in rows]
     duplicated = {f for f in flags if flags.count(f) > 1}

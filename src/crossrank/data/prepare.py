@@ -55,15 +55,16 @@ EncoderOptions = EncoderConfig
 
 def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderConfig,
                  out: Path, on_bad_rows: str, rejects_path: str | Path | None, resume: bool,
-                 log: Callable[[str], Any], keep_parsed_mb: int = REPLAY_BYTES >> 20
-                 ) -> tuple[FeatureEncoder, EncodedDataset]:
+                 log: Callable[[str], Any], keep_parsed_mb: int = REPLAY_BYTES >> 20,
+                 report_rejects: bool = True) -> tuple[FeatureEncoder, EncodedDataset]:
     """Fit the encoder on ``data`` and encode it into ``out/cache`` (see the module doc); a
     rank's files whose parsed rows fit in ``keep_parsed_mb`` MiB are parsed once
     (:mod:`crossrank.data.replay`).
 
     With ``resume`` and an encoder and a cache in ``out`` on every rank, they are opened
     instead (same ids, same rows, no re-parse). Returns the encoder and the cache, the same
-    on every rank.
+    on every rank. ``report_rejects=False``: no line for skipped bad rows (a second encoding
+    of rows already reported).
     """
     world = current_context()
     encoder_dir, cache_dir, work = out / "encoder", out / "cache", out / PARTS_DIR
@@ -142,6 +143,6 @@ def prepare_data(*, data: str, fmt: str, schema: TableSchema, options: EncoderCo
             shutil.rmtree(work)
 
     run_agreed(join)
-    if counts and world.is_main:
+    if counts and world.is_main and report_rejects:
         print(f"skipped {sum(counts.values())} bad rows ({summarize(counts)}); see {rejects_file}")
     return encoder, EncodedDataset.open(cache_dir)

@@ -29,7 +29,7 @@ from crossrank.ops.activations import ACTIVATIONS
 from crossrank.ops.dispatch import BACKENDS
 from crossrank.options import from_dict, option, to_dict
 
-__all__ = ["CrossConfig", "DCNConfig", "DLRMConfig", "DNNConfig", "LogitTerms",
+__all__ = ["CrossConfig", "DCNConfig", "DLRMConfig", "DNNConfig", "LinearConfig", "LogitTerms",
            "MultiTaskConfig", "from_dict", "to_dict"]
 
 STRUCTURES = ("stacked", "parallel", "cross_only")
@@ -311,3 +311,32 @@ class DNNConfig:
     def __post_init__(self) -> None:
         _check_choices(self, "")
         _check_non_negative(self, "", "dropout", "embedding_l2")
+
+
+@dataclass(frozen=True)
+class LinearConfig:
+    """Logistic (binary) or linear (regression) regression over the same features: a weight per
+    categorical value, one per standardized dense feature, an intercept; no embeddings.
+
+    Trained along a regularization path (:mod:`crossrank.train.linear_path`): epoch k solves
+    ``mean loss + ||w||^2 / (2 C_k n)`` to convergence with L-BFGS, warm-started, for
+    ``C_k = path_start * path_ratio ** k`` (scikit-learn's C: the larger, the weaker the
+    penalty; n the training rows, or their total weight); validation after each point and
+    early stopping pick C, as they pick the epoch of a network.
+    """
+
+    path_start: float = option(1e-3, help="C of the path's first point (the strongest L2)")
+    path_ratio: float = option(10 ** 0.5, help="C grows by this factor from one point (epoch) "
+                               "to the next")
+    max_iter: int = option(200, help="L-BFGS iterations at most per point of the path")
+
+    def __post_init__(self) -> None:
+        for name in ("path_start", "path_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{name} must be a number > 0, got {value!r}")
+        if not self.path_ratio > 1:
+            raise ConfigError(f"path_ratio must be > 1 (the penalty weakens along the path), "
+                              f"got {self.path_ratio!r}")
+        if not _is_count(self.max_iter, 1):
+            raise ConfigError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")

@@ -14,14 +14,23 @@ from typing import Any
 
 from crossrank.errors import ConfigError
 from crossrank.models.base import RankingModel
-from crossrank.models.config import DCNConfig, DLRMConfig, DNNConfig, MultiTaskConfig
+from crossrank.models.config import DCNConfig, DLRMConfig, DNNConfig, LinearConfig, MultiTaskConfig
 from crossrank.models.dcn import DCN
 from crossrank.models.dlrm import DLRM
 from crossrank.models.dnn import DNN
+from crossrank.models.linear import LinearModel
 from crossrank.models.multitask import build_multitask
 from crossrank.models.schema import FeatureSchema
 from crossrank.models.spec_migration import SPEC_VERSION, migrate_spec, v1_option_name
 from crossrank.options import describe_fields, from_dict, nearest, to_dict
+
+# The default model name: DCN-V2 with its defaults, or the linear model on a small data set
+# (crossrank.pipeline.auto_model). Its options are DCN's: a network option given means DCN.
+AUTO_MODEL = "auto"
+AUTO_OPTIONS_FAMILY = "dcn"
+# Below this many training rows a tuned logistic regression beats the network's defaults
+# (benchmarks/small_data_curve.py, RESULTS.md "small data"): auto then means linear.
+AUTO_LINEAR_ROWS = 3_000
 
 TASK_IS_NOT_AN_OPTION = ("task is not a model option: it is set once, by the schema's task "
                          "(--task)")
@@ -48,6 +57,9 @@ _REGISTRY: dict[str, ModelEntry] = {
     "dlrm": ModelEntry(DLRM, DLRMConfig, {"terms": {"fm_dim": 0, "fm_l2": 0.0}},
                        "DLRM with dot, dcn or projection interaction"),
     "dnn": ModelEntry(DNN, DNNConfig, {}, "plain deep network baseline"),
+    "linear": ModelEntry(LinearModel, LinearConfig, {},
+                         "logistic (linear) regression, its L2 chosen on validation; the "
+                         "default below AUTO_LINEAR_ROWS training rows"),
 }
 
 
@@ -56,9 +68,19 @@ def list_models() -> list[str]:
 
     Example:
         >>> list_models()
-        ['dcn', 'dcn-mix', 'dlrm', 'dnn']
+        ['dcn', 'dcn-mix', 'dlrm', 'dnn', 'linear']
     """
     return sorted(_REGISTRY)
+
+
+def options_family(name: str) -> str:
+    """The family whose options model ``name`` takes: its own, DCN's for ``"auto"``.
+
+    Example:
+        >>> options_family("auto"), options_family("dnn")
+        ('dcn', 'dnn')
+    """
+    return AUTO_OPTIONS_FAMILY if name == AUTO_MODEL else name
 
 
 def _entry(name: str) -> ModelEntry:
@@ -144,10 +166,14 @@ def build_model(name: str, schema: FeatureSchema, config: Mapping[str, Any] | An
         raise TypeError(f"config for {name!r} must be a dict or {entry.config_cls.__name__}, "
                         f"got {type(config).__name__}")
     tasks = (task,) if isinstance(task, str) else tuple(task)
+    if len(tasks) > 1 and not hasattr(cfg, "multitask"):
+        raise ConfigError(f"model {name!r} takes one label, got {len(tasks)} "
+                          f"({', '.join(tasks)}): train one model per label, or a network "
+                          "(--model dcn) for several")
     if len(tasks) > 1:
         model: RankingModel = build_multitask(entry.build, schema, cfg, tasks)
     else:
-        if cfg.multitask != MultiTaskConfig():
+        if getattr(cfg, "multitask", MultiTaskConfig()) != MultiTaskConfig():
             raise ConfigError("multitask.* options are for several labels (--label a,b); "
                               f"this model has one task, got multitask={to_dict(cfg.multitask)}")
         model = entry.build(schema, cfg, task=tasks[0] if tasks else "")

@@ -97,12 +97,12 @@ def _nulls_from_none(data: dict[str, Any]) -> dict[str, Any]:
 
 def field_types(run_dict: Mapping[str, Any]) -> dict[str, Any]:
     """Dotted key -> annotation of every option of a run, for the model family that
-    ``run_dict['model']['name']`` names (default dcn)."""
+    ``run_dict['model']['name']`` names (default auto, whose options are DCN's)."""
     from crossrank.data.config import DataConfig, EncoderConfig, SchemaConfig
-    from crossrank.models.registry import list_models, model_entry
+    from crossrank.models.registry import AUTO_MODEL, list_models, model_entry, options_family
     from crossrank.train.config import TrainConfig
 
-    name = (run_dict.get("model") or {}).get("name", "dcn")
+    name = options_family((run_dict.get("model") or {}).get("name", AUTO_MODEL))
     family = model_entry(name)[0] if name in list_models() else None
     found: dict[str, Any] = {"model.name": str, "model.embedding_dim": int}
     for section, cls in (("data", DataConfig), ("schema", SchemaConfig),

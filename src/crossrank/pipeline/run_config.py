@@ -21,10 +21,12 @@ from typing import Any
 from crossrank.data.config import DataConfig, EncoderConfig, SchemaConfig
 from crossrank.errors import ConfigError
 from crossrank.models.registry import (
+    AUTO_MODEL,
     TASK_IS_NOT_AN_OPTION,
     family_options,
     list_models,
     model_entry,
+    options_family,
 )
 from crossrank.options import from_dict, nearest, to_dict
 from crossrank.train.config import TrainConfig
@@ -36,14 +38,16 @@ MODEL_KEYS = ("name", "embedding_dim")  # the model section's own keys; the rest
 
 @dataclass(frozen=True)
 class ModelSection:
-    """The model section: ``name`` (a registered family), ``embedding_dim`` and ``config``, the
-    family's own typed config (e.g. :class:`~crossrank.models.DCNConfig`).
+    """The model section: ``name`` (a registered family, or ``"auto"``: DCN-V2, or the linear
+    model on a small data set, decided when the data is encoded:
+    :mod:`crossrank.pipeline.auto_model`), ``embedding_dim`` and ``config``, the family's own
+    typed config (e.g. :class:`~crossrank.models.DCNConfig`; auto's is DCN's).
 
     In a config file the family's options sit in the same ``[model]`` table as ``name`` (nested
     ones in sub-tables such as ``[model.cross]``).
     """
 
-    name: str = "dcn"
+    name: str = AUTO_MODEL
     embedding_dim: int = 16
     config: Any = None
 
@@ -72,18 +76,20 @@ def build_model_section(data: Mapping[str, Any]) -> ModelSection:
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"'model' must be a table of options, got {data!r}")
-    name = data.get("name", "dcn")
-    if name not in list_models():
-        near = nearest(str(name), list_models())
+    name = data.get("name", AUTO_MODEL)
+    names = [AUTO_MODEL, *list_models()]
+    if name not in names:
+        near = nearest(str(name), names)
         raise ConfigError(f"unknown model {name!r}" + (f"; did you mean {near!r}?" if near else "")
-                          + f" (choose one of {', '.join(list_models())})")
+                          + f" (choose one of {', '.join(names)})")
     dim = data.get("embedding_dim", 16)
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise ConfigError(f"option 'model.embedding_dim' must be a positive integer, got {dim!r}")
     if "task" in data:
         raise ConfigError(TASK_IS_NOT_AN_OPTION)
-    config_cls, _ = model_entry(name)
-    options = family_options(name, {k: v for k, v in data.items() if k not in MODEL_KEYS})
+    config_cls, _ = model_entry(options_family(name))
+    options = family_options(options_family(name),
+                             {k: v for k, v in data.items() if k not in MODEL_KEYS})
     return ModelSection(name=name, embedding_dim=dim,
                         config=from_dict(config_cls, options, where="model."))
 

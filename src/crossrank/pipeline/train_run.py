@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from crossrank.data.config import EncoderConfig
 from crossrank.data.dataset import EncodedDataset
 from crossrank.data.encoders import FeatureEncoder
 from crossrank.data.files import infer_format
@@ -32,6 +33,13 @@ from crossrank.data.prepare import prepare_data
 from crossrank.data.schema import TableSchema
 from crossrank.data.synthetic_default import write_default_synthetic
 from crossrank.distributed import current_context, run_agreed
+from crossrank.models.registry import AUTO_MODEL
+from crossrank.pipeline.auto_model import (
+    auto_from_saved,
+    auto_line,
+    encoder_for,
+    resolve_auto_model,
+)
 from crossrank.pipeline.config_file import dataclass_defaults, toml_text
 from crossrank.pipeline.refit import (
     build_run_model,
@@ -42,7 +50,7 @@ from crossrank.pipeline.refit import (
     refits,
 )
 from crossrank.pipeline.run_config import RunConfig, build_run_config
-from crossrank.pipeline.run_dir import RunDirLock, check_resume, claim_run_dir
+from crossrank.pipeline.run_dir import RunDirLock, check_resume, claim_run_dir, saved_run_config
 from crossrank.pipeline.schema import resolve_table_schema, resolved_section
 from crossrank.safe_io import atomic_write_bytes, sha256_file
 from crossrank.train.averaging import resolve_ema_decay
@@ -143,17 +151,35 @@ def prepare_run_data(run: RunConfig, out: Path, *, resume: bool = False,
     if inferred is not None:
         log("schema inferred (name columns with --dense/--categorical/--exclude, or give "
             "--schema):\n" + inferred.format_table())
-    resolved = with_resolved_training(run.replace(
-        data=dataclasses.replace(run.data, format=fmt),
-        schema=resolved_section(run.schema, schema)), schema)
+    base = run.replace(data=dataclasses.replace(run.data, format=fmt),
+                       schema=resolved_section(run.schema, schema))
+    if resume and world.is_main:  # the family the saved run's auto model became
+        base = base.replace(model=auto_from_saved(base.model, saved_run_config(out)))
+    base = base.replace(encoder=encoder_for(base.encoder, base.model.name))
+    resolved = with_resolved_training(base, schema)
     if resume:  # before the cache is reused: it was encoded with the saved options
         run_agreed(lambda: check_resume(out, resolved.to_dict()) if world.is_main else None)
     started = time.perf_counter()
-    encoder, dataset = prepare_data(data=data, fmt=fmt, schema=schema, options=run.encoder,
-                                    out=out, on_bad_rows=run.data.on_bad_rows,
-                                    rejects_path=run.data.rejects, resume=resume, log=log,
-                                    keep_parsed_mb=run.data.keep_parsed_mb)
+
+    def encode(options: EncoderConfig, again: bool = False) -> tuple[FeatureEncoder,
+                                                                     EncodedDataset]:
+        return prepare_data(data=data, fmt=fmt, schema=schema, options=options, out=out,
+                            on_bad_rows=run.data.on_bad_rows, rejects_path=run.data.rejects,
+                            resume=resume and not again, log=log,
+                            keep_parsed_mb=run.data.keep_parsed_mb, report_rejects=not again)
+
+    encoder, dataset = encode(resolved.encoder)
     log(f"encoded {len(dataset):,} rows in {time.perf_counter() - started:.1f}s")
+    if resolved.model.name == AUTO_MODEL:  # decided by the rows: the run names its family
+        base = base.replace(model=resolve_auto_model(resolved.model, len(dataset),
+                                                     len(schema.labels)))
+        base = base.replace(encoder=encoder_for(base.encoder, base.model.name))
+        if base.encoder != resolved.encoder:  # the linear model's vocabulary: a few thousand
+            encoder, dataset = encode(base.encoder, again=True)  # rows at most, again
+        resolved = with_resolved_training(base, schema)
+        line = auto_line(base.model, len(dataset))
+        if line:
+            log(line)
     return PreparedData(resolved, schema, inferred, encoder, dataset)
 
 
@@ -173,8 +199,11 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
     starting = torch_default_threads()
     torch.set_num_threads(cfg.threads or starting)
     torch.manual_seed(cfg.seed)
-    resolved = with_resolved_training(
-        run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema), schema)
+    run = run.replace(model=resolve_auto_model(run.model, len(prepared.dataset),
+                                               len(schema.labels)))
+    resolved = with_resolved_training(  # the encoder as prepared (min_count resolved)
+        run.replace(data=prepared.resolved.data, schema=prepared.resolved.schema,
+                    encoder=prepared.resolved.encoder), schema)
     train, valid = holdout(prepared.dataset, cfg.valid_fraction, fold)
     model = build_run_model(run, schema, encoder)
     averaged = resolved.training.ema_decay
@@ -193,10 +222,13 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
 
 def with_resolved_training(run: RunConfig, schema: TableSchema) -> RunConfig:
     """``run`` with the training options the data's task decides written down: the weight
-    average (``training.ema_decay`` none -> the task's decay, or 0 for none), so that
-    ``run.toml`` and ``model.json`` say what was done and ``crossrank train --config run.toml``
-    does it again whatever a later version's default."""
-    ema_decay = resolve_ema_decay(run.training.ema_decay, schema.tasks) or 0.0
+    average (``training.ema_decay`` none -> the task's decay, or 0 for none; none for the
+    linear model, which is solved, not stepped), so that ``run.toml`` and ``model.json`` say
+    what was done and ``crossrank train --config run.toml`` does it again whatever a later
+    version's default."""
+    ema_decay = run.training.ema_decay if run.model.name == "linear" else \
+        resolve_ema_decay(run.training.ema_decay, schema.tasks)
+    ema_decay = ema_decay or 0.0
     return run.replace(training=dataclasses.replace(run.training, ema_decay=ema_decay))
 
 

@@ -44,18 +44,10 @@ from crossrank.train.batch_source import (  # noqa: F401 (importable from here a
     iter_shares,
     share_weight,
 )
-from crossrank.train.checkpoint import (
-    load_tensors,
-    save_model,
-    save_tensors,
-    save_training_state,
-)
+from crossrank.train.checkpoint import load_tensors, save_model, save_tensors, save_training_state
 from crossrank.train.config import TrainConfig
-from crossrank.train.multitask_metrics import (
-    check_task_weights,
-    higher_is_better,
-    resolve_monitor,
-)
+from crossrank.train.linear_path import check_path_training, path_c, path_epoch
+from crossrank.train.multitask_metrics import check_task_weights, higher_is_better, resolve_monitor
 from crossrank.train.resume import read_resume_state
 from crossrank.train.scoring import (  # noqa: F401 (evaluate: importable from here)
     Scored,
@@ -155,8 +147,10 @@ class Trainer:
             # doc of crossrank.distributed.sparse_gradients says why)
             averager = SparseGradientAverager(leave_out_of_ddp(model))
             self.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.by_path = check_path_training(model, config)  # the linear family's solver
         # every rank updates its own (equal) average: the weights are equal on every rank
-        self.ema_decay = resolve_ema_decay(config.ema_decay, model.tasks)
+        self.ema_decay = None if self.by_path else resolve_ema_decay(config.ema_decay,
+                                                                     model.tasks)
         self.average = None if self.ema_decay is None else WeightAverage(
             model, decay=self.ema_decay, lazy_tables=sparse_tables(model))
         # after backward: the ranks' sparse gradients averaged, then the lazy average's rows
@@ -198,12 +192,14 @@ class Trainer:
                     break
                 saving: Future[str] | None = None  # the best weights' save, when improved
                 started = time.perf_counter()
-                train_loss, skipped = self._train_epoch(train, epoch, epoch * steps_per_epoch,
-                                                        total_steps, steps_per_epoch)
+                train_loss, skipped = (path_epoch(model, train, epoch, device=cfg.device), 0) \
+                    if self.by_path else self._train_epoch(train, epoch, epoch * steps_per_epoch,
+                                                           total_steps, steps_per_epoch)
                 health.check_weights(model, epoch=epoch, lr=cfg.lr)
                 record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
                                           "seconds": time.perf_counter() - started}
                 record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
+                record.update({"path_c": path_c(model, epoch)} if self.by_path else {})
                 if cfg.on_nonfinite == "skip":
                     record["skipped_steps"] = skipped
                 # with training.ema_decay the averaged weights are validated and saved as the

@@ -1,0 +1,148 @@
+"""Training the linear family: a regularization path, one point per epoch.
+
+Epoch k of a :class:`~crossrank.models.linear.LinearModel` solves the convex problem
+
+    min_w  sum_i s_i l(x_i, y_i; w) / S  +  ||w||^2 / (2 C_k S),    C_k = path_start * ratio^k
+
+(``l`` the log-loss or squared error, ``s_i`` the rows' weights (1 without), ``S`` their sum,
+``w`` every weight but the intercept) to convergence with full-batch L-BFGS (strong Wolfe line
+search), starting from epoch k-1's solution. That is scikit-learn's ``LogisticRegression(C)``
+(binary) and ``Ridge(alpha = 1 / (2 C))`` (regression) objective divided by ``C S``: the same
+minimizer. The Trainer validates after each point and its early stopping picks C the way it
+picks a network's epoch; ``training.refit`` then walks the path again on every training row up
+to the chosen point, as scikit-learn's baseline refits with the chosen C.
+
+What a network's training options mean here: ``epochs`` is the number of path points at most,
+``patience`` as always; the solver reads the training rows in order in chunks of
+:data:`CHUNK_ROWS` (its result does not depend on ``batch_size``, ``lr``, ``optimizer``, the
+schedule or the seed: a linear run is deterministic).
+
+Example:
+    >>> import torch
+    >>> from crossrank.models import FeatureSchema
+    >>> from crossrank.models.linear import LinearModel
+    >>> from crossrank.train.inmemory import TensorSource
+    >>> x = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
+    >>> model = LinearModel(FeatureSchema(dense=("x",)), task="regression")
+    >>> loss = fit_point(model, TensorSource(x, 2 * x[:, 0]), c=1e6)
+    >>> round(float(model(x[:1] + 1)), 3)  # 2 * 1, the penalty all but gone
+    2.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+
+from crossrank.distributed import current_context
+from crossrank.errors import ConfigError
+from crossrank.models.base import RankingModel
+from crossrank.models.linear import LinearModel
+from crossrank.models.task import loss_fn
+from crossrank.train.batch_source import BatchSource
+from crossrank.train.config import TrainConfig
+
+CHUNK_ROWS = 65_536  # rows per forward pass of the full-batch objective: memory, not result
+
+
+def solves_by_path(model: RankingModel) -> bool:
+    """True for a model the Trainer trains with :func:`path_epoch` (the linear family)."""
+    return bool(getattr(model, "solves_by_path", False))
+
+
+def check_path_training(model: RankingModel, config: TrainConfig) -> bool:
+    """Whether the Trainer trains ``model`` along the path (:func:`solves_by_path`); an error
+    for the options that cannot apply to it: data-parallel processes, a weight average."""
+    if not solves_by_path(model):
+        return False
+    if current_context().is_distributed:
+        raise ConfigError("the linear model trains in one process: run it without torchrun "
+                          "(it solves on all its rows at once; a large log wants a network)")
+    if config.ema_decay:
+        raise ConfigError(f"training.ema_decay {config.ema_decay} averages mini-batch updates; "
+                          "the linear model is solved to convergence at each point of its "
+                          "path: leave it unset, or 0")
+    return True
+
+
+def path_c(model: LinearModel, epoch: int) -> float:
+    """C of the path's point ``epoch`` (from 0)."""
+    return float(model.config.path_start * model.config.path_ratio ** epoch)
+
+
+def fit_scaling(model: LinearModel, train: BatchSource, *, device: str = "cpu") -> None:
+    """Set the model's dense standardization from the rows of ``train`` (their mean and
+    standard deviation, unweighted), once: a model already scaled (a resumed run's) keeps it."""
+    if bool(model.scaled) or not model.schema.num_dense:
+        model.scaled.fill_(True)
+        return
+    total = torch.zeros(model.schema.num_dense, dtype=torch.float64)
+    squares, rows = torch.zeros_like(total), 0
+    for dense, _, _, _ in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
+        d = dense.to(torch.float64)
+        total, squares, rows = total + d.sum(0), squares + d.square().sum(0), rows + d.shape[0]
+    mean = total / max(rows, 1)
+    std = (squares / max(rows, 1) - mean.square()).clamp_min(0).sqrt()
+    model.set_scaling(mean.to(device), std.to(device))
+
+
+def fit_point(model: LinearModel, train: BatchSource, *, c: float, device: str = "cpu") -> float:
+    """Solve the module doc's problem at ``c`` from the model's current weights; returns the
+    weighted mean task loss of ``train`` at the solution (without the penalty)."""
+    if len(model.tasks) != 1:
+        raise ConfigError("the linear model takes one label")
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=model.config.max_iter,
+                                  history_size=20, line_search_fn="strong_wolfe",
+                                  tolerance_grad=1e-9, tolerance_change=1e-12)
+    total_weight = _total_weight(train)
+
+    def objective() -> Tensor:
+        optimizer.zero_grad()
+        value = torch.zeros((), dtype=torch.float64)
+        for part in _weighted_losses(model, train, total_weight, device):
+            part.backward()
+            value = value + part.detach().to(torch.float64)
+        penalty = sum(w.square().sum() for w in model.weights()) / (2.0 * c * total_weight)
+        assert isinstance(penalty, Tensor)  # first_order always has its dense weights
+        penalty.backward()
+        return (value + penalty.detach().to(torch.float64)).to(params[0].dtype)
+
+    model.train()
+    optimizer.step(objective)
+    optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():  # the task loss at the weights the solver ended with
+        return float(sum(float(part) for part in
+                         _weighted_losses(model, train, total_weight, device)))
+
+
+def _weighted_losses(model: LinearModel, train: BatchSource, total_weight: float,
+                     device: str) -> Iterator[Tensor]:
+    """Each chunk's task loss times its share of the rows' total weight (they sum to the
+    weighted mean loss of ``train``)."""
+    for dense, sparse, label, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
+        dense, label = dense.to(device), label.to(device)
+        sparse = None if sparse is None else sparse.to(device)
+        weight = None if weight is None else weight.to(device)
+        share = float(weight.sum()) if weight is not None else float(label.shape[0])
+        yield loss_fn(model.task, model(dense, sparse), label, weight) * (share / total_weight)
+
+
+def path_epoch(model: LinearModel, train: BatchSource, epoch: int, *,
+               device: str = "cpu") -> float:
+    """Epoch ``epoch`` of a linear run: the dense scaling on the first, then the path's point
+    ``epoch``; returns the training rows' mean task loss there."""
+    fit_scaling(model, train, device=device)
+    return fit_point(model, train, c=path_c(model, epoch), device=device)
+
+
+def _total_weight(train: BatchSource) -> float:
+    """The rows of ``train``, or the sum of their weights; an error when that is not > 0."""
+    total = 0.0
+    for _, _, label, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
+        total += float(weight.sum()) if weight is not None else float(label.shape[0])
+    if not total > 0:
+        raise ValueError("the training set is empty (or every row weighs 0)")
+    return total
