@@ -154,7 +154,7 @@ def test_choices_come_from_the_registries(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "{" + ",".join(list_models()) + "}" in text
+    assert "{" + ",".join(["auto", *list_models()]) + "}" in text
     assert "{" + ",".join(OPTIMIZERS) + "}" in text
     # --monitor also takes LABEL/METRIC (multi-task): the metrics are listed in its help
     assert ", ".join(HIGHER_IS_BETTER) in text

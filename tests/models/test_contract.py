@@ -36,6 +36,7 @@ SMALL = {
     "dcn-mix": {"deep_layers": [8], "cross": {"rank": 3, "num_experts": 2}},
     "dlrm": {"bottom_layers": [8, 4], "top_layers": [8]},
     "dnn": {"deep_layers": [8, 4]},
+    "linear": {},
 }
 DLRM = SMALL["dlrm"]
 TERMS = {"first_order": True, "first_order_l2": 0.1, "fm_dim": 3, "fm_l2": 0.05}
@@ -87,7 +88,7 @@ def _batch(b, seed=0, schema=SCHEMA):
 
 
 def test_registry_lists_all_models():
-    assert list_models() == ["dcn", "dcn-mix", "dlrm", "dnn"]
+    assert list_models() == ["dcn", "dcn-mix", "dlrm", "dnn", "linear"]
 
 
 @pytest.mark.parametrize("schema", [SCHEMA, MULTI], ids=["categorical", "multi-valued"])
@@ -106,7 +107,9 @@ def test_model_contract(name, config, task, schema):
     model.train()
     logits = model(dense, sparse)
     assert logits.shape == (6,) and torch.isfinite(logits).all()
-    loss = loss_fn(model.task, logits, torch.randint(0, 2, (6,)).float()) + model.regularization()
+    # labels not half ones: a model whose logits all start at 0 (linear) gets a bias gradient
+    labels = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 0.0])
+    loss = loss_fn(model.task, logits, labels) + model.regularization()
     loss.backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None, f"{name}: no gradient for {pname}"

@@ -30,7 +30,7 @@ def _options(name, arch):
 
 
 @pytest.mark.parametrize("arch", ["shared_bottom", "mmoe"])
-@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("name", [n for n in list_models() if n != "linear"])
 def test_every_family_is_a_multi_task_body(name, arch):
     torch.manual_seed(0)
     model = build_model(name, SCHEMA, _options(name, arch), task=TASKS)
@@ -123,3 +123,9 @@ def test_bad_multi_task_options_are_one_line_errors(options, message):
 def test_multi_task_options_with_one_label_are_an_error_not_ignored():
     with pytest.raises(ConfigError, match="multitask.* options are for several labels"):
         build_model("dcn", SCHEMA, {"multitask.arch": "mmoe"}, task="binary")
+
+
+def test_the_linear_model_takes_one_label():
+    with pytest.raises(ConfigError, match="model 'linear' takes one label, got 2") as err:
+        build_model("linear", SCHEMA, {}, task=TASKS)
+    assert "\n" not in str(err.value)

@@ -24,7 +24,7 @@ class LinearModel(RankingModel):
 
     Parts: ``first_order`` (the weights, :class:`~crossrank.layers.FirstOrder`: a scalar per
     categorical value, multi-valued fields pooled like their embeddings, and one per dense
-    feature) and the intercept ``bias``. The dense features are standardized by the buffers
+    feature) and ``intercept`` (its ``bias``). The dense features are standardized by the buffers
     ``dense_mean`` and ``dense_scale``, which the path solver sets from the training rows
     before its first point (``scaled`` says whether it has): an L2 penalty is only fair to
     features of one scale. The embedding dim of the schema is not used.
@@ -37,6 +37,8 @@ class LinearModel(RankingModel):
         >>> schema = FeatureSchema(dense=("a",), categorical=("u",), vocab_sizes=(4,))
         >>> LinearModel(schema)(torch.rand(3, 1), torch.tensor([[0], [1], [3]]))
         tensor([0., 0., 0.], grad_fn=<AddBackward0>)
+        >>> sorted(LinearModel(schema).named_parts())
+        ['first_order', 'intercept']
     """
 
     config: LinearConfig
@@ -49,7 +51,7 @@ class LinearModel(RankingModel):
         self.first_order = FirstOrder(schema.num_dense, schema.vocab_sizes, l2=0.0,
                                       sparse=False, field_names=schema.categorical,
                                       bags=schema_bags(schema))
-        self.bias = nn.Parameter(torch.zeros(()))
+        self.intercept = Intercept()
         self.register_buffer("dense_mean", torch.zeros(schema.num_dense))
         self.register_buffer("dense_scale", torch.ones(schema.num_dense))
         self.register_buffer("scaled", torch.zeros((), dtype=torch.bool))
@@ -57,7 +59,7 @@ class LinearModel(RankingModel):
     def forward(self, dense: Tensor | None, categorical: Tensor | None = None) -> Tensor:
         dense, categorical = self.check_inputs(dense, categorical)
         standard = (dense - self.dense_mean.to(dense.dtype)) / self.dense_scale.to(dense.dtype)
-        return self.first_order(standard, categorical) + self.bias.to(standard.dtype)  # (B,)
+        return self.first_order(standard, categorical) + self.intercept.bias.to(standard.dtype)
 
     def weights(self) -> list[Tensor]:
         """The penalized weights: every one but the intercept."""
@@ -72,3 +74,11 @@ class LinearModel(RankingModel):
 
     def describe(self) -> str:
         return "linear"
+
+
+class Intercept(nn.Module):
+    """The linear model's intercept, a part of its own (every parameter belongs to a part)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(()))

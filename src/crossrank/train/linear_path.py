@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import torch
@@ -90,42 +91,55 @@ def fit_scaling(model: LinearModel, train: BatchSource, *, device: str = "cpu") 
 
 def fit_point(model: LinearModel, train: BatchSource, *, c: float, device: str = "cpu") -> float:
     """Solve the module doc's problem at ``c`` from the model's current weights; returns the
-    weighted mean task loss of ``train`` at the solution (without the penalty)."""
+    weighted mean task loss of ``train`` at the solution (without the penalty).
+
+    The solver works on a float64 copy of the model (a float32 objective cannot tell the
+    last digits of its minimum apart, and stops short of it; the model is a weight per value,
+    so the copy is small) and writes the solution back into ``model``'s own dtype."""
     if len(model.tasks) != 1:
         raise ConfigError("the linear model takes one label")
-    params = [p for p in model.parameters() if p.requires_grad]
+    work = copy.deepcopy(model).to(torch.float64)
+    params = [p for p in work.parameters() if p.requires_grad]
     optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=model.config.max_iter,
                                   history_size=20, line_search_fn="strong_wolfe",
-                                  tolerance_grad=1e-9, tolerance_change=1e-12)
+                                  tolerance_grad=1e-9, tolerance_change=1e-15)
     total_weight = _total_weight(train)
+    # minimized as C S times the module doc's objective, C sum_i s_i l_i + |w|^2 / 2 (the
+    # same minimizer, scikit-learn's form): its Hessian's eigenvalues are >= 1 along every
+    # penalized weight, so a gradient below the tolerance leaves the weights that close
+    scale = c * total_weight
 
     def objective() -> Tensor:
         optimizer.zero_grad()
         value = torch.zeros((), dtype=torch.float64)
-        for part in _weighted_losses(model, train, total_weight, device):
+        for part in _weighted_losses(work, train, total_weight, device):
+            part = part * scale
             part.backward()
-            value = value + part.detach().to(torch.float64)
-        penalty = sum(w.square().sum() for w in model.weights()) / (2.0 * c * total_weight)
+            value = value + part.detach()
+        penalty = sum(w.square().sum() for w in work.weights()) / 2.0
         assert isinstance(penalty, Tensor)  # first_order always has its dense weights
         penalty.backward()
-        return (value + penalty.detach().to(torch.float64)).to(params[0].dtype)
+        return value + penalty.detach()
 
-    model.train()
+    work.train()
     optimizer.step(objective)
-    optimizer.zero_grad(set_to_none=True)
-    with torch.no_grad():  # the task loss at the weights the solver ended with
+    with torch.no_grad():
+        for mine, solved in zip(model.parameters(), work.parameters(), strict=True):
+            mine.copy_(solved)
+        # the task loss at the weights the solver ended with
         return float(sum(float(part) for part in
-                         _weighted_losses(model, train, total_weight, device)))
+                         _weighted_losses(work, train, total_weight, device)))
 
 
 def _weighted_losses(model: LinearModel, train: BatchSource, total_weight: float,
                      device: str) -> Iterator[Tensor]:
     """Each chunk's task loss times its share of the rows' total weight (they sum to the
     weighted mean loss of ``train``)."""
+    dtype = model.intercept.bias.dtype
     for dense, sparse, label, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
-        dense, label = dense.to(device), label.to(device)
+        dense, label = dense.to(device, dtype), label.to(device, dtype)
         sparse = None if sparse is None else sparse.to(device)
-        weight = None if weight is None else weight.to(device)
+        weight = None if weight is None else weight.to(device, dtype)
         share = float(weight.sum()) if weight is not None else float(label.shape[0])
         yield loss_fn(model.task, model(dense, sparse), label, weight) * (share / total_weight)
 
