@@ -42,6 +42,9 @@ class LinearModel(RankingModel):
     """
 
     config: LinearConfig
+    dense_mean: Tensor  # buffers (n_dense,), (n_dense,), () bool
+    dense_scale: Tensor
+    scaled: Tensor
     solves_by_path = True  # the Trainer runs crossrank.train.linear_path, not mini-batches
 
     def __init__(self, schema: FeatureSchema, config: LinearConfig | None = None, *,

@@ -28,8 +28,10 @@ from crossrank.options import describe_fields, from_dict, nearest, to_dict
 # (crossrank.pipeline.auto_model). Its options are DCN's: a network option given means DCN.
 AUTO_MODEL = "auto"
 AUTO_OPTIONS_FAMILY = "dcn"
-# Below this many training rows a tuned logistic regression beats the network's defaults
-# (benchmarks/small_data_curve.py, RESULTS.md "small data"): auto then means linear.
+# Below this many training rows a tuned logistic regression beats the network's defaults on
+# both metrics (the Criteo learning curve of benchmarks/defaults_study.py --data criteo-N,
+# RESULTS.md "small data"; from 3,000 to 8,000 rows the two trade places seed by seed, and
+# the network leads at 8,000): auto then means linear.
 AUTO_LINEAR_ROWS = 3_000
 
 TASK_IS_NOT_AN_OPTION = ("task is not a model option: it is set once, by the schema's task "

@@ -68,8 +68,9 @@ def check_path_training(model: RankingModel, config: TrainConfig) -> bool:
     return True
 
 
-def path_c(model: LinearModel, epoch: int) -> float:
-    """C of the path's point ``epoch`` (from 0)."""
+def path_c(model: RankingModel, epoch: int) -> float:
+    """C of the path's point ``epoch`` (from 0) of a linear model."""
+    assert isinstance(model, LinearModel)
     return float(model.config.path_start * model.config.path_ratio ** epoch)
 
 
@@ -137,6 +138,8 @@ def _weighted_losses(model: LinearModel, train: BatchSource, total_weight: float
     weighted mean loss of ``train``)."""
     dtype = model.intercept.bias.dtype
     for dense, sparse, label, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
+        if label is None:
+            raise ValueError("the training data has no label column")
         dense, label = dense.to(device, dtype), label.to(device, dtype)
         sparse = None if sparse is None else sparse.to(device)
         weight = None if weight is None else weight.to(device, dtype)
@@ -144,10 +147,11 @@ def _weighted_losses(model: LinearModel, train: BatchSource, total_weight: float
         yield loss_fn(model.task, model(dense, sparse), label, weight) * (share / total_weight)
 
 
-def path_epoch(model: LinearModel, train: BatchSource, epoch: int, *,
+def path_epoch(model: RankingModel, train: BatchSource, epoch: int, *,
                device: str = "cpu") -> float:
     """Epoch ``epoch`` of a linear run: the dense scaling on the first, then the path's point
     ``epoch``; returns the training rows' mean task loss there."""
+    assert isinstance(model, LinearModel)
     fit_scaling(model, train, device=device)
     return fit_point(model, train, c=path_c(model, epoch), device=device)
 
@@ -155,8 +159,8 @@ def path_epoch(model: LinearModel, train: BatchSource, epoch: int, *,
 def _total_weight(train: BatchSource) -> float:
     """The rows of ``train``, or the sum of their weights; an error when that is not > 0."""
     total = 0.0
-    for _, _, label, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
-        total += float(weight.sum()) if weight is not None else float(label.shape[0])
+    for dense, _, _, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
+        total += float(weight.sum()) if weight is not None else float(dense.shape[0])
     if not total > 0:
         raise ValueError("the training set is empty (or every row weighs 0)")
     return total

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from crossrank.errors import ConfigError
+from crossrank.models.registry import AUTO_MODEL, options_family
 from crossrank.options import nearest
+from crossrank.pipeline.auto_model import encoder_for
 from crossrank.pipeline.config_file import field_types
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 
@@ -71,6 +73,8 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
     "dnn": {**_COMMON, **_DEEP},
     "dlrm": {**_COMMON, "model.top_layers": _LAYER_CHOICES,
              "model.interaction": ["dot", "dcn"]},
+    # the path chooses the L2 by itself: which values get a weight of their own is left
+    "linear": {"encoder.min_count": [1, 2, 3, 5, 10]},
 }
 
 
@@ -164,9 +168,10 @@ class SearchSpace:
         """The entries' values in ``run`` (the study's base configuration), as Optuna params,
         for those the space can draw: the study's first trial, so the best trial is never
         worse on validation than what the user started from. An option left to its automatic
-        default (``encoder.min_count``) counts as the value it resolves to."""
+        default (``encoder.min_count``) counts as the value it resolves to for the family."""
         values = run.to_dict()
-        values["encoder"] = {**values["encoder"], **run.encoder.encoder_options()}
+        encoder = encoder_for(run.encoder, run.model.name)
+        values["encoder"] = {**values["encoder"], **encoder.encoder_options()}
         out = {}
         for p in self.params:
             node: Any = values
@@ -232,7 +237,7 @@ def build_space(tune_table: Mapping[str, Any] | None, base: Mapping[str, Any]) -
     user = table.get("space", {})
     if not isinstance(user, Mapping):
         raise ConfigError(f"tune.space must be a table of option = range or choices, got {user!r}")
-    family = (base.get("model") or {}).get("name", "dcn")
+    family = options_family((base.get("model") or {}).get("name", AUTO_MODEL))
     entries = dict(DEFAULT_SPACES.get(family, {}) if use_defaults else {})
     entries.update(user)
     known = field_types(base)

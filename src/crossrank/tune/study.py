@@ -40,6 +40,7 @@ from typing import Any
 from crossrank.data.holdout import max_folds
 from crossrank.data.readers import list_shards
 from crossrank.errors import ConfigError, DivergedError
+from crossrank.models.registry import AUTO_MODEL, options_family
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock
 from crossrank.pipeline.train_run import PreparedData, fit_prepared, prepare_run_data
@@ -123,6 +124,19 @@ def _fingerprint(run: RunConfig, space: SearchSpace, folds: int) -> dict[str, An
                                   "folds": folds}))
 
 
+def tuned_family(base: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with its model family named: a study tunes one family, and ``auto`` (which
+    becomes linear or dcn by the data's size) is tuned as dcn, the family its options are.
+
+    Example:
+        >>> tuned_family({"training": {"lr": 0.01}})["model"]
+        {'name': 'dcn'}
+    """
+    model = dict(base.get("model") or {})
+    model["name"] = options_family(model.get("name", AUTO_MODEL))
+    return {**base, "model": model}
+
+
 def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str | Path, *,
          trials: int, timeout: float | None = None, jobs: int = 1, folds: int = 1,
          refine_trials: int = 0, overwrite: bool = False, pruner: Any = None,
@@ -148,6 +162,7 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
     import optuna
 
     log = log or _print
+    base = tuned_family(base)
     run = build_run_config(base)
     space = build_space(tune_table, base)  # every entry checked before any work
     if not run.training.valid_fraction > 0:
