@@ -90,6 +90,10 @@ def test_the_rule():
     assert resolve_auto_model(explicit, 10, 1) is explicit
     dcn = resolve_auto_model(build_model_section({"cross": {"rank": 4}}), 10, 1)
     assert dcn.name == "dcn" and dcn.config.cross.rank == 4
+    # an option given at its default value still says "the network"; auto alone round-trips
+    assert build_model_section({"name": "auto", "sparse_gradients": True}).name == "dcn"
+    assert build_model_section({"embedding_dim": 16}).name == "dcn"
+    assert build_run_config(build_run_config({}).to_dict()).model.name == "auto"
     # the linear model keeps every value unless told otherwise
     run = build_run_config({})
     assert encoder_for(run.encoder, "linear").min_count == 1

@@ -6,10 +6,12 @@ Criteo's learning curve and on the 150-row smoke case (RESULTS.md, "small data")
 resolves, once the training data is encoded and its rows are counted, to
 
 * ``linear`` (:class:`~crossrank.models.linear.LinearModel`) when the training data has
-  fewer than :data:`~crossrank.models.registry.AUTO_LINEAR_ROWS` rows, one label, and no
-  model option was given (an option of the network, the embedding dim included, says the
-  network is wanted);
-* ``dcn`` with the section's options otherwise.
+  fewer than :data:`~crossrank.models.registry.AUTO_LINEAR_ROWS` rows and one label;
+* ``dcn`` with its defaults otherwise.
+
+A model option given (an option of the network, the embedding dim included, even at its
+default value) says the network is wanted: such a section is ``dcn`` from the start
+(:func:`~crossrank.pipeline.run_config.build_model_section`).
 
 The resolved name is what the run writes into ``run.toml`` and ``model.json``, so
 ``crossrank train --config run.toml`` trains the same family whatever its data's size.
@@ -40,7 +42,7 @@ def resolve_auto_model(model: ModelSection, rows: int, num_labels: int) -> Model
     """
     if model.name != AUTO_MODEL:
         return model
-    if rows < AUTO_LINEAR_ROWS and num_labels == 1 and model == build_model_section({}):
+    if rows < AUTO_LINEAR_ROWS and num_labels == 1:
         return ModelSection(name="linear", embedding_dim=model.embedding_dim,
                             config=LinearConfig())
     return dataclasses.replace(model, name=AUTO_OPTIONS_FAMILY)

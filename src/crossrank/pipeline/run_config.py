@@ -41,7 +41,8 @@ class ModelSection:
     """The model section: ``name`` (a registered family, or ``"auto"``: DCN-V2, or the linear
     model on a small data set, decided when the data is encoded:
     :mod:`crossrank.pipeline.auto_model`), ``embedding_dim`` and ``config``, the family's own
-    typed config (e.g. :class:`~crossrank.models.DCNConfig`; auto's is DCN's).
+    typed config (e.g. :class:`~crossrank.models.DCNConfig`). ``auto`` takes no option: given
+    one (the embedding dim too) it is ``dcn``, whose defaults it otherwise holds.
 
     In a config file the family's options sit in the same ``[model]`` table as ``name`` (nested
     ones in sub-tables such as ``[model.cross]``).
@@ -52,6 +53,8 @@ class ModelSection:
     config: Any = None
 
     def to_dict(self) -> dict[str, Any]:
+        if self.name == AUTO_MODEL:  # auto takes no option: one given makes it dcn
+            return {"name": AUTO_MODEL}
         options = to_dict(self.config) if self.config is not None else {}
         return {"name": self.name, "embedding_dim": self.embedding_dim, **options}
 
@@ -73,10 +76,14 @@ def build_model_section(data: Mapping[str, Any]) -> ModelSection:
     Example:
         >>> build_model_section({"name": "dnn", "deep_layers": [8]}).config.deep_layers
         (8,)
+        >>> build_model_section({}).name, build_model_section({"embedding_dim": 8}).name
+        ('auto', 'dcn')
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"'model' must be a table of options, got {data!r}")
     name = data.get("name", AUTO_MODEL)
+    if name == AUTO_MODEL and set(data) - {"name"}:
+        name = options_family(name)  # an option of the network given: the network is wanted
     names = [AUTO_MODEL, *list_models()]
     if name not in names:
         near = nearest(str(name), names)

@@ -5,12 +5,13 @@ Epoch k of a :class:`~crossrank.models.linear.LinearModel` solves the convex pro
     min_w  sum_i s_i l(x_i, y_i; w) / S  +  ||w||^2 / (2 C_k S),    C_k = path_start * ratio^k
 
 (``l`` the log-loss or squared error, ``s_i`` the rows' weights (1 without), ``S`` their sum,
-``w`` every weight but the intercept) to convergence with full-batch L-BFGS (strong Wolfe line
-search), starting from epoch k-1's solution. That is scikit-learn's ``LogisticRegression(C)``
-(binary) and ``Ridge(alpha = 1 / (2 C))`` (regression) objective divided by ``C S``: the same
-minimizer. The Trainer validates after each point and its early stopping picks C the way it
-picks a network's epoch; ``training.refit`` then walks the path again on every training row up
-to the chosen point, as scikit-learn's baseline refits with the chosen C.
+``w`` every weight but the intercept) to convergence with full-batch L-BFGS (scipy's
+L-BFGS-B, the gradient from torch's autograd), starting from epoch k-1's solution. That is
+scikit-learn's ``LogisticRegression(C)`` (binary) and ``Ridge(alpha = 1 / (2 C))``
+(regression) objective divided by ``C S``: the same minimizer. The Trainer validates after
+each point and its early stopping picks C the way it picks a network's epoch;
+``training.refit`` then walks the path again on every training row up to the chosen point, as
+scikit-learn's baseline refits with the chosen C.
 
 What a network's training options mean here: ``epochs`` is the number of path points at most,
 ``patience`` as always; the solver reads the training rows in order in chunks of
@@ -32,8 +33,9 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -46,6 +48,8 @@ from crossrank.train.batch_source import BatchSource
 from crossrank.train.config import TrainConfig
 
 CHUNK_ROWS = 65_536  # rows per forward pass of the full-batch objective: memory, not result
+KEEP_ROWS = 1_000_000  # at most this many rows are kept in memory (float64) through a point
+ONE_THREAD_ROWS = 100_000  # below, one CPU thread solves (unless training.threads says)
 
 
 def solves_by_path(model: RankingModel) -> bool:
@@ -99,67 +103,100 @@ def fit_point(model: LinearModel, train: BatchSource, *, c: float, device: str =
     so the copy is small) and writes the solution back into ``model``'s own dtype."""
     if len(model.tasks) != 1:
         raise ConfigError("the linear model takes one label")
+    from scipy.optimize import minimize  # type: ignore[import-untyped]  # (torch's imports dynamo)
+
     work = copy.deepcopy(model).to(torch.float64)
     params = [p for p in work.parameters() if p.requires_grad]
-    optimizer = torch.optim.LBFGS(params, lr=1.0, max_iter=model.config.max_iter,
-                                  history_size=20, line_search_fn="strong_wolfe",
-                                  tolerance_grad=1e-9, tolerance_change=1e-15)
-    total_weight = _total_weight(train)
+    chunks = _chunk_reader(train, torch.float64, device)
+    total_weight = _total_weight(chunks)
     # minimized as C S times the module doc's objective, C sum_i s_i l_i + |w|^2 / 2 (the
     # same minimizer, scikit-learn's form): its Hessian's eigenvalues are >= 1 along every
     # penalized weight, so a gradient below the tolerance leaves the weights that close
     scale = c * total_weight
 
-    def objective() -> Tensor:
-        optimizer.zero_grad()
-        value = torch.zeros((), dtype=torch.float64)
-        for part in _weighted_losses(work, train, total_weight, device):
+    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(torch.from_numpy(flat), params)
+        for p in params:
+            p.grad = None
+        value = 0.0
+        for part in _weighted_losses(work, chunks, total_weight):
             part = part * scale
             part.backward()
-            value = value + part.detach()
+            value += float(part.detach())
         penalty = sum(w.square().sum() for w in work.weights()) / 2.0
         assert isinstance(penalty, Tensor)  # first_order always has its dense weights
         penalty.backward()
-        return value + penalty.detach()
+        grad = torch.cat([p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p)
+                          .reshape(-1) for p in params])
+        return value + float(penalty.detach()), grad.cpu().numpy()
 
     work.train()
-    optimizer.step(objective)
+    start = torch.nn.utils.parameters_to_vector(params).detach().cpu().numpy()
+    solved = minimize(objective, start, jac=True, method="L-BFGS-B",
+                      options={"maxiter": model.config.max_iter, "gtol": 1e-9, "ftol": 1e-15})
     with torch.no_grad():
-        for mine, solved in zip(model.parameters(), work.parameters(), strict=True):
-            mine.copy_(solved)
+        torch.nn.utils.vector_to_parameters(torch.from_numpy(solved.x), params)
+        for mine, theirs in zip(model.parameters(), work.parameters(), strict=True):
+            mine.copy_(theirs)
         # the task loss at the weights the solver ended with
-        return float(sum(float(part) for part in
-                         _weighted_losses(work, train, total_weight, device)))
+        return float(sum(float(part) for part in _weighted_losses(work, chunks, total_weight)))
 
 
-def _weighted_losses(model: LinearModel, train: BatchSource, total_weight: float,
-                     device: str) -> Iterator[Tensor]:
+Chunk = tuple[Tensor, Tensor | None, Tensor, Tensor | None]  # dense, ids, labels, weights
+
+
+def _chunk_reader(train: BatchSource, dtype: torch.dtype,
+                  device: str) -> Callable[[], Iterable[Chunk]]:
+    """What reads ``train`` once, in order, in chunks of :data:`CHUNK_ROWS` as ``dtype`` on
+    ``device``: a point reads its rows once per evaluation of the objective (hundreds of
+    times), so up to :data:`KEEP_ROWS` rows are read once and kept."""
+    def read() -> Iterator[Chunk]:
+        for dense, sparse, label, weight in train.iter_batches(CHUNK_ROWS, shuffle=False,
+                                                               seed=0):
+            if label is None:
+                raise ValueError("the training data has no label column")
+            yield (dense.to(device, dtype), None if sparse is None else sparse.to(device),
+                   label.to(device, dtype), None if weight is None else weight.to(device, dtype))
+
+    if len(train) > KEEP_ROWS:
+        return read
+    kept = list(read())
+    return lambda: kept
+
+
+def _weighted_losses(model: LinearModel, chunks: Callable[[], Iterable[Chunk]],
+                     total_weight: float) -> Iterator[Tensor]:
     """Each chunk's task loss times its share of the rows' total weight (they sum to the
-    weighted mean loss of ``train``)."""
-    dtype = model.intercept.bias.dtype
-    for dense, sparse, label, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
-        if label is None:
-            raise ValueError("the training data has no label column")
-        dense, label = dense.to(device, dtype), label.to(device, dtype)
-        sparse = None if sparse is None else sparse.to(device)
-        weight = None if weight is None else weight.to(device, dtype)
+    weighted mean loss of the rows)."""
+    for dense, sparse, label, weight in chunks():
         share = float(weight.sum()) if weight is not None else float(label.shape[0])
         yield loss_fn(model.task, model(dense, sparse), label, weight) * (share / total_weight)
 
 
 def path_epoch(model: RankingModel, train: BatchSource, epoch: int, *,
-               device: str = "cpu") -> float:
+               device: str = "cpu", threads: int | None = None) -> float:
     """Epoch ``epoch`` of a linear run: the dense scaling on the first, then the path's point
-    ``epoch``; returns the training rows' mean task loss there."""
+    ``epoch``; returns the training rows' mean task loss there. ``threads`` None (the run
+    did not set ``training.threads``): one CPU thread below :data:`ONE_THREAD_ROWS` rows,
+    where a second thread's start-up costs more than it shares (5x slower at 200 rows on
+    2 cores), else torch's count."""
     assert isinstance(model, LinearModel)
     fit_scaling(model, train, device=device)
-    return fit_point(model, train, c=path_c(model, epoch), device=device)
+    before = torch.get_num_threads()
+    if threads is None and len(train) < ONE_THREAD_ROWS:
+        threads = 1
+    try:
+        torch.set_num_threads(threads or before)
+        return fit_point(model, train, c=path_c(model, epoch), device=device)
+    finally:
+        torch.set_num_threads(before)
 
 
-def _total_weight(train: BatchSource) -> float:
-    """The rows of ``train``, or the sum of their weights; an error when that is not > 0."""
+def _total_weight(chunks: Callable[[], Iterable[Chunk]]) -> float:
+    """The rows, or the sum of their weights; an error when that is not > 0."""
     total = 0.0
-    for dense, _, _, weight in train.iter_batches(CHUNK_ROWS, shuffle=False, seed=0):
+    for dense, _, _, weight in chunks():
         total += float(weight.sum()) if weight is not None else float(dense.shape[0])
     if not total > 0:
         raise ValueError("the training set is empty (or every row weighs 0)")

@@ -192,7 +192,8 @@ class Trainer:
                     break
                 saving: Future[str] | None = None  # the best weights' save, when improved
                 started = time.perf_counter()
-                train_loss, skipped = (path_epoch(model, train, epoch, device=cfg.device), 0) \
+                train_loss, skipped = (path_epoch(model, train, epoch, device=cfg.device,
+                                                  threads=cfg.threads), 0) \
                     if self.by_path else self._train_epoch(train, epoch, epoch * steps_per_epoch,
                                                            total_steps, steps_per_epoch)
                 health.check_weights(model, epoch=epoch, lr=cfg.lr)
