@@ -60,8 +60,8 @@ _REGISTRY: dict[str, ModelEntry] = {
                        "DLRM with dot, dcn or projection interaction"),
     "dnn": ModelEntry(DNN, DNNConfig, {}, "plain deep network baseline"),
     "linear": ModelEntry(LinearModel, LinearConfig, {},
-                         "logistic (linear) regression, its L2 chosen on validation; the "
-                         "default below AUTO_LINEAR_ROWS training rows"),
+                         "logistic (linear) regression, its L2 chosen on validation; auto's "
+                         f"choice below {AUTO_LINEAR_ROWS:,} training rows"),
 }
 
 
@@ -169,9 +169,8 @@ def build_model(name: str, schema: FeatureSchema, config: Mapping[str, Any] | An
                         f"got {type(config).__name__}")
     tasks = (task,) if isinstance(task, str) else tuple(task)
     if len(tasks) > 1 and not hasattr(cfg, "multitask"):
-        raise ConfigError(f"model {name!r} takes one label, got {len(tasks)} "
-                          f"({', '.join(tasks)}): train one model per label, or a network "
-                          "(--model dcn) for several")
+        raise ConfigError(f"model {name!r} takes one label, got {len(tasks)}: train one "
+                          "model per label, or a network (--model dcn) for several")
     if len(tasks) > 1:
         model: RankingModel = build_multitask(entry.build, schema, cfg, tasks)
     else:

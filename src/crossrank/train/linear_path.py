@@ -26,7 +26,7 @@ Example:
     >>> x = torch.tensor([[0.0], [1.0], [2.0], [3.0]])
     >>> model = LinearModel(FeatureSchema(dense=("x",)), task="regression")
     >>> loss = fit_point(model, TensorSource(x, 2 * x[:, 0]), c=1e6)
-    >>> round(float(model(x[:1] + 1)), 3)  # 2 * 1, the penalty all but gone
+    >>> round(float(model(x[:1] + 1).detach()), 3)  # 2 * 1, the penalty all but gone
     2.0
 """
 
