@@ -119,3 +119,23 @@ def test_the_linear_model_refuses_what_it_cannot_do(clicks, tmp_path):
                   tmp_path / "ema", verbose=False)
     with pytest.raises(ConfigError, match="unknown option 'model.deep_layers' \\(valid: path_start"):
         _run(clicks, {"model": {"name": "linear", "deep_layers": [8]}})
+
+
+def test_no_validation_rows_warn_that_nothing_chooses_the_penalty(clicks, tmp_path, capsys):
+    train_run(_run(clicks, {"model": {"name": "linear"},
+                            "training": {"valid_fraction": 0, "epochs": 3}}), tmp_path / "nv")
+    assert "warning: no validation rows, so nothing chooses the linear model's L2: it is the " \
+           "path's last point (C 0.01, barely penalized)" in capsys.readouterr().out
+
+
+def test_the_linear_model_trains_in_one_process(monkeypatch):
+    from crossrank.distributed import DistContext
+    from crossrank.models import FeatureSchema, build_model
+    from crossrank.train.config import TrainConfig
+    from crossrank.train.linear_path import check_path_training
+
+    model = build_model("linear", FeatureSchema(dense=("x",)))
+    two = DistContext(rank=0, world_size=2, local_rank=0, device="cpu")
+    monkeypatch.setattr("crossrank.train.linear_path.current_context", lambda: two)
+    with pytest.raises(ConfigError, match="the linear model trains in one process"):
+        check_path_training(model, TrainConfig())

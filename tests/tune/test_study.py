@@ -200,3 +200,26 @@ def test_a_new_study_tries_the_base_configuration_first_and_once(clicks, tmp_pat
     assert [t.params["training.lr"] == 0.01 for t in trials].count(True) == 1
     assert sum("the first trial: the base configuration where the space holds" in line
                for line in lines) == 1
+
+
+def test_the_default_model_is_tuned_as_dcn_and_small_data_names_the_linear_model(clicks,
+                                                                                tmp_path):
+    lines: list[str] = []
+    base = {"data": {"path": str(clicks)},
+            "training": {"epochs": 1, "batch_size": 128, "threads": 1, "progress": False}}
+    tune(base, SPACE, tmp_path / "auto", trials=1, log=lines.append)
+    assert any(line.startswith("tuning dcn on valid logloss") for line in lines)
+    assert "the default model is tuned as dcn; on these 600 rows (fewer than 3,000) crossrank " \
+           "train's default is the linear model: --model linear tunes that" in lines
+    assert build_run_config(read_config_file(tmp_path / "auto" / "best.toml")).model.name == "dcn"
+    # the linear model's own default space: which values keep a weight
+    lines.clear()
+    result = tune(merge_tables(base, {"model": {"name": "linear"}}), None, tmp_path / "linear",
+                  trials=2, log=lines.append)
+    assert any(line.strip().startswith("encoder.min_count  one of 1, 2, 3, 5, 10")
+               for line in "\n".join(lines).splitlines())
+    assert not any("tuned as dcn" in line for line in lines)
+    best = build_run_config(read_config_file(tmp_path / "linear" / "best.toml"))
+    assert best.model.name == "linear"
+    fit = train_run(best, tmp_path / "again", verbose=False)
+    assert fit.best_metrics["logloss"] == result.best_value

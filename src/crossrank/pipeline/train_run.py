@@ -55,6 +55,7 @@ from crossrank.pipeline.schema import resolve_table_schema, resolved_section
 from crossrank.safe_io import atomic_write_bytes, sha256_file
 from crossrank.train.averaging import resolve_ema_decay
 from crossrank.train.checkpoint import CHECKSUMS
+from crossrank.train.linear_path import path_c
 from crossrank.train.loop import FitResult, Trainer
 from crossrank.train.threads import torch_default_threads
 
@@ -212,6 +213,10 @@ def fit_prepared(run: RunConfig, prepared: PreparedData, out: Path | None, *,
                if run.training.ema_decay is None and averaged else "")
     log(f"{run.model.name}: {model.num_parameters():,} parameters; "
         f"{len(train):,} training rows, {len(valid) if valid else 0:,} validation rows{by_task}")
+    if run.model.name == "linear" and not valid:  # nothing picks C: the path runs to its end
+        log(f"warning: no validation rows, so nothing chooses the linear model's L2: it is the "
+            f"path's last point (C {path_c(model, cfg.epochs - 1):.3g}, barely penalized); "
+            "give --valid-fraction, or --epochs to stop the path sooner")
     if world.is_main and out is not None:
         write_run_toml(resolved, out / "run.toml")
     metadata = _model_metadata(resolved, prepared, out if world.is_main else None)

@@ -40,7 +40,7 @@ from typing import Any
 from crossrank.data.holdout import max_folds
 from crossrank.data.readers import list_shards
 from crossrank.errors import ConfigError, DivergedError
-from crossrank.models.registry import AUTO_MODEL, options_family
+from crossrank.models.registry import AUTO_LINEAR_ROWS, AUTO_MODEL, options_family
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock
 from crossrank.pipeline.train_run import PreparedData, fit_prepared, prepare_run_data
@@ -162,6 +162,8 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
     import optuna
 
     log = log or _print
+    given = base.get("model") or {}  # auto, no option: what crossrank train resolves by rows
+    auto = given.get("name", AUTO_MODEL) == AUTO_MODEL and not set(given) - {"name"}
     base = tuned_family(base)
     run = build_run_config(base)
     space = build_space(tune_table, base)  # every entry checked before any work
@@ -187,6 +189,10 @@ def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str
         shutil.rmtree(out / "data", ignore_errors=True)  # encoded afresh by each process
         data = _DataCache(out / "data", log)
         first = data.get(run)  # the data's schema, hence the task and the metric
+        if auto and len(first.dataset) < AUTO_LINEAR_ROWS and len(first.schema.labels) == 1:
+            log(f"the default model is tuned as dcn; on these {len(first.dataset):,} rows "
+                f"(fewer than {AUTO_LINEAR_ROWS:,}) crossrank train's default is the linear "
+                "model: --model linear tunes that")
         if int(len(first.dataset) * run.training.valid_fraction) < 1:
             raise ConfigError(f"training.valid_fraction {run.training.valid_fraction} of "
                               f"{len(first.dataset)} rows holds out no row to validate on")
