@@ -78,6 +78,19 @@ DEFAULT_SPACES: dict[str, dict[str, Any]] = {
 }
 
 
+def tuned_family(base: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with its model family named: a study tunes one family, and ``auto`` (which
+    becomes linear or dcn by the data's size) is tuned as dcn, the family its options are.
+
+    Example:
+        >>> tuned_family({"training": {"lr": 0.01}})["model"]
+        {'name': 'dcn'}
+    """
+    model = dict(base.get("model") or {})
+    model["name"] = options_family(model.get("name", AUTO_MODEL))
+    return {**base, "model": model}
+
+
 @dataclass(frozen=True)
 class Param:
     """One entry: a float or integer range (``low``..``high``, optionally ``log`` or

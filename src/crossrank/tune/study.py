@@ -40,14 +40,14 @@ from typing import Any
 from crossrank.data.holdout import max_folds
 from crossrank.data.readers import list_shards
 from crossrank.errors import ConfigError, DivergedError
-from crossrank.models.registry import AUTO_LINEAR_ROWS, AUTO_MODEL, options_family
+from crossrank.models.registry import AUTO_LINEAR_ROWS, AUTO_MODEL
 from crossrank.pipeline.run_config import RunConfig, build_run_config
 from crossrank.pipeline.run_dir import RunDirLock
 from crossrank.pipeline.train_run import PreparedData, fit_prepared, prepare_run_data
 from crossrank.train.multitask_metrics import higher_is_better, resolve_monitor
 from crossrank.tune.refine import refine
 from crossrank.tune.report import write_best_toml, write_plots, write_trials_csv
-from crossrank.tune.space import SearchSpace, as_layer, build_space
+from crossrank.tune.space import SearchSpace, as_layer, build_space, tuned_family
 
 STUDY_NAME = "crossrank-tune"
 MAX_FAILED_IN_A_ROW = 5
@@ -122,19 +122,6 @@ def _fingerprint(run: RunConfig, space: SearchSpace, folds: int) -> dict[str, An
         [str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in list_shards(run.data.path)]
     return json.loads(json.dumps({"run": base, "space": space.to_dict(), "data": files,
                                   "folds": folds}))
-
-
-def tuned_family(base: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with its model family named: a study tunes one family, and ``auto`` (which
-    becomes linear or dcn by the data's size) is tuned as dcn, the family its options are.
-
-    Example:
-        >>> tuned_family({"training": {"lr": 0.01}})["model"]
-        {'name': 'dcn'}
-    """
-    model = dict(base.get("model") or {})
-    model["name"] = options_family(model.get("name", AUTO_MODEL))
-    return {**base, "model": model}
 
 
 def tune(base: Mapping[str, Any], tune_table: Mapping[str, Any] | None, out: str | Path, *,
