@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from crossrank.errors import ConfigError
 from crossrank.models import FeatureSchema, build_model
+from crossrank.train import health
 from crossrank.train.config import TrainConfig
 from crossrank.train.inmemory import TensorSource
 from crossrank.train.linear_path import fit_point, fit_scaling, path_c
@@ -156,3 +157,18 @@ def test_options_that_cannot_apply_are_one_line_errors():
                          ({"max_iter": 0}, "max_iter must be an integer >= 1")):
         with pytest.raises(ConfigError, match=message):
             build_model("linear", SCHEMA, bad)
+
+
+def test_the_end_of_run_notes_speak_of_the_path_not_a_learning_rate():
+    history = [{"epoch": k, "train_loss": 0.6, "valid": {"logloss": v}}
+               for k, v in ((1, 0.60), (2, 0.61), (3, 0.62))]
+    history[0]["worse_than_constant"] = True
+    linear = health.run_health(history, 1, monitor="logloss", has_valid=True, task="binary",
+                               lr=None, steps_per_epoch=1)
+    said = " ".join(linear.notes)
+    assert "the path's strongest penalty was best: the data supports little more than the " \
+           "intercept" in said and "no signal the validation rows confirm" in said
+    assert "lr" not in said and "learning rate" not in said
+    network = health.run_health(history, 1, monitor="logloss", has_valid=True, task="binary",
+                                lr=1e-3, steps_per_epoch=1)
+    assert "learning rate too high" in " ".join(network.notes)

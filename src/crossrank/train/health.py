@@ -70,7 +70,7 @@ def standing(out_dir: Path | None, best_epoch: int, *, keep_best: bool) -> str:
     return "no model was written"
 
 
-def check_weights(model: nn.Module, *, epoch: int, lr: float) -> None:
+def check_weights(model: nn.Module, *, epoch: int, lr: float | None) -> None:
     """Raise :class:`DivergedError` if a weight or buffer of ``model`` holds a NaN or an
     infinity after epoch ``epoch`` (from 0): nothing non-finite is ever checkpointed. One
     pass over the weights and one host sync."""
@@ -85,7 +85,8 @@ def check_weights(model: nn.Module, *, epoch: int, lr: float) -> None:
     raise DivergedError(
         f"training diverged in epoch {epoch + 1}: after its updates {len(bad)} weight "
         f"tensor(s) hold NaN or infinite values ({shown}), though every loss and gradient "
-        f"was finite; lower --lr ({lr:g} now)")
+        "was finite; " + (f"lower --lr ({lr:g} now)" if lr is not None else
+                          "the linear model's solver failed: report it, with the data"))
 
 
 def quality_flags(task: str, scores: np.ndarray, labels: np.ndarray,
@@ -144,16 +145,19 @@ class RunHealth:
 
 
 def run_health(history: list[dict[str, Any]], best_epoch: int, *, monitor: str,
-               has_valid: bool, task: str, lr: float, steps_per_epoch: int) -> RunHealth:
-    """The end-of-run flags and lines of a run with these epoch records."""
+               has_valid: bool, task: str, lr: float | None,
+               steps_per_epoch: int) -> RunHealth:
+    """The end-of-run flags and lines of a run with these epoch records (``lr`` None: a
+    linear model's path, whose epochs are penalties, not updates)."""
     health = RunHealth()
     health.never_improved = best_epoch == 1 and len(history) > 1
     if health.never_improved:
         first = history[0]["valid"][monitor] if has_valid else history[0]["train_loss"]
         what = f"validation {monitor}" if has_valid else "training loss"
+        why = ("a learning rate too high or too low?" if lr is not None else "the path's "
+               "strongest penalty was best: the data supports little more than the intercept")
         health.notes.append(f"the {what} never improved on epoch 1's {first:.5g} in "
-                            f"{len(history)} epochs; the model is epoch 1's (a learning rate "
-                            "too high or too low?)")
+                            f"{len(history)} epochs; the model is epoch 1's ({why})")
     final = next((h for h in history if h["epoch"] == best_epoch), {})
     if final.get("constant_scores") or final.get("worse_than_constant"):
         health.no_better_than_constant = True
@@ -162,9 +166,11 @@ def run_health(history: list[dict[str, Any]], best_epoch: int, *, monitor: str,
         what = ("gives every validation row the same score" if final.get("constant_scores")
                 else f"has a validation {key} ({final['valid'][key]:.5g}) worse than a "
                 f"constant prediction of the rows' {constant}")
+        why = (f"Training diverged or stalled (lr {lr:g}: far too high, or too low?)"
+               if lr is not None else "The features carry no signal the validation rows "
+               "confirm, or too few rows validate")
         health.notes.append(f"warning: the model (epoch {best_epoch}'s) {what}: it is no "
-                            f"better than a constant. Training diverged or stalled (lr {lr:g}: "
-                            "far too high, or too low?)")
+                            f"better than a constant. {why}")
     health.skipped_steps = sum(h.get("skipped_steps", 0) for h in history)
     if health.skipped_steps:
         health.notes.append(

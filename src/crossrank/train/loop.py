@@ -196,7 +196,7 @@ class Trainer:
                                                   threads=cfg.threads), 0) \
                     if self.by_path else self._train_epoch(train, epoch, epoch * steps_per_epoch,
                                                            total_steps, steps_per_epoch)
-                health.check_weights(model, epoch=epoch, lr=cfg.lr)
+                health.check_weights(model, epoch=epoch, lr=None if self.by_path else cfg.lr)
                 record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
                                           "seconds": time.perf_counter() - started}
                 record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
@@ -259,7 +259,8 @@ class Trainer:
         if history and best_epoch == -1:
             raise health.no_finite_value(history, self.monitor, has_valid)
         end = health.run_health(history, best_epoch, monitor=self.monitor, has_valid=has_valid,
-                                task=model.task, lr=cfg.lr, steps_per_epoch=steps_per_epoch)
+                                task=model.task, lr=None if self.by_path else cfg.lr,
+                                steps_per_epoch=steps_per_epoch)
         if end.never_improved and out is not None and self.keep_best:
             self._save_best(out, history[0], never_improved=True)  # model: epoch 1's again
         for note in end.notes if self.verbose and self.world.is_main else ():
