@@ -139,3 +139,6 @@ def test_the_linear_model_trains_in_one_process(monkeypatch):
     monkeypatch.setattr("crossrank.train.linear_path.current_context", lambda: two)
     with pytest.raises(ConfigError, match="the linear model trains in one process"):
         check_path_training(model, TrainConfig())
+    # so under torchrun the default model is the network, whatever the rows
+    monkeypatch.setattr("crossrank.pipeline.auto_model.current_context", lambda: two)
+    assert resolve_auto_model(build_model_section({}), 10, 1).name == "dcn"

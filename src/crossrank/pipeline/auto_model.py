@@ -6,7 +6,8 @@ Criteo's learning curve and on the 150-row smoke case (RESULTS.md, "small data")
 resolves, once the training data is encoded and its rows are counted, to
 
 * ``linear`` (:class:`~crossrank.models.linear.LinearModel`) when the training data has
-  fewer than :data:`~crossrank.models.registry.AUTO_LINEAR_ROWS` rows and one label;
+  fewer than :data:`~crossrank.models.registry.AUTO_LINEAR_ROWS` rows and one label, in one
+  process (the linear model does not train under ``torchrun``);
 * ``dcn`` with its defaults otherwise.
 
 A model option given (an option of the network, the embedding dim included, even at its
@@ -23,6 +24,7 @@ import dataclasses
 from typing import Any
 
 from crossrank.data.config import EncoderConfig
+from crossrank.distributed import current_context
 from crossrank.errors import ConfigError
 from crossrank.models.config import LinearConfig
 from crossrank.models.registry import AUTO_LINEAR_ROWS, AUTO_MODEL, AUTO_OPTIONS_FAMILY
@@ -42,7 +44,7 @@ def resolve_auto_model(model: ModelSection, rows: int, num_labels: int) -> Model
     """
     if model.name != AUTO_MODEL:
         return model
-    if rows < AUTO_LINEAR_ROWS and num_labels == 1:
+    if rows < AUTO_LINEAR_ROWS and num_labels == 1 and not current_context().is_distributed:
         return ModelSection(name="linear", embedding_dim=model.embedding_dim,
                             config=LinearConfig())
     return dataclasses.replace(model, name=AUTO_OPTIONS_FAMILY)
