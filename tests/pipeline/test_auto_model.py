@@ -142,3 +142,23 @@ def test_the_linear_model_trains_in_one_process(monkeypatch):
     # so under torchrun the default model is the network, whatever the rows
     monkeypatch.setattr("crossrank.pipeline.auto_model.current_context", lambda: two)
     assert resolve_auto_model(build_model_section({}), 10, 1).name == "dcn"
+
+
+def test_the_command_line_keeps_auto_from_a_config_file_and_on_resume(clicks, tmp_path):
+    """A config file saying name = "auto" is the default model, not a family switch (which
+    adds the saved embedding dim, and with it a network option); resuming an auto run with
+    --model auto continues the family it became."""
+    from crossrank.cli import main
+
+    config = tmp_path / "auto.toml"
+    config.write_text('[schema]\nlabel = "click"\ndense = ["x"]\ncategorical = ["u", "rare"]\n'
+                      '[model]\nname = "auto"\n[training]\nepochs = 2\nrefit = false\n'
+                      'progress = false\nthreads = 1\n')
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config), "--data", str(clicks), "--out",
+                 str(out)]) == 0
+    assert read_config_file(out / "run.toml")["model"]["name"] == "linear"
+    assert main(["train", "--config", str(config), "--data", str(clicks), "--out", str(out),
+                 "--resume", "--epochs", "3", "--model", "auto"]) == 0
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]

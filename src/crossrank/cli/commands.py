@@ -53,6 +53,7 @@ def config_layers_from_args(args: argparse.Namespace) -> dict[str, Any]:
     ``--set`` overrides, each layer over the one before. (Whether the result may resume run
     X is :func:`~crossrank.pipeline.train_run`'s to check.)"""
     from crossrank.cli.options import flags_given
+    from crossrank.models.registry import AUTO_MODEL
     from crossrank.pipeline.config_file import apply_overrides, read_config_file
     from crossrank.pipeline.run_config import merge_tables
     from crossrank.pipeline.run_dir import saved_run_config
@@ -62,7 +63,11 @@ def config_layers_from_args(args: argparse.Namespace) -> dict[str, Any]:
     given = merge_tables(from_file, flags_given(args))
     base = (saved_run_config(args.out) or {}) if getattr(args, "resume", False) else {}
     saved_model = base.get("model") or {}
-    if _model_name(given, args) not in (None, saved_model.get("name")):
+    name = _model_name(given, args)
+    if base and name == AUTO_MODEL and "name" in (given.get("model") or {}):
+        # the family the saved run's auto model became is the saved one
+        given = {**given, "model": {k: v for k, v in given["model"].items() if k != "name"}}
+    elif base and name not in (None, saved_model.get("name")):
         # another family's options do not apply; resuming will name the change
         base = {**base, "model": {"embedding_dim": saved_model.get("embedding_dim", 16)}}
     layered = merge_tables(base, given)
