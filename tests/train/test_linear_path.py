@@ -172,3 +172,19 @@ def test_the_end_of_run_notes_speak_of_the_path_not_a_learning_rate():
     network = health.run_health(history, 1, monitor="logloss", has_valid=True, task="binary",
                                 lr=1e-3, steps_per_epoch=1)
     assert "learning rate too high" in " ".join(network.notes)
+
+
+def test_a_point_stopped_by_the_iteration_limit_says_so(capsys):
+    dense, ids, labels, _ = _data(300, seed=10)
+    train = TensorSource(dense.float(), labels.float(), sparse=ids)
+    model = build_model("linear", SCHEMA, {"max_iter": 2})
+    result = Trainer(model, TrainConfig(epochs=2, patience=5, progress=False, threads=1),
+                     verbose=True).fit(train, None)
+    assert [r["path_converged"] for r in result.history] == [False, False]
+    assert [r["path_iterations"] for r in result.history] == [2, 2]
+    assert "epoch 1 (C 0.001, not converged in 2 iterations: model.max_iter)" in \
+        capsys.readouterr().out
+    converged = Trainer(build_model("linear", SCHEMA), TrainConfig(epochs=1, progress=False,
+                                                                  threads=1),
+                        verbose=False).fit(train, None)
+    assert converged.history[0]["path_converged"] and converged.history[0]["path_iterations"] > 2

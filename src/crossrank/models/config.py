@@ -328,7 +328,7 @@ class LinearConfig:
     path_start: float = option(1e-3, help="C of the path's first point (the strongest L2)")
     path_ratio: float = option(10 ** 0.5, help="C grows by this factor from one point (epoch) "
                                "to the next")
-    max_iter: int = option(200, help="L-BFGS iterations at most per point of the path")
+    max_iter: int = option(1000, help="L-BFGS iterations at most per point of the path")
 
     def __post_init__(self) -> None:
         for name in ("path_start", "path_ratio"):

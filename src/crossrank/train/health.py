@@ -184,7 +184,10 @@ def epoch_line(record: dict[str, Any]) -> str:
     parts = [f"epoch {record['epoch']}", f"train loss {record['train_loss']:.5f}",
              f"{record['samples_per_s']:,.0f} samples/s"]
     if "path_c" in record:  # the linear family: the point of its regularization path
-        parts[0] += f" (C {record['path_c']:.4g})"
+        parts[0] += f" (C {record['path_c']:.4g}" + ("" if record.get("path_converged", True)
+                                                      else f", not converged in "
+                                                      f"{record['path_iterations']} "
+                                                      "iterations: model.max_iter") + ")"
     for key, value in record.get("valid", {}).items():
         if key.rpartition("/")[2] != "rows":
             parts.append(f"valid {key} {value:.5f}")

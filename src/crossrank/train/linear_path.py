@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -94,9 +95,19 @@ def fit_scaling(model: LinearModel, train: BatchSource, *, device: str = "cpu") 
     model.set_scaling(mean.to(device), std.to(device))
 
 
-def fit_point(model: LinearModel, train: BatchSource, *, c: float, device: str = "cpu") -> float:
-    """Solve the module doc's problem at ``c`` from the model's current weights; returns the
-    weighted mean task loss of ``train`` at the solution (without the penalty).
+class PathPoint(NamedTuple):
+    """A solved point: the weighted mean task loss of the training rows there (without the
+    penalty), the L-BFGS iterations it took, and whether it converged (not stopped by the
+    ``max_iter`` limit)."""
+
+    loss: float
+    iterations: int
+    converged: bool
+
+
+def fit_point(model: LinearModel, train: BatchSource, *, c: float,
+              device: str = "cpu") -> PathPoint:
+    """Solve the module doc's problem at ``c`` from the model's current weights.
 
     The solver works on a float64 copy of the model (a float32 objective cannot tell the
     last digits of its minimum apart, and stops short of it; the model is a weight per value,
@@ -140,7 +151,8 @@ def fit_point(model: LinearModel, train: BatchSource, *, c: float, device: str =
         for mine, theirs in zip(model.parameters(), work.parameters(), strict=True):
             mine.copy_(theirs)
         # the task loss at the weights the solver ended with
-        return float(sum(float(part) for part in _weighted_losses(work, chunks, total_weight)))
+        loss = float(sum(float(part) for part in _weighted_losses(work, chunks, total_weight)))
+    return PathPoint(loss, int(solved.nit), int(solved.nit) < model.config.max_iter)
 
 
 Chunk = tuple[Tensor, Tensor | None, Tensor, Tensor | None]  # dense, ids, labels, weights
@@ -175,12 +187,13 @@ def _weighted_losses(model: LinearModel, chunks: Callable[[], Iterable[Chunk]],
 
 
 def path_epoch(model: RankingModel, train: BatchSource, epoch: int, *,
-               device: str = "cpu", threads: int | None = None) -> float:
+               device: str = "cpu", threads: int | None = None) -> dict[str, Any]:
     """Epoch ``epoch`` of a linear run: the dense scaling on the first, then the path's point
-    ``epoch``; returns the training rows' mean task loss there. ``threads`` None (the run
-    did not set ``training.threads``): one CPU thread below :data:`ONE_THREAD_ROWS` rows,
-    where a second thread's start-up costs more than it shares (5x slower at 200 rows on
-    2 cores), else torch's count."""
+    ``epoch``. Returns the epoch record's entries: ``train_loss`` (the training rows' mean
+    task loss there), ``path_c``, ``path_iterations`` and ``path_converged``. ``threads``
+    None (the run did not set ``training.threads``): one CPU thread below
+    :data:`ONE_THREAD_ROWS` rows, where a second thread's start-up costs more than it shares
+    (5x slower at 200 rows on 2 cores), else torch's count."""
     assert isinstance(model, LinearModel)
     fit_scaling(model, train, device=device)
     before = torch.get_num_threads()
@@ -188,9 +201,12 @@ def path_epoch(model: RankingModel, train: BatchSource, epoch: int, *,
         threads = 1
     try:
         torch.set_num_threads(threads or before)
-        return fit_point(model, train, c=path_c(model, epoch), device=device)
+        c = path_c(model, epoch)
+        point = fit_point(model, train, c=c, device=device)
     finally:
         torch.set_num_threads(before)
+    return {"train_loss": point.loss, "path_c": c, "path_iterations": point.iterations,
+            "path_converged": point.converged}
 
 
 def _total_weight(chunks: Callable[[], Iterable[Chunk]]) -> float:

@@ -46,7 +46,7 @@ from crossrank.train.batch_source import (  # noqa: F401 (importable from here a
 )
 from crossrank.train.checkpoint import load_tensors, save_model, save_tensors, save_training_state
 from crossrank.train.config import TrainConfig
-from crossrank.train.linear_path import check_path_training, path_c, path_epoch
+from crossrank.train.linear_path import check_path_training, path_epoch
 from crossrank.train.multitask_metrics import check_task_weights, higher_is_better, resolve_monitor
 from crossrank.train.resume import read_resume_state
 from crossrank.train.scoring import (  # noqa: F401 (evaluate: importable from here)
@@ -192,15 +192,16 @@ class Trainer:
                     break
                 saving: Future[str] | None = None  # the best weights' save, when improved
                 started = time.perf_counter()
-                train_loss, skipped = (path_epoch(model, train, epoch, device=cfg.device,
-                                                  threads=cfg.threads), 0) \
-                    if self.by_path else self._train_epoch(train, epoch, epoch * steps_per_epoch,
-                                                           total_steps, steps_per_epoch)
+                point = path_epoch(model, train, epoch, device=cfg.device, threads=cfg.threads) \
+                    if self.by_path else {}  # the linear model's path: its point's C, loss...
+                train_loss, skipped = (point.pop("train_loss"), 0) if self.by_path else \
+                    self._train_epoch(train, epoch, epoch * steps_per_epoch, total_steps,
+                                      steps_per_epoch)
                 health.check_weights(model, epoch=epoch, lr=None if self.by_path else cfg.lr)
                 record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss,
                                           "seconds": time.perf_counter() - started}
                 record["samples_per_s"] = len(train) / max(record["seconds"], 1e-9)
-                record.update({"path_c": path_c(model, epoch)} if self.by_path else {})
+                record.update(point)
                 if cfg.on_nonfinite == "skip":
                     record["skipped_steps"] = skipped
                 # with training.ema_decay the averaged weights are validated and saved as the
