@@ -17,6 +17,9 @@ Data sets (``--data``, repeatable; default all):
 * ``criteo-N`` (N < 8,000, e.g. ``criteo-1200``): a point of the small-data learning curve:
   Criteo head-10k's first N rows train (validation carved from their end), the same 2,000
   test rows as ``criteo``.
+* ``synthetic-N``: the same for the synthetic default: N rows of its click model (written
+  with the run's seed) train, the 10,000 test rows of ``synthetic``; ``ml-reg-N`` and
+  ``ml-bin-N``: the first N training rows of each seed's MovieLens split, its test rows.
 
 Candidates (``--candidate``, repeatable; default ``old`` and ``defaults``): ``defaults`` is
 whatever the configs declare now (no option given); the others are fixed option sets below.
@@ -154,8 +157,8 @@ def prepare(name: str, seed: int, work: Path) -> tuple[dict[str, Any], Path, str
     if name == "criteo":
         train, test = _lines_split(CRITEO, 8000, 10000, work, ".tsv", header=False)
         return {"data": {"path": str(train), "format": "criteo"}}, test, "criteo"
-    if name.startswith("criteo-") and name[7:].isdigit():  # the learning curve's first N rows
-        rows = int(name[7:])
+    if _curve_point(name, "criteo"):  # the learning curve's first N rows
+        rows = _curve_point(name, "criteo")
         train, test = _lines_split(CRITEO, 8000, 10000, work, ".tsv", header=False)
         lines = train.read_bytes().splitlines(keepends=True)
         train.write_bytes(b"".join(lines[:rows]))
@@ -164,10 +167,13 @@ def prepare(name: str, seed: int, work: Path) -> tuple[dict[str, Any], Path, str
         train, test = _lines_split(CRITEO_CSV, 150, 200, work, ".csv", header=True)
         return {"data": {"path": str(train), "format": "csv"}, "schema": {"label": "label"}}, \
             test, "csv"
-    if name == "synthetic":
+    if name == "synthetic" or _curve_point(name, "synthetic"):
         test = work / "test.tsv"
         write_default_synthetic(test, 10_000, seed=10_000 + seed)
-        return {}, test, "criteo"
+        rows = _curve_point(name, "synthetic")  # synthetic-N: N rows of the same click model
+        return ({"data": {"synthetic_rows": rows}} if rows else {}), test, "criteo"
+    rows = _curve_point(name, "ml-reg") or _curve_point(name, "ml-bin")
+    name = name.rpartition("-")[0] if rows else name  # ml-reg-N: N of ml-reg's training rows
     table = load_movielens_100k(MOVIELENS)
     order = np.random.default_rng(seed).permutation(table.num_rows)  # quality_movielens.py's
     cut = int(0.8 * table.num_rows)
@@ -179,7 +185,7 @@ def prepare(name: str, seed: int, work: Path) -> tuple[dict[str, Any], Path, str
     else:
         schema = {"label": "user_rating", "categorical": categorical, "task": "regression"}
     train, test = work / "train.csv", work / "test.csv"
-    pa_csv.write_csv(table.take(order[:cut]), train)
+    pa_csv.write_csv(table.take(order[:min(cut, rows) if rows else cut]), train)
     pa_csv.write_csv(table.take(order[cut:]), test)
     return {"data": {"path": str(train), "format": "csv"}, "schema": schema}, test, "csv"
 
@@ -247,8 +253,16 @@ def linear_baseline(model_dir: Path, train: str, test: Path, fmt_train: str,
             "c": best}
 
 
+def _curve_point(name: str, data: str) -> int:
+    """N of a learning curve's data set ``DATA-N`` (``criteo-1200``), else 0."""
+    head, _, rows = name.rpartition("-")
+    return int(rows) if head == data and rows.isdigit() and int(rows) > 0 else 0
+
+
 def _metrics(name: str) -> tuple[str, ...]:
-    return METRICS.get(name, METRICS["criteo"])  # criteo-N: Criteo's
+    if _curve_point(name, "ml-reg"):
+        return METRICS["ml-reg"]
+    return METRICS.get(name, METRICS["criteo"])  # criteo-N, synthetic-N, ml-bin-N: binary
 
 
 def _cell(values: list[float]) -> str:
@@ -261,7 +275,8 @@ def _cell(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", action="append", default=None,
-                        help=f"one of {', '.join(DATA_SETS)}, or criteo-N (N < 8000)")
+                        help=f"one of {', '.join(DATA_SETS)}, criteo-N (N < 8000) or "
+                             "synthetic-N")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--candidate", action="append", choices=sorted(CANDIDATES), default=None)
@@ -270,9 +285,10 @@ def main() -> None:
     args = parser.parse_args()
     names = args.data or list(DATA_SETS)
     for name in names:
-        if name not in DATA_SETS and not (name.startswith("criteo-") and name[7:].isdigit()
-                                          and 0 < int(name[7:]) < 8000):
-            parser.error(f"--data {name!r}: one of {', '.join(DATA_SETS)}, or criteo-N")
+        if name not in DATA_SETS and not (0 < _curve_point(name, "criteo") < 8000 or any(
+                _curve_point(name, data) for data in ("synthetic", "ml-reg", "ml-bin"))):
+            parser.error(f"--data {name!r}: one of {', '.join(DATA_SETS)}, criteo-N (N < "
+                         "8000) or synthetic-N")
     candidates = args.candidate or ["old", "defaults"]
     for path in (CRITEO, CRITEO_CSV, MOVIELENS):
         if not path.exists():
