@@ -30,8 +30,8 @@ AUTO_MODEL = "auto"
 AUTO_OPTIONS_FAMILY = "dcn"
 # Below this many training rows a tuned logistic regression beats the network's defaults on
 # both metrics (the Criteo learning curve of benchmarks/defaults_study.py --data criteo-N,
-# RESULTS.md "small data"; from 3,000 to 8,000 rows the two trade places seed by seed, and
-# the network leads at 8,000): auto then means linear.
+# RESULTS.md "small data"; above it the crossing depends on the data: ~8,000 rows on Criteo,
+# 12,000-20,000 on the synthetic data, above 16,000 on MovieLens): auto then means linear.
 AUTO_LINEAR_ROWS = 3_000
 
 TASK_IS_NOT_AN_OPTION = ("task is not a model option: it is set once, by the schema's task "
