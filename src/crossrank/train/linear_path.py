@@ -112,8 +112,6 @@ def fit_point(model: LinearModel, train: BatchSource, *, c: float,
     The solver works on a float64 copy of the model (a float32 objective cannot tell the
     last digits of its minimum apart, and stops short of it; the model is a weight per value,
     so the copy is small) and writes the solution back into ``model``'s own dtype."""
-    if len(model.tasks) != 1:
-        raise ConfigError("the linear model takes one label")
     from scipy.optimize import minimize  # type: ignore[import-untyped]  # (torch's imports dynamo)
 
     work = copy.deepcopy(model).to(torch.float64)
